@@ -1,0 +1,143 @@
+# reactor: a file-transfer server and client on a hand-written event loop.
+#
+#   make            build build/reactord and build/reactorc (installs missing packages first)
+#   make check      build and run the whole suite: epoll, poll, then ASan+UBSan
+#   make demo       build, serve a ~200 MiB file from a temporary root, download and verify it
+#   make deps       install missing Debian packages (as root) or print the command to run
+#   make install    PREFIX=/usr/local DESTDIR= : binaries and man pages
+#   make clean      remove everything the build made
+#
+# SANITIZE=1 builds into build/asan with AddressSanitizer and UndefinedBehaviorSanitizer.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CXX     ?= g++
+# Every variable that calls pkg-config is recursive (=): it is expanded only when a
+# recipe runs, after `deps` has installed pkg-config and the libraries.
+PKGS     = openssl libcjson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+CRIT_CFLAGS = $(shell pkg-config --cflags criterion)
+CRIT_LIBS   = $(shell pkg-config --libs criterion)
+
+WARNINGS = -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
+           -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wformat=2 -Wundef
+CXXSTD   = -std=c++17
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/asan
+OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN    = -fsanitize=address,undefined
+else
+BUILD   ?= build
+OPT      = -O2 -g
+LDSAN    =
+endif
+CPPFLAGS_ALL = -I. -D_GNU_SOURCE -DREACTOR_VERSION='"$(VERSION)"'
+CXXFLAGS_ALL = $(CXXSTD) $(OPT) $(WARNINGS) -MMD -MP $(PKG_CFLAGS) $(CXXFLAGS)
+VERSION  = 0.1.0
+
+REACTOR_SRCS  := $(sort $(wildcard reactor/*.cc))
+PROTOCOL_SRCS := $(sort $(wildcard protocol/*.cc))
+COMMON_SRCS   := $(sort $(wildcard apps/common/*.cc))
+SERVER_SRCS   := $(sort $(wildcard apps/reactord/*.cc))
+CLIENT_SRCS   := $(sort $(wildcard apps/reactorc/*.cc))
+SUPPORT_SRCS  := $(sort $(wildcard tests/support/*.cc))
+TEST_SRCS     := $(sort $(wildcard tests/test_*.cc))
+
+obj = $(patsubst %.cc,$(BUILD)/obj/%.o,$(1))
+LIBREACTOR  := $(BUILD)/libreactor.a
+LIBPROTOCOL := $(BUILD)/libprotocol.a
+LIBCOMMON   := $(BUILD)/libcommon.a
+# The apps' own objects minus main.o go into a library too, so tests can link them.
+SERVER_LIB  := $(BUILD)/libreactord.a
+CLIENT_LIB  := $(BUILD)/libreactorc.a
+REACTORD    := $(BUILD)/reactord
+REACTORC    := $(BUILD)/reactorc
+TEST_BINS   := $(patsubst tests/%.cc,$(BUILD)/tests/%,$(TEST_SRCS))
+MANPAGES    := $(sort $(wildcard man/*.[0-9]))
+
+.PHONY: all deps check test demo bench install uninstall clean lint-man
+.DEFAULT_GOAL := all
+
+all: $(REACTORD) $(REACTORC)
+
+deps:
+	@scripts/deps.sh
+
+# Order-only: deps runs once per make invocation and never forces a rebuild.
+$(BUILD)/obj/%.o: %.cc | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CXXFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.cc | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS_ALL) $(CPPFLAGS) $(CXXFLAGS_ALL) $(CRIT_CFLAGS) -c $< -o $@
+
+$(LIBREACTOR): $(call obj,$(REACTOR_SRCS))
+$(LIBPROTOCOL): $(call obj,$(PROTOCOL_SRCS))
+$(LIBCOMMON): $(call obj,$(COMMON_SRCS))
+$(SERVER_LIB): $(call obj,$(filter-out %/main.cc,$(SERVER_SRCS)))
+$(CLIENT_LIB): $(call obj,$(filter-out %/main.cc,$(CLIENT_SRCS)))
+$(BUILD)/%.a:
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+APP_LIBS = $(LIBCOMMON) $(LIBPROTOCOL) $(LIBREACTOR)
+
+$(REACTORD): $(call obj,apps/reactord/main.cc) $(SERVER_LIB) $(APP_LIBS)
+	$(CXX) $(LDSAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(REACTORC): $(call obj,apps/reactorc/main.cc) $(CLIENT_LIB) $(APP_LIBS)
+	$(CXX) $(LDSAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(SUPPORT_SRCS)) $(SERVER_LIB) $(CLIENT_LIB) $(APP_LIBS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDSAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+
+tests: $(TEST_BINS) $(REACTORD) $(REACTORC)
+.PHONY: tests
+
+# The whole suite: both poller backends, then the same under ASan+UBSan, then the
+# man pages through mandoc's linter. scripts/run-tests.sh prints the summary line.
+check: all tests lint-man
+	@scripts/run-tests.sh $(BUILD) epoll poll
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory SANITIZE=1 tests
+	@scripts/run-tests.sh build/asan epoll poll
+endif
+	@scripts/run-tests.sh --summary
+
+# Runs the unsanitized suite only, for quick iteration.
+test: all tests
+	@scripts/run-tests.sh $(BUILD) epoll
+
+lint-man: | deps
+	@scripts/lint-man.sh $(MANPAGES)
+
+demo: all
+	@scripts/demo.sh $(BUILD)
+
+bench: all
+	@bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	           $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 $(REACTORD) $(REACTORC) $(DESTDIR)$(PREFIX)/bin/
+	for page in $(MANPAGES); do \
+	  section=$${page##*.}; \
+	  install -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$section/; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/reactord $(DESTDIR)$(PREFIX)/bin/reactorc
+	for page in $(MANPAGES); do \
+	  section=$${page##*.}; \
+	  rm -f $(DESTDIR)$(PREFIX)/share/man/man$$section/$${page##*/}; \
+	done
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
