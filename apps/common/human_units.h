@@ -1,0 +1,33 @@
+#pragma once
+// Sizes, rates and durations for people, and sizes from people (command-line options).
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace app {
+
+// IEC units, powers of 1024. Below 1024 the exact count: "0 B", "1023 B". Above, the
+// largest unit that keeps the value under 1024, with one decimal for KiB and MiB and two
+// for GiB and larger, where a tenth is already 100 MiB: "1.0 KiB", "200.0 MiB",
+// "1.50 GiB", "3.25 TiB". Rounding never shows 1024 of a unit: that is 1.00 of the next.
+std::string format_bytes(uint64_t bytes);
+
+// format_bytes() of a rate, rounded the same way, with "/s": "512 B/s", "112.4 MiB/s".
+// Negative or NaN rates print as "0 B/s".
+std::string format_rate(double bytes_per_second);
+
+// "0.42 s" below 10 s (two decimals), "12.3 s" below a minute (one decimal), "2m05s"
+// below an hour, then "1h02m" (rounded to the minute). Negative means 0; NaN and
+// infinity, as for an ETA that cannot be estimated yet, print as "--".
+std::string format_duration(double seconds);
+
+// Parses a size: digits, an optional fraction, optional spaces, then an optional unit
+// K, M, G, T, P or E (any case) alone or followed by "B" or "iB"; or a bare "B".
+// Units are powers of 1024 whatever the spelling: "200M", "1G", "4096", "1.5GiB",
+// "64 KiB". A fraction needs a unit and is rounded down to a whole byte. Signs,
+// exponents, other whitespace, more than 18 fraction digits, and values above
+// UINT64_MAX are rejected. On failure *out is untouched.
+bool parse_size(std::string_view text, uint64_t* out);
+
+}  // namespace app

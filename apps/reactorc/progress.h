@@ -1,0 +1,116 @@
+#pragma once
+// The download progress line on stderr, in the spirit of the tutorial's processBar:
+// a plain `=>` bar, a green ✈ bar, or ✈ changing colour on every redraw.
+//
+//   movie.mp4 [==========>       ]  58% 116.0 MiB / 200.0 MiB 112.4 MiB/s ETA 0.78 s
+//   ✓ movie.mp4  200.0 MiB in 1.84 s (108.7 MiB/s), sha256 verified
+//   ✗ movie.mp4: connection reset by peer (12.0 MiB of 200.0 MiB after 0.31 s)
+//
+// On a terminal the line is redrawn in place (`\r`, text, `\x1b[K`) at most ten times a
+// second and fitted to the terminal's width; the finished line replaces it. Anywhere
+// else (a pipe, a file, a CI log) nothing is written until the end, and then only the
+// final line, with no control bytes and no colour. ProgressStyle::kNone also prints just
+// the final line, so scripts still see a result; silencing everything is the caller's job.
+//
+// Output is best effort: one write(2) per redraw, retried on EINTR and once after a short
+// write, never waiting on EAGAIN; a broken stderr never blocks or stops a download.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace client {
+
+enum class ProgressStyle { kBar, kPlane, kRainbow, kNone };
+
+// The value of --progress=: exactly "bar", "plane", "rainbow" or "none".
+bool parse_progress_style(std::string_view text, ProgressStyle* style);
+
+class Progress {
+ public:
+  // Seconds on a monotonic clock; tests pass a fake one.
+  using Clock = std::function<double()>;
+
+  static constexpr double kRedrawInterval = 0.1;
+
+  // `fd` is borrowed (normally STDERR_FILENO) and must outlive this object.
+  // `is_terminal`: isatty(fd); `color`: app::stream_wants_color(fd). Colour is only
+  // ever used on a terminal. `label` is the local file name, normally already passed
+  // through app::escape_for_terminal(); text that still holds control bytes or invalid
+  // UTF-8 is escaped here, text that is already safe is not escaped twice. `total` is
+  // the file's size and `start` the bytes already present when resuming: the rate
+  // counts only bytes received now. An empty `clock` means std::chrono::steady_clock.
+  Progress(int fd, ProgressStyle style, bool is_terminal, bool color, std::string label,
+           uint64_t total, uint64_t start, Clock clock = {});
+  // Leaves a line still on screen (finish_* never called) in place and ends it.
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // Bytes of the file present so far, `start` included. Only records: call it per chunk.
+  void update(uint64_t done) { done_ = done; }
+
+  // Redraws if at least kRedrawInterval passed since the last redraw (the first tick
+  // draws at once); otherwise costs one clock read. Does nothing off a terminal or with
+  // kNone, or once finished.
+  void tick();
+
+  // Erases the live line so the caller can write something else; the next tick()
+  // redraws at once.
+  void clear();
+
+  // The final line. finish_ok: size, elapsed time since construction, average rate of
+  // the bytes received now, "resumed at X" when start > 0, then `detail` (for example
+  // "sha256 verified") if not empty. finish_failed: the reason (escaped like the label)
+  // and how far the download got. Only the first finish_* call writes anything.
+  void finish_ok(std::string_view detail = {});
+  void finish_failed(std::string_view reason);
+
+  // Line width in columns; 0 (the default) asks the terminal (TIOCGWINSZ) at every
+  // redraw, falling back to 80. The line uses one column less than this, so that it
+  // never reaches the last column and wraps on terminals that wrap eagerly.
+  void set_columns(int columns) { columns_override_ = columns; }
+
+ private:
+  struct Sample {
+    double time;
+    uint64_t bytes;
+  };
+  static constexpr std::size_t kSamples = 32;
+
+  void redraw(double now);
+  double smoothed_rate(double now) const;
+  void record_sample(double now, uint64_t bytes);
+  std::size_t columns() const;
+  void append_bar(std::size_t width, double fraction, bool complete);
+  void append_label(std::size_t room);
+  void write_out(std::string_view data);
+
+  int fd_;
+  ProgressStyle style_;
+  bool live_;
+  bool color_;
+  std::string label_;
+  std::size_t label_columns_ = 0;
+  uint64_t total_;
+  uint64_t start_;
+  uint64_t done_;
+  Clock clock_;
+  double started_at_;
+  double last_draw_;
+  bool on_screen_ = false;
+  bool finished_ = false;
+  bool broken_ = false;
+  int columns_override_ = 0;
+  uint64_t redraws_ = 0;
+  std::array<Sample, kSamples> samples_{};
+  std::size_t sample_next_ = 0;
+  std::size_t sample_count_ = 0;
+  std::string line_;
+  std::string scratch_;
+};
+
+}  // namespace client
