@@ -1,0 +1,26 @@
+#pragma once
+// One line per event on stderr, written with a single write(2) so that lines from
+// concurrent processes (tests start hundreds of clients) never interleave mid-line.
+//
+//   2026-11-25T12:00:00.123Z reactord: 127.0.0.1:41234 #7 authenticated
+//
+// The daemon stamps each line (UTC, milliseconds); the client prints plain
+// `reactorc: message` lines, as Unix tools do.
+
+#include <string>
+
+namespace app {
+
+enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+
+void log_init(const char* program, LogLevel level, bool timestamps);
+LogLevel log_level();
+bool log_enabled(LogLevel level);
+const char* program_name();
+
+void log_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+}  // namespace app

@@ -1,0 +1,75 @@
+// reactorc: fetches files from reactord, authenticated and verified.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/common/log.h"
+#include "apps/common/secret.h"
+#include "apps/reactorc/command_runner.h"
+#include "apps/reactorc/exit_codes.h"
+#include "apps/reactorc/options.h"
+#include "reactor/event_loop.h"
+#include "reactor/poller.h"
+#include "reactor/socket_address.h"
+
+namespace {
+
+constexpr char kDefaultServer[] = "127.0.0.1:9000";
+
+int fail(int code, const std::string& message) {
+  app::log_error("%s", message.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  client::Options options;
+  switch (client::parse_options(argc, argv, &options)) {
+    case client::ParseResult::kExitOk: return client::kExitOk;
+    case client::ParseResult::kUsageError: return client::kExitUsage;
+    case client::ParseResult::kRun: break;
+  }
+  app::log_init("reactorc", options.verbosity < 0 ? app::LogLevel::kError : app::LogLevel::kInfo, false);
+  reactor::ignore_sigpipe();
+
+  std::string err;
+  std::string server = options.server;
+  if (server.empty()) {
+    const char* env = std::getenv("REACTOR_SERVER");
+    server = env != nullptr && env[0] != '\0' ? env : kDefaultServer;
+  }
+  std::vector<reactor::SocketAddress> addresses;
+  if (!reactor::resolve(server, &addresses, &err)) return fail(client::kExitConnect, err);
+
+  std::string secret_path = options.secret_file;
+  if (secret_path.empty()) {
+    secret_path = app::default_secret_path(&err);
+    if (secret_path.empty()) return fail(client::kExitConfig, err);
+  }
+  app::Secret secret;
+  if (!app::load_secret(secret_path, &secret, &err)) return fail(client::kExitConfig, err);
+
+  reactor::Backend backend = reactor::Backend::kEpoll;
+  if (!options.backend.empty()) {
+    reactor::parse_backend(options.backend, &backend);
+  } else if (!reactor::backend_from_env(&backend, &err)) {
+    return fail(client::kExitConfig, err);
+  }
+  std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create(backend, &err);
+  if (!loop) return fail(client::kExitFailure, err);
+
+  client::CommandRunner runner(*loop, options, secret);
+  if (!runner.prepare()) return runner.exit_code();
+  if (!loop->on_signal(SIGINT, [&runner] { runner.interrupt("SIGINT"); }, &err) ||
+      !loop->on_signal(SIGTERM, [&runner] { runner.interrupt("SIGTERM"); }, &err))
+    return fail(client::kExitFailure, err);
+  runner.start(std::move(addresses));
+  loop->run();
+  return runner.exit_code();
+}

@@ -1,0 +1,128 @@
+#include "apps/reactorc/options.h"
+
+#include <getopt.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "apps/common/cli.h"
+
+namespace client {
+
+const char kUsage[] =
+    "usage: reactorc [-fqv] [-s HOST:PORT] [-k FILE] [-t SECS] [--progress STYLE]\n"
+    "                [--backend epoll|poll] COMMAND [ARG]...\n"
+    "Fetch files from a reactord server, authenticated and verified.\n"
+    "\n"
+    "Commands:\n"
+    "  get REMOTE [LOCAL]   download REMOTE to LOCAL (default: its last component)\n"
+    "  stat PATH            show what PATH is on the server\n"
+    "  ls [PATH]            list a directory on the server (default: the root)\n"
+    "  ping                 check the server answers, and how fast\n"
+    "  send MESSAGE         send a text message for the server's log\n"
+    "\n"
+    "Options:\n"
+    "  -s, --server HOST:PORT  server address (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
+    "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret)\n"
+    "  -f, --force             let get overwrite an existing LOCAL\n"
+    "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
+    "      --progress STYLE    bar, plane, rainbow or none (default: bar)\n"
+    "      --backend NAME      event loop backend: epoll or poll (default: epoll)\n"
+    "  -q, --quiet             print errors only\n"
+    "  -v, --verbose           say more about the connection\n"
+    "  -h, --help              show this help and exit\n"
+    "  -V, --version           show the version and exit\n"
+    "\n"
+    "See reactorc(1) and reactor-protocol(7).\n";
+
+namespace {
+
+ParseResult fail_usage(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+ParseResult fail_usage(const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  app::usage_error_v("reactorc", fmt, args);
+  va_end(args);
+  return ParseResult::kUsageError;
+}
+
+enum LongOnly { kProgress = 256, kBackend };
+
+
+struct CommandSpec {
+  const char* name;
+  Command command;
+  size_t min_operands;
+  size_t max_operands;
+  const char* synopsis;
+};
+
+const CommandSpec kCommands[] = {
+    {"get", Command::kGet, 1, 2, "get REMOTE [LOCAL]"},
+    {"stat", Command::kStat, 1, 1, "stat PATH"},
+    {"ls", Command::kList, 0, 1, "ls [PATH]"},
+    {"ping", Command::kPing, 0, 0, "ping"},
+    {"send", Command::kSend, 1, 1, "send MESSAGE"},
+};
+
+}  // namespace
+
+ParseResult parse_options(int argc, char** argv, Options* out) {
+  static const struct option kLong[] = {
+      {"server", required_argument, nullptr, 's'},
+      {"secret-file", required_argument, nullptr, 'k'},
+      {"force", no_argument, nullptr, 'f'},
+      {"timeout", required_argument, nullptr, 't'},
+      {"progress", required_argument, nullptr, kProgress},
+      {"backend", required_argument, nullptr, kBackend},
+      {"quiet", no_argument, nullptr, 'q'},
+      {"verbose", no_argument, nullptr, 'v'},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0},
+  };
+  opterr = 0;
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, ":s:k:ft:qvhV", kLong, nullptr)) != -1) {
+    switch (c) {
+      case 's': out->server = optarg; break;
+      case 'k': out->secret_file = optarg; break;
+      case 'f': out->force = true; break;
+      case 't':
+        if (!app::parse_seconds(optarg, &out->timeout))
+          return fail_usage("invalid --timeout '%s': expected seconds, e.g. 30", optarg);
+        break;
+      case kProgress:
+        if (!parse_progress_style(optarg, &out->progress))
+          return fail_usage("invalid --progress '%s': expected bar, plane, rainbow or none", optarg);
+        out->progress_given = true;
+        break;
+      case kBackend:
+        if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
+          return fail_usage("invalid --backend '%s': expected epoll or poll", optarg);
+        out->backend = optarg;
+        break;
+      case 'q': out->verbosity = -1; break;
+      case 'v': if (out->verbosity >= 0) ++out->verbosity; break;
+      case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
+      case 'V': app::print_version("reactorc"); return ParseResult::kExitOk;
+      case ':': return fail_usage("option '%s' needs an argument", argv[optind - 1]);
+      default: return fail_usage("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind >= argc) return fail_usage("%s", "no command given (get, stat, ls, ping or send)");
+  const char* name = argv[optind++];
+  const CommandSpec* spec = nullptr;
+  for (const CommandSpec& candidate : kCommands)
+    if (std::strcmp(candidate.name, name) == 0) spec = &candidate;
+  if (spec == nullptr) return fail_usage("unknown command '%s' (get, stat, ls, ping or send)", name);
+  out->command = spec->command;
+  out->operands.assign(argv + optind, argv + argc);
+  if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
+    return fail_usage("usage: reactorc %s", spec->synopsis);
+  return ParseResult::kRun;
+}
+
+}  // namespace client

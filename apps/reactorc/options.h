@@ -1,0 +1,34 @@
+#pragma once
+// reactorc's command line: global options (which GNU getopt also accepts after the
+// command, e.g. `reactorc get -f a.bin`), a command and its operands. `--` ends options.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "apps/reactorc/progress.h"
+
+namespace client {
+
+enum class Command { kGet, kStat, kList, kPing, kSend };
+
+struct Options {
+  std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
+  std::string secret_file;  // empty: the default path
+  bool force = false;
+  bool progress_given = false;
+  ProgressStyle progress = ProgressStyle::kBar;
+  std::chrono::milliseconds timeout{30'000};
+  std::string backend;
+  int verbosity = 0;  // -q: -1
+  Command command = Command::kPing;
+  std::vector<std::string> operands;
+};
+
+enum class ParseResult { kRun, kExitOk, kUsageError };
+
+ParseResult parse_options(int argc, char** argv, Options* out);
+
+extern const char kUsage[];
+
+}  // namespace client

@@ -1,0 +1,41 @@
+#pragma once
+// Produces the frames answering a `list`: `entries` frames of at most ~60 KiB each (the
+// header limit is 64 KiB), then `list_end`. One frame per call, so a directory with a
+// million names is streamed as the client reads it instead of being built in memory,
+// and other connections get their turn between frames.
+
+#include <dirent.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "reactor/buffer.h"
+#include "reactor/unique_fd.h"
+
+namespace server {
+
+class ServedRoot;
+
+class DirLister {
+ public:
+  static std::unique_ptr<DirLister> open(reactor::UniqueFd dir, const ServedRoot& root, std::string* err);
+
+  // Appends the next frame to `out`. Returns false once the final frame (list_end, or
+  // an io_error if reading the directory failed) has been appended.
+  bool produce(reactor::Buffer& out);
+
+ private:
+  struct DirCloser {
+    void operator()(DIR* dir) const { closedir(dir); }
+  };
+  DirLister(DIR* dir, const ServedRoot& root) : dir_(dir), root_(root) {}
+
+  std::unique_ptr<DIR, DirCloser> dir_;
+  const ServedRoot& root_;
+  uint64_t count_ = 0;
+  uint64_t skipped_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace server

@@ -1,0 +1,116 @@
+// reactord: serves a directory tree to authenticated reactorc clients.
+// Start-up only; everything after loop.run() is in Server and Session.
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/common/log.h"
+#include "apps/common/secret.h"
+#include "apps/reactord/options.h"
+#include "apps/reactord/served_root.h"
+#include "apps/reactord/server.h"
+#include "reactor/event_loop.h"
+#include "reactor/poller.h"
+#include "reactor/socket_address.h"
+
+namespace {
+
+constexpr char kDefaultListen[] = "127.0.0.1:9000";
+// Descriptors the process needs besides connections: listeners, the loop, the signalfd,
+// open files being served, directory streams, the spare for EMFILE.
+constexpr rlim_t kSpareDescriptors = 64;
+
+int fail(int code, const std::string& message) {
+  app::log_error("%s", message.c_str());
+  return code;
+}
+
+// Raises the soft descriptor limit to the hard one, as Redis and httpd do, and lowers
+// --max-conns if even that is too small, saying so, rather than failing on accept.
+void fit_descriptor_limit(server::Options* options) {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return;
+  rlim_t usable = limit.rlim_cur > kSpareDescriptors * 2 ? limit.rlim_cur - kSpareDescriptors : limit.rlim_cur / 2;
+  // Each connection may hold its socket plus the file or directory it is sending.
+  rlim_t fit = usable / 2;
+  if (options->max_connections > fit) {
+    app::log_warn("descriptor limit %llu allows only %llu connections; lowering --max-conns from %llu",
+                  static_cast<unsigned long long>(limit.rlim_cur), static_cast<unsigned long long>(fit),
+                  static_cast<unsigned long long>(options->max_connections));
+    options->max_connections = fit > 0 ? fit : 1;
+  }
+}
+
+bool obtain_secret(const server::Options& options, app::Secret* secret, std::string* err) {
+  if (!options.secret_file.empty()) return app::load_secret(options.secret_file, secret, err);
+  std::string path = app::default_secret_path(err);
+  if (path.empty()) return false;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    if (!app::create_secret(path, err)) return false;
+    app::log_info("created a new secret in \"%s\" (mode 0600); give clients a copy of it", path.c_str());
+  }
+  return app::load_secret(path, secret, err);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  server::Options options;
+  switch (server::parse_options(argc, argv, &options)) {
+    case server::ParseResult::kExitOk: return server::kExitOk;
+    case server::ParseResult::kUsageError: return server::kExitUsage;
+    case server::ParseResult::kRun: break;
+  }
+  app::LogLevel level = options.verbosity < 0   ? app::LogLevel::kError
+                        : options.verbosity == 0 ? app::LogLevel::kInfo
+                                                 : app::LogLevel::kDebug;
+  app::log_init("reactord", level, true);
+  reactor::ignore_sigpipe();
+
+  std::vector<reactor::SocketAddress> addresses;
+  if (options.listen.empty()) options.listen.emplace_back(kDefaultListen);
+  for (const std::string& text : options.listen) {
+    reactor::SocketAddress address;
+    std::string err;
+    if (!reactor::parse_address(text, &address, &err)) {
+      std::fprintf(stderr, "reactord: invalid --listen '%s': %s\nTry 'reactord --help' for more information.\n",
+                   text.c_str(), err.c_str());
+      return server::kExitUsage;
+    }
+    addresses.push_back(address);
+  }
+
+  std::string err;
+  app::Secret secret;
+  if (!obtain_secret(options, &secret, &err)) return fail(server::kExitConfig, err);
+  std::unique_ptr<server::ServedRoot> root = server::ServedRoot::open(options.root, &err);
+  if (!root) return fail(server::kExitConfig, err);
+
+  reactor::Backend backend = reactor::Backend::kEpoll;
+  if (!options.backend.empty()) {
+    reactor::parse_backend(options.backend, &backend);
+  } else if (!reactor::backend_from_env(&backend, &err)) {
+    return fail(server::kExitConfig, err);
+  }
+  std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create(backend, &err);
+  if (!loop) return fail(server::kExitFailure, err);
+
+  fit_descriptor_limit(&options);
+  server::Server server(*loop, options, std::move(root), std::move(secret));
+  if (!server.start(addresses, &err)) return fail(server::kExitListen, err);
+  loop->run();
+  return server::kExitOk;
+}

@@ -1,0 +1,109 @@
+#include "apps/reactord/options.h"
+
+#include <getopt.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "apps/common/cli.h"
+
+namespace server {
+
+const char kUsage[] =
+    "usage: reactord [-qv] [-r DIR] [-l ADDR:PORT]... [-k FILE] [-m N]\n"
+    "                [--idle-timeout SECS] [--handshake-timeout SECS] [--grace SECS]\n"
+    "                [--backend epoll|poll]\n"
+    "Serve DIR to authenticated reactorc clients.\n"
+    "\n"
+    "  -r, --root DIR               directory to serve (default: the current directory)\n"
+    "  -l, --listen ADDR:PORT       listen address, IPv4 or [IPv6]; repeatable\n"
+    "                               (default: 127.0.0.1:9000)\n"
+    "  -k, --secret-file FILE       shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
+    "                               created on first start if missing)\n"
+    "  -m, --max-conns N            most connections at once (default: 1024)\n"
+    "      --idle-timeout SECS      close idle connections after SECS (default: 300)\n"
+    "      --handshake-timeout SECS absolute deadline to authenticate (default: 10)\n"
+    "      --grace SECS             on SIGINT/SIGTERM, time to finish transfers (default: 10)\n"
+    "      --backend NAME           event loop backend: epoll or poll (default: epoll)\n"
+    "  -q, --quiet                  log errors only\n"
+    "  -v, --verbose                log more (repeat for debug detail)\n"
+    "  -h, --help                   show this help and exit\n"
+    "  -V, --version                show the version and exit\n"
+    "\n"
+    "See reactord(8) and reactor-protocol(7).\n";
+
+namespace {
+
+ParseResult fail_usage(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+ParseResult fail_usage(const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  app::usage_error_v("reactord", fmt, args);
+  va_end(args);
+  return ParseResult::kUsageError;
+}
+
+enum LongOnly { kIdleTimeout = 256, kHandshakeTimeout, kGrace, kBackend };
+
+
+}  // namespace
+
+ParseResult parse_options(int argc, char** argv, Options* out) {
+  static const struct option kLong[] = {
+      {"root", required_argument, nullptr, 'r'},
+      {"listen", required_argument, nullptr, 'l'},
+      {"secret-file", required_argument, nullptr, 'k'},
+      {"max-conns", required_argument, nullptr, 'm'},
+      {"idle-timeout", required_argument, nullptr, kIdleTimeout},
+      {"handshake-timeout", required_argument, nullptr, kHandshakeTimeout},
+      {"grace", required_argument, nullptr, kGrace},
+      {"backend", required_argument, nullptr, kBackend},
+      {"quiet", no_argument, nullptr, 'q'},
+      {"verbose", no_argument, nullptr, 'v'},
+      {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0},
+  };
+  opterr = 0;  // our own messages, with the program name and a hint
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, ":r:l:k:m:qvhV", kLong, nullptr)) != -1) {
+    switch (c) {
+      case 'r': out->root = optarg; break;
+      case 'l': out->listen.emplace_back(optarg); break;
+      case 'k': out->secret_file = optarg; break;
+      case 'm':
+        if (!app::parse_count(optarg, 1, 1'000'000, &out->max_connections))
+          return fail_usage("invalid --max-conns '%s': expected a number from 1 to 1000000", optarg);
+        break;
+      case kIdleTimeout:
+        if (!app::parse_seconds(optarg, &out->idle_timeout))
+          return fail_usage("invalid --idle-timeout '%s': expected seconds, e.g. 300", optarg);
+        break;
+      case kHandshakeTimeout:
+        if (!app::parse_seconds(optarg, &out->handshake_timeout))
+          return fail_usage("invalid --handshake-timeout '%s': expected seconds, e.g. 10", optarg);
+        break;
+      case kGrace:
+        if (!app::parse_seconds(optarg, &out->grace))
+          return fail_usage("invalid --grace '%s': expected seconds, e.g. 10", optarg);
+        break;
+      case kBackend:
+        if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
+          return fail_usage("invalid --backend '%s': expected epoll or poll", optarg);
+        out->backend = optarg;
+        break;
+      case 'q': out->verbosity = -1; break;
+      case 'v': if (out->verbosity >= 0) ++out->verbosity; break;
+      case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
+      case 'V': app::print_version("reactord"); return ParseResult::kExitOk;
+      case ':': return fail_usage("option '%s' needs an argument", argv[optind - 1]);
+      default: return fail_usage("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return fail_usage("unexpected argument '%s'", argv[optind]);
+  return ParseResult::kRun;
+}
+
+}  // namespace server

@@ -1,0 +1,31 @@
+#pragma once
+// reactord's command line. Every option here is documented in reactord(8) and listed
+// by --help; tests/test_docs.cc fails when the three drift apart.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace server {
+
+struct Options {
+  std::string root = ".";
+  std::vector<std::string> listen;  // empty means the default, 127.0.0.1:9000
+  std::string secret_file;          // empty means the default path, created if missing
+  uint64_t max_connections = 1024;
+  std::chrono::milliseconds idle_timeout{300'000};
+  std::chrono::milliseconds handshake_timeout{10'000};
+  std::chrono::milliseconds grace{10'000};
+  std::string backend;  // empty means $REACTOR_BACKEND, else epoll
+  int verbosity = 0;    // -q: -1, -v: +1 per flag
+};
+
+enum class ParseResult { kRun, kExitOk, kUsageError };
+
+// Parses argv; on --help/--version prints to stdout and returns kExitOk; on a usage
+// error prints "reactord: ..." and a hint to stderr and returns kUsageError.
+ParseResult parse_options(int argc, char** argv, Options* out);
+
+extern const char kUsage[];
+
+}  // namespace server

@@ -1,0 +1,225 @@
+#include "apps/reactord/served_root.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "reactor/errors.h"
+
+namespace server {
+namespace {
+
+using protocol::ErrorCode;
+using protocol::ProtocolError;
+
+constexpr size_t kMaxComponent = 255;
+// openat2 answers EAGAIN when a concurrent rename might have let a resolution escape;
+// the kernel asks us to retry. A few retries make that vanishingly rare; past them the
+// request fails with io_error rather than spinning.
+constexpr int kOpenat2Retries = 8;
+
+bool set_error(ProtocolError* err, ErrorCode code, std::string message) {
+  err->code = code;
+  err->message = std::move(message);
+  return false;
+}
+
+std::string quoted(std::string_view path) { return "\"" + std::string(path) + "\""; }
+
+long sys_openat2(int dirfd, const char* path, int flags) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  return syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+}  // namespace
+
+bool normalize_request_path(std::string_view path, std::string* out, ProtocolError* err) {
+  if (!path.empty() && path.front() == '/')
+    return set_error(err, ErrorCode::kForbidden, "absolute path " + quoted(path) + " refused: paths are relative to the served root");
+  std::string result;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view component = path.substr(start, slash - start);
+    start = slash + 1;
+    if (component.empty() || component == ".") continue;
+    if (component == "..")
+      return set_error(err, ErrorCode::kForbidden, "path " + quoted(path) + " refused: \"..\" is not allowed");
+    if (component.size() > kMaxComponent)
+      return set_error(err, ErrorCode::kBadPath, "path " + quoted(path) + " has a component longer than 255 bytes");
+    if (component.find('\0') != std::string_view::npos)
+      return set_error(err, ErrorCode::kBadPath, "path contains a NUL byte");
+    if (!result.empty()) result += '/';
+    result.append(component);
+  }
+  *out = result.empty() ? "." : result;
+  return true;
+}
+
+ServedRoot::ServedRoot(reactor::UniqueFd root, std::string dir)
+    : root_(std::move(root)), dir_(std::move(dir)) {}
+
+std::unique_ptr<ServedRoot> ServedRoot::open(const std::string& dir, std::string* err) {
+  reactor::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    *err = reactor::sys_error("open served root", dir);
+    return nullptr;
+  }
+  return std::unique_ptr<ServedRoot>(new ServedRoot(std::move(fd), dir));
+}
+
+void ServedRoot::hide(dev_t dev, ino_t ino) {
+  hide_set_ = true;
+  hidden_dev_ = dev;
+  hidden_ino_ = ino;
+}
+
+bool ServedRoot::is_hidden(const struct stat& st) const {
+  return hide_set_ && st.st_dev == hidden_dev_ && st.st_ino == hidden_ino_;
+}
+
+reactor::UniqueFd ServedRoot::resolve(const std::string& normalized, int flags) const {
+  flags |= O_NOFOLLOW | O_CLOEXEC;
+  // openat2 rejects flags that mean nothing for the open (EINVAL), and O_PATH opens
+  // accept only a few; O_NOCTTY matters only for real opens.
+  if ((flags & O_PATH) == 0) flags |= O_NOCTTY;
+  if (have_openat2_) {
+    for (int attempt = 0; attempt < kOpenat2Retries; ++attempt) {
+      long fd = sys_openat2(root_.get(), normalized.c_str(), flags);
+      if (fd >= 0) return reactor::UniqueFd(static_cast<int>(fd));
+      if (errno == EAGAIN || errno == EINTR) continue;
+      // ENOSYS: kernel too old. EPERM from a seccomp filter that denies unknown
+      // syscalls looks the same; a real EPERM from openat2 cannot happen on open
+      // for reading, so falling back is safe and stricter.
+      if (errno == ENOSYS || errno == EPERM) {
+        have_openat2_ = false;
+        break;
+      }
+      return reactor::UniqueFd();
+    }
+    if (have_openat2_) {
+      errno = EAGAIN;
+      return reactor::UniqueFd();
+    }
+  }
+  return resolve_by_walking(normalized, flags);
+}
+
+reactor::UniqueFd ServedRoot::resolve_by_walking(const std::string& normalized, int flags) const {
+  if (normalized == ".") return reactor::UniqueFd(openat(root_.get(), ".", flags));
+  reactor::UniqueFd dir;  // invalid means "the root itself"
+  size_t start = 0;
+  while (true) {
+    size_t slash = normalized.find('/', start);
+    std::string component = normalized.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    int base = dir ? dir.get() : root_.get();
+    if (slash == std::string::npos) return reactor::UniqueFd(openat(base, component.c_str(), flags));
+    struct stat st {};
+    if (fstatat(base, component.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return reactor::UniqueFd();
+    if (S_ISLNK(st.st_mode)) {
+      errno = EXDEV;  // any symlink might lead outside; without openat2 we cannot tell
+      return reactor::UniqueFd();
+    }
+    reactor::UniqueFd next(openat(base, component.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!next) return next;
+    dir = std::move(next);
+    start = slash + 1;
+  }
+}
+
+bool ServedRoot::fail_from_errno(int saved_errno, std::string_view path, ProtocolError* err) const {
+  std::string what = quoted(path);
+  switch (saved_errno) {
+    case ENOENT:
+      return set_error(err, ErrorCode::kNotFound, "no such file or directory: " + what);
+    case EXDEV:
+      return set_error(err, ErrorCode::kForbidden, what + " leads outside the served root");
+    case ELOOP:
+      return set_error(err, ErrorCode::kForbidden, what + " is a symbolic link");
+    case ENOTDIR:
+      return set_error(err, ErrorCode::kNotDirectory, "a component of " + what + " is not a directory");
+    case EACCES:
+    case EPERM:
+      return set_error(err, ErrorCode::kForbidden, "permission denied: " + what);
+    case ENAMETOOLONG:
+      return set_error(err, ErrorCode::kBadPath, "path too long: " + what);
+    default:
+      return set_error(err, ErrorCode::kIoError, "open " + what + ": " + std::strerror(saved_errno));
+  }
+}
+
+reactor::UniqueFd ServedRoot::open_file(std::string_view path, struct stat* st, ProtocolError* err) const {
+  std::string normalized;
+  if (!normalize_request_path(path, &normalized, err)) return {};
+  // O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer comes.
+  reactor::UniqueFd fd = resolve(normalized, O_RDONLY | O_NONBLOCK);
+  if (!fd) {
+    fail_from_errno(errno, path, err);
+    return {};
+  }
+  if (fstat(fd.get(), st) != 0) {
+    set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+    return {};
+  }
+  if (is_hidden(*st)) {
+    set_error(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
+    return {};
+  }
+  if (S_ISDIR(st->st_mode)) {
+    set_error(err, ErrorCode::kIsDirectory, quoted(path) + " is a directory");
+    return {};
+  }
+  if (!S_ISREG(st->st_mode)) {
+    set_error(err, ErrorCode::kNotRegular, quoted(path) + " is not a regular file");
+    return {};
+  }
+  return fd;
+}
+
+reactor::UniqueFd ServedRoot::open_directory(std::string_view path, ProtocolError* err) const {
+  std::string normalized;
+  if (!normalize_request_path(path, &normalized, err)) return {};
+  // Resolve without O_DIRECTORY first so a non-directory gets not_directory rather than
+  // the ENOTDIR that also means "a middle component is not a directory".
+  reactor::UniqueFd probe = resolve(normalized, O_PATH);
+  if (!probe) {
+    fail_from_errno(errno, path, err);
+    return {};
+  }
+  struct stat st {};
+  if (fstat(probe.get(), &st) != 0) {
+    set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+    return {};
+  }
+  if (S_ISLNK(st.st_mode)) {
+    set_error(err, ErrorCode::kForbidden, quoted(path) + " is a symbolic link");
+    return {};
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    set_error(err, ErrorCode::kNotDirectory, quoted(path) + " is not a directory");
+    return {};
+  }
+  // Re-open the very directory the probe found: "." relative to an O_PATH descriptor.
+  reactor::UniqueFd dir(openat(probe.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) fail_from_errno(errno, path, err);
+  return dir;
+}
+
+bool ServedRoot::stat_path(std::string_view path, struct stat* st, ProtocolError* err) const {
+  std::string normalized;
+  if (!normalize_request_path(path, &normalized, err)) return false;
+  reactor::UniqueFd fd = resolve(normalized, O_PATH);
+  if (!fd) return fail_from_errno(errno, path, err);
+  if (fstat(fd.get(), st) != 0) return set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+  if (is_hidden(*st)) return set_error(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
+  return true;
+}
+
+}  // namespace server

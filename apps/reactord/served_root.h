@@ -1,0 +1,65 @@
+#pragma once
+// The directory tree reactord serves, and the only way request paths are opened.
+//
+// Every open starts from a descriptor on the root and resolves with openat2(2) and
+// RESOLVE_BENEATH, so the kernel itself refuses any resolution that would leave the
+// tree: "..", absolute paths and symlinks pointing outside all fail with EXDEV, with no
+// check-then-open race. Where openat2 is missing (Linux < 5.6, or a seccomp filter that
+// blocks it) the fallback walks one component at a time with O_NOFOLLOW and refuses
+// every symlink, which is stricter but equally safe.
+//
+// The final component is never followed: a get of a symlink is refused, and only
+// regular files are served, so a FIFO or device under the root cannot hang the loop.
+
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "protocol/error_code.h"
+#include "reactor/unique_fd.h"
+
+namespace server {
+
+// Checks a request path's syntax and returns it normalised: empty and "." components
+// dropped, "." for the root itself. A leading '/' or any ".." component is forbidden
+// (refused before touching the file system, whatever the tree holds).
+bool normalize_request_path(std::string_view path, std::string* out, protocol::ProtocolError* err);
+
+class ServedRoot {
+ public:
+  static std::unique_ptr<ServedRoot> open(const std::string& dir, std::string* err);
+
+  // Never serve, stat or list this file (the server's own secret).
+  void hide(dev_t dev, ino_t ino);
+  bool is_hidden(const struct stat& st) const;
+
+  // For get: a regular file opened read-only and non-blocking, and its fstat.
+  reactor::UniqueFd open_file(std::string_view path, struct stat* st,
+                              protocol::ProtocolError* err) const;
+  // For list: a directory opened for reading.
+  reactor::UniqueFd open_directory(std::string_view path, protocol::ProtocolError* err) const;
+  // For stat: what the path names, without following a final symlink.
+  bool stat_path(std::string_view path, struct stat* st, protocol::ProtocolError* err) const;
+
+  const std::string& display_path() const { return dir_; }
+  bool uses_openat2() const { return have_openat2_; }
+
+ private:
+  ServedRoot(reactor::UniqueFd root, std::string dir);
+  // Resolves `normalized` beneath the root with `flags` (O_NOFOLLOW is always added).
+  // Returns an invalid fd with errno set on failure.
+  reactor::UniqueFd resolve(const std::string& normalized, int flags) const;
+  reactor::UniqueFd resolve_by_walking(const std::string& normalized, int flags) const;
+  bool fail_from_errno(int saved_errno, std::string_view path, protocol::ProtocolError* err) const;
+
+  reactor::UniqueFd root_;
+  std::string dir_;
+  mutable bool have_openat2_ = true;
+  bool hide_set_ = false;
+  dev_t hidden_dev_ = 0;
+  ino_t hidden_ino_ = 0;
+};
+
+}  // namespace server

@@ -1,0 +1,146 @@
+#include "apps/reactord/server.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "apps/common/log.h"
+#include "apps/reactord/session.h"
+#include "protocol/messages.h"
+
+namespace server {
+
+Server::Server(reactor::EventLoop& loop, Options options, std::unique_ptr<ServedRoot> root, app::Secret secret)
+    : loop_(loop),
+      options_(std::move(options)),
+      root_(std::move(root)),
+      secret_(std::move(secret)),
+      features_{"get", "stat", "list", "ping", "msg", "resume"} {
+  root_->hide(secret_.dev, secret_.ino);
+}
+
+Server::~Server() {
+  if (sweep_timer_ != 0) loop_.cancel(sweep_timer_);
+  if (grace_timer_ != 0) loop_.cancel(grace_timer_);
+  sessions_.clear();
+  retired_.clear();
+}
+
+bool Server::start(const std::vector<reactor::SocketAddress>& addresses, std::string* err) {
+  for (const reactor::SocketAddress& address : addresses) {
+    auto listener = reactor::Listener::open(
+        loop_, address, [this](reactor::UniqueFd fd, const reactor::SocketAddress& peer) {
+          on_accept(std::move(fd), peer);
+        },
+        err);
+    if (!listener) return false;
+    listener->set_error_handler([](const std::string& message) { app::log_warn("%s", message.c_str()); });
+    app::log_info("listening on %s", listener->local_address().to_string().c_str());
+    listeners_.push_back(std::move(listener));
+  }
+  if (!loop_.on_signal(SIGINT, [this] { begin_shutdown("SIGINT"); }, err) ||
+      !loop_.on_signal(SIGTERM, [this] { begin_shutdown("SIGTERM"); }, err) ||
+      !loop_.on_signal(SIGHUP, [this] { reload_secret(); }, err))
+    return false;
+  // Redis-style: one sweep a second checks every session's deadlines, instead of a
+  // timer per session that every request would have to cancel and re-arm.
+  sweep_timer_ = loop_.run_every(std::chrono::seconds(1), [this] { sweep(); });
+  app::log_info("serving \"%s\" (%s, %s loop, at most %llu connections)", root_->display_path().c_str(),
+                root_->uses_openat2() ? "openat2" : "component walk", loop_.backend_name(),
+                static_cast<unsigned long long>(options_.max_connections));
+  return true;
+}
+
+void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer) {
+  if (shutting_down_) return;  // fd closes here
+  if (sessions_.size() >= options_.max_connections) {
+    // Tell the client why before closing; a short frame fits any fresh socket buffer,
+    // so this one non-blocking send either goes out whole or not at all.
+    std::string frame = protocol::encode(protocol::ErrorMessage{
+        protocol::ErrorCode::kBusy, "the server is at its connection limit; try again later"});
+    (void)::send(fd.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    app::log_warn("%s refused: at the limit of %llu connections", peer.to_string().c_str(),
+                  static_cast<unsigned long long>(options_.max_connections));
+    return;
+  }
+  uint64_t id = next_id_++;
+  app::log_info("%s #%llu connected", peer.to_string().c_str(), static_cast<unsigned long long>(id));
+  auto session = std::make_unique<Session>(*this, id, std::move(fd), peer);
+  Session* raw = session.get();
+  sessions_.emplace(id, std::move(session));
+  raw->start();
+}
+
+void Server::retire(Session* session) {
+  auto it = sessions_.find(session->id());
+  if (it == sessions_.end()) return;
+  retired_.push_back(std::move(it->second));
+  sessions_.erase(it);
+  // Destroy after the current dispatch pass: the session may be deep in its own
+  // callback right now (Redis's freeClientAsync, libuv's closing queue).
+  if (retired_.size() == 1) loop_.defer([this] { retired_.clear(); });
+  if (shutting_down_ && sessions_.empty()) loop_.defer([this] { finish_shutdown(); });
+}
+
+void Server::sweep() {
+  reactor::EventLoop::Clock::time_point now = loop_.now();
+  // Collect first: check_timeouts may close (retire) sessions, changing the table.
+  std::vector<Session*> all;
+  all.reserve(sessions_.size());
+  for (auto& entry : sessions_) all.push_back(entry.second.get());
+  for (Session* session : all) {
+    if (session->state() != SessionState::kClosed) session->check_timeouts(now);
+  }
+  throttle_.prune(now);
+}
+
+void Server::begin_shutdown(const char* why) {
+  if (shutting_down_) {
+    app::log_info("%s again: stopping now", why);
+    finish_shutdown();
+    return;
+  }
+  shutting_down_ = true;
+  for (auto& listener : listeners_) listener->close();
+  app::log_info("%s: no longer accepting; finishing %zu connection(s) (grace %.1f s)", why, sessions_.size(),
+                std::chrono::duration<double>(options_.grace).count());
+  std::vector<Session*> all;
+  for (auto& entry : sessions_) all.push_back(entry.second.get());
+  for (Session* session : all) session->begin_shutdown();
+  if (sessions_.empty()) {
+    loop_.defer([this] { finish_shutdown(); });
+    return;
+  }
+  grace_timer_ = loop_.run_after(options_.grace, [this] {
+    grace_timer_ = 0;
+    app::log_warn("grace period over: closing %zu connection(s)", sessions_.size());
+    finish_shutdown();
+  });
+}
+
+void Server::finish_shutdown() {
+  std::vector<Session*> all;
+  for (auto& entry : sessions_) all.push_back(entry.second.get());
+  for (Session* session : all) session->abort("server stopping");
+  if (grace_timer_ != 0) {
+    loop_.cancel(grace_timer_);
+    grace_timer_ = 0;
+  }
+  app::log_info("stopped");
+  loop_.stop();
+}
+
+void Server::reload_secret() {
+  app::Secret fresh;
+  std::string err;
+  if (!app::load_secret(secret_.path, &fresh, &err)) {
+    app::log_error("SIGHUP: keeping the current secret: %s", err.c_str());
+    return;
+  }
+  secret_ = std::move(fresh);
+  root_->hide(secret_.dev, secret_.ino);
+  app::log_info("SIGHUP: reloaded the secret from \"%s\"", secret_.path.c_str());
+}
+
+}  // namespace server

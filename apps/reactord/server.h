@@ -1,0 +1,69 @@
+#pragma once
+// reactord's top level: listeners, the table of sessions, the periodic sweep that
+// enforces timeouts, signals and graceful shutdown. One thread, one loop.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "apps/common/secret.h"
+#include "apps/reactord/auth_throttle.h"
+#include "apps/reactord/options.h"
+#include "apps/reactord/served_root.h"
+#include "reactor/event_loop.h"
+#include "reactor/listener.h"
+#include "reactor/socket_address.h"
+
+namespace server {
+
+class Session;
+
+// reactord's exit statuses (documented in reactord(8)).
+enum ExitCode { kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitListen = 3, kExitConfig = 4 };
+
+class Server {
+ public:
+  Server(reactor::EventLoop& loop, Options options, std::unique_ptr<ServedRoot> root, app::Secret secret);
+  ~Server();
+
+  // Opens every listener and installs the signal handlers. On failure says why.
+  bool start(const std::vector<reactor::SocketAddress>& addresses, std::string* err);
+
+  // For sessions.
+  reactor::EventLoop& loop() { return loop_; }
+  const Options& options() const { return options_; }
+  const ServedRoot& root() const { return *root_; }
+  const app::Secret& secret() const { return secret_; }
+  AuthThrottle& throttle() { return throttle_; }
+  const std::vector<std::string>& features() const { return features_; }
+  void retire(Session* session);
+
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  void on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer);
+  void sweep();
+  void begin_shutdown(const char* why);
+  void finish_shutdown();
+  void reload_secret();
+
+  reactor::EventLoop& loop_;
+  Options options_;
+  std::unique_ptr<ServedRoot> root_;
+  app::Secret secret_;
+  AuthThrottle throttle_;
+  std::vector<std::string> features_;
+  std::vector<std::unique_ptr<reactor::Listener>> listeners_;
+  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::vector<std::unique_ptr<Session>> retired_;
+  uint64_t next_id_ = 1;
+  bool shutting_down_ = false;
+  reactor::EventLoop::TimerId sweep_timer_ = 0;
+  reactor::EventLoop::TimerId grace_timer_ = 0;
+  std::chrono::steady_clock::time_point last_emfile_log_{};
+};
+
+}  // namespace server
