@@ -1,0 +1,188 @@
+#pragma once
+// Typed messages of protocol version 1 and their one place of validation.
+//
+// parse_message() turns a header already accepted by parse_header() (frame.h's decoder
+// does that) into one of the structs below, checking every field rule of the contract;
+// encode() is its inverse. Code above this layer handles only typed values and never
+// touches cJSON.
+
+#include <cjson/cJSON.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "protocol/error_code.h"
+#include "protocol/json_header.h"
+#include "protocol/types.h"
+
+namespace protocol {
+
+// The highest (and only) protocol version this code speaks.
+inline constexpr uint64_t kProtocolVersion = 1;
+
+// String limits in bytes. Path, name, token and text come from the contract; the others
+// are this implementation's, generous enough that no sane peer reaches them.
+inline constexpr size_t kMaxPathLen = 4096;
+inline constexpr size_t kMaxNameLen = 255;          // one directory entry name (>= 1 byte)
+inline constexpr size_t kMaxTokenLen = 256;         // ping/pong token
+inline constexpr size_t kMaxTextLen = 4096;         // msg text
+inline constexpr size_t kMaxSoftwareLen = 256;      // hello "server", auth "client"
+inline constexpr size_t kMaxFeatureLen = 255;       // one feature name
+inline constexpr size_t kMaxKindLen = 64;           // stat_ok/entries "kind"
+inline constexpr size_t kMaxErrorMessageLen = 8192; // error "message"; encode() truncates
+inline constexpr uint32_t kMaxMode = 07777;         // permission bits only
+
+enum class EntryKind { kFile, kDir, kOther };
+const char* to_string(EntryKind kind);  // "file", "dir", "other"
+// Unknown names map to kOther: a newer server may distinguish more kinds, and to this
+// client anything that is neither a file nor a directory is "other".
+EntryKind entry_kind_from_string(std::string_view name);
+
+// Handshake.
+struct Hello {  // server -> client, first frame
+  uint64_t proto = kProtocolVersion;
+  std::string server;                 // e.g. "reactord/0.1.0"
+  std::vector<std::string> features;  // unknown names are kept; the caller intersects
+  Nonce nonce{};
+};
+struct Auth {  // client -> server
+  uint64_t proto = kProtocolVersion;
+  std::string client;
+  std::vector<std::string> features;
+  Nonce nonce{};
+  Mac mac{};
+};
+struct AuthOk {  // server -> client
+  uint64_t proto = kProtocolVersion;
+  Mac mac{};
+};
+
+// Requests, client -> server.
+struct GetRequest {
+  std::string path;
+  uint64_t offset = 0;  // optional on the wire; always sent by encode()
+};
+struct StatRequest {
+  std::string path;
+};
+struct ListRequest {
+  std::string path;
+};
+struct PingRequest {
+  std::optional<std::string> token;
+};
+struct MsgRequest {
+  std::string text;
+};
+
+// Replies, server -> client.
+struct FileHeader {  // "file": followed by a body of size - offset bytes
+  std::string path;
+  uint64_t size = 0;
+  uint64_t offset = 0;  // invariant: offset <= size
+  int64_t mtime = 0;
+  uint32_t mode = 0;
+  uint64_t body_length() const { return size - offset; }
+};
+struct End {  // trailer after a file body
+  Digest sha256{};
+};
+struct StatReply {  // "stat_ok"
+  std::string path;
+  EntryKind kind = EntryKind::kOther;
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  uint32_t mode = 0;
+};
+struct Entry {  // one element of "entries"
+  std::string name;
+  EntryKind kind = EntryKind::kOther;
+  uint64_t size = 0;
+  int64_t mtime = 0;
+};
+struct Entries {
+  std::vector<Entry> entries;
+};
+struct ListEnd {
+  uint64_t count = 0;
+  uint64_t skipped = 0;
+};
+struct Pong {
+  std::optional<std::string> token;
+};
+struct MsgOk {
+  uint64_t bytes = 0;
+};
+// Either direction. A code this version does not know (from a newer peer) is parsed as
+// kInternal, which is fatal, with the original name kept at the front of the message:
+// `unknown error code "quota_exceeded": <original message>`. Treating the unknown as
+// fatal is the safe reading: the receiver cannot know the connection is still usable.
+struct ErrorMessage {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+};
+
+using Message = std::variant<Hello, Auth, AuthOk, GetRequest, StatRequest, ListRequest, PingRequest,
+                             MsgRequest, FileHeader, End, StatReply, Entries, ListEnd, Pong, MsgOk,
+                             ErrorMessage>;
+
+// The wire "type" of a message: "hello", "get", "stat_ok", ...
+const char* type_name(const Message& message);
+
+// Validates a header (from FrameDecoder::header()) whose frame announced body_length
+// body bytes. Returns the message, or std::nullopt with *err set: missing_field,
+// wrong_type, bad_size, unknown_type, or unsupported_version for "proto": 0.
+// Only "file" may have a body, and it must be exactly size - offset bytes.
+// Fields the contract does not define are ignored.
+std::optional<Message> parse_message(const cJSON& header, uint64_t body_length, ProtocolError* err);
+
+// The header as a cJSON object, fields in contract order, integers written exactly.
+JsonPtr to_json(const Message& message);
+
+// One whole frame: length prefix + header. For FileHeader the header carries
+// "body": size - offset and the caller sends that many bytes next.
+// Preconditions, not checked: strings are valid UTF-8 without NUL bytes (the server
+// skips directory entries that are not, see utf8.h), FileHeader.offset <= size, and
+// the header fits the peer's kMaxHeaderLen (for Entries see encoded_entry_size below).
+// ErrorMessage.message is the exception: encode() itself cuts it to
+// kMaxErrorMessageLen bytes and replaces ill-formed UTF-8 and NUL bytes with U+FFFD,
+// because an error frame must never itself be a protocol violation.
+std::string encode(const Message& message);
+void append_encoded(std::string& out, const Message& message);
+
+// Exact size of the JSON header encode() would produce (the frame minus its 4-byte
+// prefix). Costs an encode; fine for one-off checks.
+size_t encoded_header_size(const Message& message);
+
+// The cheap way to pack "entries" frames without encoding them repeatedly: an Entries
+// header is exactly
+//     kEntriesHeaderBase + sum(encoded_entry_size(e)) + (number of entries - 1)
+// bytes (the last term is the commas; 0 for an empty list). A server adds entries while
+// that stays <= kMaxHeaderLen and starts a new frame when the next would not fit.
+inline constexpr size_t kEntriesHeaderBase = sizeof(R"({"type":"entries","entries":[]})") - 1;
+size_t encoded_entry_size(const Entry& entry);
+
+bool operator==(const Hello& a, const Hello& b);
+bool operator==(const Auth& a, const Auth& b);
+bool operator==(const AuthOk& a, const AuthOk& b);
+bool operator==(const GetRequest& a, const GetRequest& b);
+bool operator==(const StatRequest& a, const StatRequest& b);
+bool operator==(const ListRequest& a, const ListRequest& b);
+bool operator==(const PingRequest& a, const PingRequest& b);
+bool operator==(const MsgRequest& a, const MsgRequest& b);
+bool operator==(const FileHeader& a, const FileHeader& b);
+bool operator==(const End& a, const End& b);
+bool operator==(const StatReply& a, const StatReply& b);
+bool operator==(const Entry& a, const Entry& b);
+bool operator==(const Entries& a, const Entries& b);
+bool operator==(const ListEnd& a, const ListEnd& b);
+bool operator==(const Pong& a, const Pong& b);
+bool operator==(const MsgOk& a, const MsgOk& b);
+bool operator==(const ErrorMessage& a, const ErrorMessage& b);
+
+}  // namespace protocol

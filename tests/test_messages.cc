@@ -1,0 +1,461 @@
+// protocol/messages: every message survives encode -> FrameDecoder -> parse_message, and
+// every field rule maps to the contract's error code.
+
+#include <criterion/criterion.h>
+
+#include <cjson/cJSON.h>
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "protocol/frame.h"
+#include "protocol/hex.h"
+#include "protocol/json_header.h"
+#include "protocol/messages.h"
+#include "protocol/utf8.h"
+
+// Criterion's Test() macro expands to a C-style cast.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
+// One timeout for every test in this binary: with mixed values Criterion 2.4.1's runner
+// leaks timer bookkeeping, which fails the ASan build (seen with --jobs=2).
+constexpr double kTimeout = 30;
+
+using namespace protocol;
+
+namespace {
+
+template <size_t N>
+std::array<uint8_t, N> pattern(uint8_t seed) {
+  std::array<uint8_t, N> a{};
+  for (size_t i = 0; i < N; ++i) a[i] = static_cast<uint8_t>(seed + i * 7);
+  return a;
+}
+
+// Encodes, decodes through a FrameDecoder fed in two pieces, and parses.
+Message round_trip(const Message& in, const std::string& body = {}) {
+  const std::string stream = encode(in) + body;
+  FrameDecoder decoder;
+  std::optional<Message> out;
+  std::string got_body;
+  const char* p = stream.data();
+  size_t n = stream.size();
+  for (int guard = 0; guard < 1000 && n > 0; ++guard) {
+    size_t used = 0;
+    const size_t slice = n > 7 ? n / 2 : n;
+    const DecodeEvent ev = decoder.next(p, slice, &used);
+    cr_assert_neq(ev.kind, DecodeEvent::kError, "%s: %s", type_name(in),
+                  decoder.error().message.c_str());
+    if (ev.kind == DecodeEvent::kHeader) {
+      ProtocolError err;
+      out = parse_message(decoder.header(), decoder.body_length(), &err);
+      cr_assert(out.has_value(), "%s: %s %s", type_name(in), to_string(err.code),
+                err.message.c_str());
+    } else if (ev.kind == DecodeEvent::kBody) {
+      got_body.append(ev.data, ev.size);
+    }
+    p += used;
+    n -= used;
+  }
+  cr_assert_eq(n, 0u);
+  cr_assert(decoder.at_frame_boundary());
+  cr_assert(out.has_value());
+  cr_assert(got_body == body);
+  return *out;
+}
+
+template <typename T>
+void expect_round_trip(const T& in, const std::string& body = {}) {
+  const Message out = round_trip(in, body);
+  const T* typed = std::get_if<T>(&out);
+  cr_assert(typed != nullptr, "%s came back as %s", type_name(in), type_name(out));
+  cr_assert(*typed == in, "%s changed in the round trip", type_name(in));
+}
+
+std::optional<Message> parse_text(const std::string& json, uint64_t body_length,
+                                  ProtocolError* err) {
+  JsonPtr header = parse_header(json, err);
+  cr_assert(header, "test header rejected: %s", err->message.c_str());
+  return parse_message(*header, body_length, err);
+}
+
+ProtocolError expect_error(const std::string& json, ErrorCode code, uint64_t body_length = 0) {
+  ProtocolError err;
+  std::optional<Message> m = parse_text(json, body_length, &err);
+  cr_assert(!m.has_value(), "accepted %s", json.c_str());
+  cr_assert_eq(err.code, code, "%s: got %s (%s), expected %s", json.c_str(), to_string(err.code),
+               err.message.c_str(), to_string(code));
+  return err;
+}
+
+Message expect_ok(const std::string& json, uint64_t body_length = 0) {
+  ProtocolError err;
+  std::optional<Message> m = parse_text(json, body_length, &err);
+  cr_assert(m.has_value(), "rejected %s: %s %s", json.c_str(), to_string(err.code),
+            err.message.c_str());
+  return *m;
+}
+
+void expect_contains(const std::string& text, const char* needle) {
+  cr_assert(text.find(needle) != std::string::npos, "\"%s\" lacks \"%s\"", text.c_str(), needle);
+}
+
+const std::string kHex64(64, 'a');
+
+}  // namespace
+
+// ---- round trips -----------------------------------------------------------------
+
+Test(messages, round_trip_handshake, .timeout = kTimeout) {
+  Hello hello;
+  hello.server = "reactord/0.1.0";
+  hello.features = {"get", "stat", "list", "ping", "msg", "resume"};
+  hello.nonce = pattern<32>(1);
+  expect_round_trip(hello);
+  hello.features.clear();
+  hello.proto = 7;
+  expect_round_trip(hello);
+
+  Auth auth;
+  auth.client = "reactorc/0.1.0 \"quoted\" \xc3\xa9";
+  auth.features = {"get", "future-thing"};
+  auth.nonce = pattern<32>(2);
+  auth.mac = pattern<32>(3);
+  expect_round_trip(auth);
+
+  AuthOk ok;
+  ok.mac = pattern<32>(4);
+  expect_round_trip(ok);
+}
+
+Test(messages, round_trip_requests, .timeout = kTimeout) {
+  expect_round_trip(GetRequest{"dir/f.bin", 0});
+  expect_round_trip(GetRequest{"a b/\xe2\x82\xac\n\t\x01.txt", (uint64_t{1} << 53)});
+  expect_round_trip(StatRequest{""});
+  expect_round_trip(StatRequest{std::string(kMaxPathLen, 'p')});
+  expect_round_trip(ListRequest{"."});
+  expect_round_trip(PingRequest{});
+  expect_round_trip(PingRequest{std::string()});
+  expect_round_trip(PingRequest{std::string(kMaxTokenLen, 't')});
+  expect_round_trip(MsgRequest{"hello \\ \" world"});
+}
+
+Test(messages, round_trip_replies, .timeout = kTimeout) {
+  FileHeader file;
+  file.path = "dir/f.bin";
+  file.size = 10;
+  file.offset = 4;
+  file.mtime = -86400;
+  file.mode = 0644;
+  expect_round_trip(file, "456789");
+  file.offset = 10;
+  expect_round_trip(file);  // nothing left to send: no body
+
+  expect_round_trip(End{pattern<32>(9)});
+
+  StatReply stat;
+  stat.path = "d";
+  stat.kind = EntryKind::kDir;
+  stat.size = 4096;
+  stat.mtime = 1700000000;
+  stat.mode = 07777;
+  expect_round_trip(stat);
+
+  Entries entries;
+  entries.entries.push_back({"a", EntryKind::kFile, 1, 2});
+  entries.entries.push_back({"sub dir", EntryKind::kDir, 0, -5});
+  entries.entries.push_back({std::string(kMaxNameLen, 'n'), EntryKind::kOther, 1000000000000000, 0});
+  expect_round_trip(entries);
+  expect_round_trip(Entries{});
+
+  expect_round_trip(ListEnd{3, 1});
+  expect_round_trip(Pong{});
+  expect_round_trip(Pong{std::string("tok")});
+  expect_round_trip(MsgOk{4096});
+}
+
+Test(messages, round_trip_every_error_code, .timeout = kTimeout) {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::kIoError); ++i) {
+    const auto code = static_cast<ErrorCode>(i);
+    expect_round_trip(ErrorMessage{code, std::string("because ") + to_string(code)});
+    cr_assert(error_code_from_string(to_string(code)) == code);
+  }
+  cr_assert(!error_code_from_string("Not_Found").has_value());
+  cr_assert(is_fatal(ErrorCode::kBadJson));
+  cr_assert(is_fatal(ErrorCode::kBusy));
+  cr_assert(is_fatal(ErrorCode::kInternal));
+  cr_assert(!is_fatal(ErrorCode::kBadPath));
+  cr_assert(!is_fatal(ErrorCode::kFileChanged));
+  cr_assert(!is_fatal(ErrorCode::kIoError));
+}
+
+Test(messages, integers_are_written_exactly, .timeout = kTimeout) {
+  const std::string frame = encode(ListEnd{1000000000000000, uint64_t{1} << 53});
+  expect_contains(frame, R"("count":1000000000000000)");
+  expect_contains(frame, R"("skipped":9007199254740992)");
+  FileHeader file{"f", 5, 2, -1234567890123, 0755};
+  const std::string header = encode(file).substr(kFramePrefixLen);
+  cr_assert_str_eq(header.c_str(),
+                   R"({"type":"file","path":"f","size":5,"offset":2,"mtime":-1234567890123,)"
+                   R"("mode":493,"body":3})");
+}
+
+Test(messages, type_names, .timeout = kTimeout) {
+  cr_assert_str_eq(type_name(Hello{}), "hello");
+  cr_assert_str_eq(type_name(AuthOk{}), "auth_ok");
+  cr_assert_str_eq(type_name(GetRequest{}), "get");
+  cr_assert_str_eq(type_name(StatReply{}), "stat_ok");
+  cr_assert_str_eq(type_name(ListEnd{}), "list_end");
+  cr_assert_str_eq(type_name(MsgOk{}), "msg_ok");
+  cr_assert_str_eq(type_name(ErrorMessage{}), "error");
+}
+
+// ---- rejections ------------------------------------------------------------------
+
+Test(messages, missing_fields, .timeout = kTimeout) {
+  const ProtocolError e = expect_error(R"({"type":"get"})", ErrorCode::kMissingField);
+  cr_assert_str_eq(e.message.c_str(), "field \"path\" is missing");
+  expect_error(R"({"path":"x"})", ErrorCode::kMissingField);  // no type
+  expect_error(R"({"type":"msg"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"hello","proto":1,"server":"s","features":[]})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"auth_ok","proto":1})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"file","path":"f","size":1,"offset":0,"mtime":0})",
+               ErrorCode::kMissingField, 1);
+  expect_error(R"({"type":"list_end","count":1})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"error","code":"busy"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"entries"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"entries","entries":[{"name":"a","kind":"file","size":1}]})",
+               ErrorCode::kMissingField);
+}
+
+Test(messages, wrong_types, .timeout = kTimeout) {
+  const ProtocolError e = expect_error(R"({"type":"get","path":"a","offset":"12"})", ErrorCode::kWrongType);
+  cr_assert_str_eq(e.message.c_str(), "field \"offset\": expected a number, got string");
+  expect_error(R"({"type":7})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"stat","path":7})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"stat","path":null})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"ping","token":null})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"ping","token":5})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"msg","text":["a"]})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"hello","proto":"1","server":"s","features":[],"nonce":")" + kHex64 + "\"}",
+               ErrorCode::kWrongType);
+  const ProtocolError f = expect_error(
+      R"({"type":"hello","proto":1,"server":"s","features":["a",2],"nonce":")" + kHex64 + "\"}",
+      ErrorCode::kWrongType);
+  expect_contains(f.message, "field \"features[1]\"");
+  expect_error(R"({"type":"hello","proto":1,"server":"s","features":"get","nonce":")" + kHex64 + "\"}",
+               ErrorCode::kWrongType);
+  expect_error(R"({"type":"end","sha256":1})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"entries","entries":{}})", ErrorCode::kWrongType);
+  const ProtocolError g = expect_error(
+      R"({"type":"entries","entries":[{"name":"a","kind":"file","size":1,"mtime":0},3]})",
+      ErrorCode::kWrongType);
+  cr_assert_str_eq(g.message.c_str(), "field \"entries[1]\": expected an object, got number");
+  const ProtocolError h = expect_error(
+      R"({"type":"entries","entries":[{"name":"a","kind":"file","size":1,"mtime":0},)"
+      R"({"name":"b","kind":"file","size":true,"mtime":0}]})",
+      ErrorCode::kWrongType);
+  expect_contains(h.message, "field \"entries[1].size\"");
+}
+
+Test(messages, bad_sizes, .timeout = kTimeout) {
+  const char* bad[] = {"-1", "1.5", "9007199254740994", "1e400", "-1e400", "1e300", "0.5", "-0.1"};
+  for (const char* v : bad) {
+    const ProtocolError e =
+        expect_error(std::string(R"({"type":"get","path":"a","offset":)") + v + "}", ErrorCode::kBadSize);
+    expect_contains(e.message, "field \"offset\"");
+  }
+  // Accepted spellings of integers.
+  const Message m = expect_ok(R"({"type":"get","path":"a","offset":1.0e3})");
+  cr_assert_eq(std::get<GetRequest>(m).offset, 1000u);
+  cr_assert_eq(std::get<GetRequest>(expect_ok(R"({"type":"get","path":"a","offset":9007199254740992})")).offset,
+               uint64_t{1} << 53);
+  cr_assert_eq(std::get<GetRequest>(expect_ok(R"({"type":"get","path":"a","offset":-0})")).offset, 0u);
+
+  expect_error(R"({"type":"msg_ok","bytes":-5})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"list_end","count":1,"skipped":2.5})", ErrorCode::kBadSize);
+  // mtime is signed but still integral and bounded.
+  expect_error(R"({"type":"stat_ok","path":"","kind":"dir","size":0,"mtime":1.5,"mode":0})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"stat_ok","path":"","kind":"dir","size":0,"mtime":-9007199254740994,"mode":0})",
+               ErrorCode::kBadSize);
+  const Message s = expect_ok(R"({"type":"stat_ok","path":"","kind":"dir","size":0,"mtime":-9007199254740992,"mode":0})");
+  cr_assert_eq(std::get<StatReply>(s).mtime, -(int64_t{1} << 53));
+  // mode holds permission bits only.
+  expect_error(R"({"type":"stat_ok","path":"","kind":"dir","size":0,"mtime":0,"mode":4096})", ErrorCode::kBadSize);
+}
+
+Test(messages, unknown_type, .timeout = kTimeout) {
+  const ProtocolError e = expect_error(R"({"type":"delete","path":"a"})", ErrorCode::kUnknownType);
+  cr_assert_str_eq(e.message.c_str(), "unknown message type \"delete\"");
+  expect_error(R"({"type":"PING"})", ErrorCode::kUnknownType);
+  expect_error(R"({"type":""})", ErrorCode::kUnknownType);
+  expect_error(R"({"type":"ping\n"})", ErrorCode::kUnknownType);
+}
+
+Test(messages, body_only_on_file, .timeout = kTimeout) {
+  const ProtocolError e = expect_error(R"({"type":"ping"})", ErrorCode::kBadSize, 5);
+  expect_contains(e.message, "\"ping\" cannot carry a body");
+  expect_error(R"({"type":"get","path":"a"})", ErrorCode::kBadSize, 1);
+  expect_error(R"({"type":"end","sha256":")" + kHex64 + "\"}", ErrorCode::kBadSize, 1);
+  // Checked before the fields: a bodied ping with bad fields is still bad_size.
+  expect_error(R"({"type":"ping","token":5})", ErrorCode::kBadSize, 1);
+}
+
+Test(messages, file_body_must_match, .timeout = kTimeout) {
+  const std::string file = R"({"type":"file","path":"f","size":10,"offset":4,"mtime":0,"mode":420})";
+  expect_ok(file, 6);
+  const ProtocolError e = expect_error(file, ErrorCode::kBadSize, 5);
+  expect_contains(e.message, "field \"body\"");
+  expect_error(file, ErrorCode::kBadSize, 7);
+  expect_error(file, ErrorCode::kBadSize, 0);
+  const ProtocolError f = expect_error(
+      R"({"type":"file","path":"f","size":3,"offset":4,"mtime":0,"mode":420})", ErrorCode::kBadSize, 0);
+  expect_contains(f.message, "field \"offset\"");
+}
+
+Test(messages, hex_fields, .timeout = kTimeout) {
+  const std::string head = R"({"type":"auth_ok","proto":1,"mac":")";
+  expect_ok(head + kHex64 + "\"}");
+  const ProtocolError e = expect_error(head + std::string(63, 'a') + "\"}", ErrorCode::kBadSize);
+  cr_assert_str_eq(e.message.c_str(), "field \"mac\": expected 64 hex digits, got 63");
+  expect_error(head + std::string(65, 'a') + "\"}", ErrorCode::kBadSize);
+  expect_error(head + "\"}", ErrorCode::kBadSize);
+  expect_error(head + std::string(63, 'a') + "g\"}", ErrorCode::kBadSize);
+  expect_error(R"({"type":"hello","proto":1,"server":"s","features":[],"nonce":"00"})", ErrorCode::kBadSize);
+  // Uppercase is accepted on input.
+  const Message m = expect_ok(head + std::string(64, 'F') + "\"}");
+  Mac all_ff;
+  all_ff.fill(0xff);
+  cr_assert(std::get<AuthOk>(m).mac == all_ff);
+}
+
+Test(messages, string_limits, .timeout = kTimeout) {
+  auto get = [](size_t len) { return R"({"type":"get","path":")" + std::string(len, 'p') + "\"}"; };
+  expect_ok(get(kMaxPathLen));
+  const ProtocolError e = expect_error(get(kMaxPathLen + 1), ErrorCode::kBadSize);
+  cr_assert_str_eq(e.message.c_str(), "field \"path\": 4097 bytes exceeds the limit of 4096");
+  // Bytes, not characters: 2049 two-byte characters are 4098 bytes.
+  std::string wide;
+  for (int i = 0; i < 2049; ++i) wide += "\xc3\xa9";
+  expect_error(R"({"type":"stat","path":")" + wide + "\"}", ErrorCode::kBadSize);
+  // Escapes count as the bytes they decode to.
+  std::string escaped;
+  for (size_t i = 0; i < kMaxPathLen; ++i) escaped += "\\n";
+  expect_ok(R"({"type":"list","path":")" + escaped + "\"}");
+
+  expect_ok(R"({"type":"ping","token":")" + std::string(256, 't') + "\"}");
+  expect_error(R"({"type":"ping","token":")" + std::string(257, 't') + "\"}", ErrorCode::kBadSize);
+  expect_error(R"({"type":"pong","token":")" + std::string(257, 't') + "\"}", ErrorCode::kBadSize);
+  expect_ok(R"({"type":"msg","text":")" + std::string(4096, 'x') + "\"}");
+  expect_error(R"({"type":"msg","text":")" + std::string(4097, 'x') + "\"}", ErrorCode::kBadSize);
+
+  auto entry = [](const std::string& name) {
+    return R"({"type":"entries","entries":[{"name":")" + name + R"(","kind":"file","size":1,"mtime":0}]})";
+  };
+  expect_ok(entry(std::string(255, 'n')));
+  expect_error(entry(std::string(256, 'n')), ErrorCode::kBadSize);
+  const ProtocolError n = expect_error(entry(""), ErrorCode::kBadSize);
+  cr_assert_str_eq(n.message.c_str(), "field \"entries[0].name\": empty");
+}
+
+Test(messages, proto_versions, .timeout = kTimeout) {
+  const std::string tail = R"(,"mac":")" + kHex64 + "\"}";
+  const ProtocolError e = expect_error(R"({"type":"auth_ok","proto":0)" + tail, ErrorCode::kUnsupportedVersion);
+  expect_contains(e.message, "field \"proto\"");
+  expect_error(R"({"type":"auth_ok","proto":-1)" + tail, ErrorCode::kBadSize);
+  expect_error(R"({"type":"auth_ok","proto":1.5)" + tail, ErrorCode::kBadSize);
+  // A newer peer announces its highest version; choosing min() is the caller's job.
+  cr_assert_eq(std::get<AuthOk>(expect_ok(R"({"type":"auth_ok","proto":2)" + tail)).proto, 2u);
+}
+
+Test(messages, unknown_fields_are_ignored, .timeout = kTimeout) {
+  const Message m = expect_ok(
+      R"({"future":{"deep":[1,2,{"x":null}]},"type":"get","path":"a","offset":3,"offset2":"z","Path":1})");
+  cr_assert(std::get<GetRequest>(m) == (GetRequest{"a", 3}));
+  const Message p = expect_ok(R"({"type":"ping","x":1})");
+  cr_assert(!std::get<PingRequest>(p).token.has_value());
+  const Message e = expect_ok(
+      R"({"type":"entries","entries":[{"name":"a","kind":"file","size":1,"mtime":0,"inode":9}],"more":true})");
+  cr_assert_eq(std::get<Entries>(e).entries.size(), 1u);
+}
+
+Test(messages, unknown_kind_is_other, .timeout = kTimeout) {
+  const Message m = expect_ok(R"({"type":"stat_ok","path":"l","kind":"symlink","size":0,"mtime":0,"mode":511})");
+  cr_assert_eq(std::get<StatReply>(m).kind, EntryKind::kOther);
+  cr_assert_eq(entry_kind_from_string("file"), EntryKind::kFile);
+  cr_assert_eq(entry_kind_from_string("dir"), EntryKind::kDir);
+  cr_assert_eq(entry_kind_from_string("FILE"), EntryKind::kOther);
+}
+
+Test(messages, unknown_error_code_becomes_internal, .timeout = kTimeout) {
+  const Message m = expect_ok(R"({"type":"error","code":"quota_exceeded","message":"too much"})");
+  const auto& e = std::get<ErrorMessage>(m);
+  cr_assert_eq(e.code, ErrorCode::kInternal);
+  cr_assert_str_eq(e.message.c_str(), "unknown error code \"quota_exceeded\": too much");
+  cr_assert(is_fatal(e.code));
+  const Message k = expect_ok(R"({"type":"error","code":"not_found","message":"no such file"})");
+  cr_assert(std::get<ErrorMessage>(k) == (ErrorMessage{ErrorCode::kNotFound, "no such file"}));
+}
+
+Test(messages, error_message_is_sanitized_on_encode, .timeout = kTimeout) {
+  // Ill-formed UTF-8 and NUL would make the error frame itself a protocol violation.
+  const std::string raw = std::string("bad \xff name \xed\xa0\x80 x") + std::string(1, '\0') + "end";
+  const Message m = round_trip(ErrorMessage{ErrorCode::kIoError, raw});
+  const std::string& text = std::get<ErrorMessage>(m).message;
+  cr_assert(valid_utf8(text));
+  cr_assert_str_eq(text.c_str(),
+                   "bad \xef\xbf\xbd name \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd x\xef\xbf\xbd" "end");
+  // Over-long messages are cut at a character boundary within the limit.
+  std::string longer;
+  while (longer.size() < kMaxErrorMessageLen + 10) longer += "\xe2\x82\xac";  // 3-byte euro
+  const Message l = round_trip(ErrorMessage{ErrorCode::kIoError, longer});
+  const std::string& cut = std::get<ErrorMessage>(l).message;
+  cr_assert_leq(cut.size(), kMaxErrorMessageLen);
+  cr_assert_gt(cut.size(), kMaxErrorMessageLen - 3);
+  cr_assert(valid_utf8(cut));
+}
+
+// ---- entries packing -------------------------------------------------------------
+
+Test(messages, entry_size_is_exact, .timeout = kTimeout) {
+  std::vector<Entry> samples = {
+      {"a", EntryKind::kFile, 0, 0},
+      {"with \"quotes\" and \\ slash", EntryKind::kDir, 123, -1},
+      {std::string("ctl \x01\x1f\b\f\n\r\t end"), EntryKind::kOther, uint64_t{1} << 53, -(int64_t{1} << 53)},
+      {"caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f", EntryKind::kFile, 9999999999, 1700000000},
+      {std::string(255, 'z'), EntryKind::kDir, 1, 1},
+  };
+  Entries all;
+  size_t sum = 0;
+  for (const Entry& e : samples) {
+    Entries one;
+    one.entries.push_back(e);
+    cr_assert_eq(encoded_header_size(one), kEntriesHeaderBase + encoded_entry_size(e), "entry %s",
+                 e.name.c_str());
+    all.entries.push_back(e);
+    sum += encoded_entry_size(e);
+  }
+  cr_assert_eq(encoded_header_size(all), kEntriesHeaderBase + sum + samples.size() - 1);
+  cr_assert_eq(encoded_header_size(Entries{}), kEntriesHeaderBase);
+}
+
+Test(messages, entries_packed_to_the_limit_decode, .timeout = kTimeout) {
+  // Pack as a server would, then check the frame is within the limit and decodes.
+  Entries batch;
+  size_t size = kEntriesHeaderBase;
+  for (int i = 0; i < 100000; ++i) {
+    Entry e{"file-" + std::to_string(i) + std::string(static_cast<size_t>(i % 40), 'x'),
+            EntryKind::kFile, static_cast<uint64_t>(i) * 1000, i};
+    const size_t add = encoded_entry_size(e) + (batch.entries.empty() ? 0 : 1);
+    if (size + add > kMaxHeaderLen) break;
+    size += add;
+    batch.entries.push_back(std::move(e));
+  }
+  cr_assert_gt(batch.entries.size(), 100u);
+  cr_assert_eq(encoded_header_size(batch), size);
+  cr_assert_leq(size, kMaxHeaderLen);
+  cr_assert_gt(size, kMaxHeaderLen - 100);
+  expect_round_trip(batch);
+}
