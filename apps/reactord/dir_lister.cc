@@ -7,20 +7,13 @@
 #include <cstring>
 
 #include "apps/reactord/served_root.h"
+#include "protocol/frame.h"
 #include "protocol/messages.h"
 #include "protocol/utf8.h"
 #include "reactor/errors.h"
 
 namespace server {
 namespace {
-
-// Header budget per entries frame. An entry costs at most its name JSON-escaped (6
-// bytes per byte in the worst case, \u00XX) plus its fixed fields; the estimate keeps
-// every frame under the 65,536-byte header limit without encoding twice.
-constexpr size_t kFrameBudget = 60 * 1024;
-constexpr size_t kEntryOverhead = 96;
-
-size_t worst_case_size(const std::string& name) { return name.size() * 6 + kEntryOverhead; }
 
 bool append(reactor::Buffer& out, const protocol::Message& message) {
   std::string frame = protocol::encode(message);
@@ -42,8 +35,15 @@ std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRo
 bool DirLister::produce(reactor::Buffer& out) {
   if (done_) return false;
   protocol::Entries frame;
-  size_t used = 64;
-  while (used < kFrameBudget) {
+  // Exact header size as entries are added (see protocol::encoded_entry_size), so each
+  // frame is packed up to the 64 KiB limit and never over it.
+  size_t used = protocol::kEntriesHeaderBase;
+  if (pending_) {
+    used += protocol::encoded_entry_size(*pending_);
+    frame.entries.push_back(std::move(*pending_));
+    pending_.reset();
+  }
+  while (true) {
     errno = 0;
     struct dirent* entry = readdir(dir_.get());
     if (entry == nullptr) {
@@ -73,9 +73,14 @@ bool DirLister::produce(reactor::Buffer& out) {
                                     : protocol::EntryKind::kOther;
     item.size = static_cast<uint64_t>(st.st_size);
     item.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
-    used += worst_case_size(name);
-    frame.entries.push_back(std::move(item));
     ++count_;
+    size_t cost = protocol::encoded_entry_size(item) + (frame.entries.empty() ? 0 : 1);
+    if (used + cost > protocol::kMaxHeaderLen) {
+      pending_ = std::move(item);  // opens the next frame
+      break;
+    }
+    used += cost;
+    frame.entries.push_back(std::move(item));
   }
   if (!frame.entries.empty()) append(out, frame);
   if (done_) {

@@ -1,6 +1,6 @@
 #pragma once
-// Produces the frames answering a `list`: `entries` frames of at most ~60 KiB each (the
-// header limit is 64 KiB), then `list_end`. One frame per call, so a directory with a
+// Produces the frames answering a `list`: `entries` frames packed up to the 64 KiB header
+// limit, then `list_end`. One frame per call, so a directory with a
 // million names is streamed as the client reads it instead of being built in memory,
 // and other connections get their turn between frames.
 
@@ -8,8 +8,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "protocol/messages.h"
 #include "reactor/buffer.h"
 #include "reactor/unique_fd.h"
 
@@ -36,6 +38,7 @@ class DirLister {
   uint64_t count_ = 0;
   uint64_t skipped_ = 0;
   bool done_ = false;
+  std::optional<protocol::Entry> pending_;  // read, but did not fit the last frame
 };
 
 }  // namespace server
