@@ -58,6 +58,8 @@ MANPAGES    := $(sort $(wildcard man/*.[0-9]))
 
 .PHONY: all deps check test demo bench install uninstall clean lint-man
 .DEFAULT_GOAL := all
+# Test objects are intermediate to make; keep them so a rebuild compiles only what changed.
+.SECONDARY:
 
 all: $(REACTORD) $(REACTORC)
 

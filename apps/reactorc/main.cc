@@ -70,6 +70,6 @@ int main(int argc, char** argv) {
       !loop->on_signal(SIGTERM, [&runner] { runner.interrupt("SIGTERM"); }, &err))
     return fail(client::kExitFailure, err);
   runner.start(std::move(addresses));
-  loop->run();
+  if (!loop->run(&err)) return fail(client::kExitFailure, "event loop failed: " + err);
   return runner.exit_code();
 }

@@ -37,6 +37,7 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
       dst = prefix_scratch_.data();
     } else {
       dst = out.begin_write(want);
+      if (dst == nullptr) break;  // output buffer at its limit: wait for the socket to drain
     }
     ssize_t n = pread(fd_.get(), dst, want, static_cast<off_t>(pos_));
     if (n < 0 && errno == EINTR) continue;
@@ -67,8 +68,12 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
 
 void FileSender::pad(reactor::Buffer& out, size_t* budget) {
   size_t want = static_cast<size_t>(std::min<uint64_t>({kChunk, body_length() - body_done_, *budget}));
-  if (want == 0) return;
-  std::memset(out.begin_write(want), 0, want);
+  char* dst = want == 0 ? nullptr : out.begin_write(want);
+  if (dst == nullptr) {
+    *budget = 0;  // nothing to pad, or no room until the socket drains
+    return;
+  }
+  std::memset(dst, 0, want);
   out.commit(want);
   body_done_ += want;
   *budget -= want;

@@ -111,6 +111,6 @@ int main(int argc, char** argv) {
   fit_descriptor_limit(&options);
   server::Server server(*loop, options, std::move(root), std::move(secret));
   if (!server.start(addresses, &err)) return fail(server::kExitListen, err);
-  loop->run();
+  if (!loop->run(&err)) return fail(server::kExitFailure, "event loop failed: " + err);
   return server::kExitOk;
 }
