@@ -78,6 +78,13 @@ void CommandRunner::on_ready(Connection& connection) {
   if (options_.verbosity > 0)
     app::log_info("connected to %s (%s), authenticated", connection.peer().c_str(),
                   connection.server_software().c_str());
+  static const char* const kFeatureFor[] = {"get", "stat", "list", "ping", "msg"};
+  const char* feature = kFeatureFor[static_cast<int>(options_.command)];
+  if (!connection.server_offers(feature)) {
+    fail(kExitRemote, std::string("the server (") + connection.server_software() + ") does not offer \"" + feature +
+                          "\"");
+    return;
+  }
   sent_at_ = loop_.now();
   switch (options_.command) {
     case Command::kGet: {

@@ -65,6 +65,12 @@ void Connection::send(const protocol::Message& message) {
   }
 }
 
+bool Connection::server_offers(const std::string& feature) const {
+  for (const std::string& offered : server_features_)
+    if (offered == feature) return true;
+  return false;
+}
+
 void Connection::close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
@@ -177,6 +183,7 @@ void Connection::handle_header(protocol::Message& message) {
         return;
       }
       server_software_ = app::escape_for_terminal(hello->server);
+      server_features_ = hello->features;
       server_nonce_ = hello->nonce;
       std::string err;
       if (!protocol::random_nonce(&client_nonce_, &err)) {
@@ -186,7 +193,7 @@ void Connection::handle_header(protocol::Message& message) {
       protocol::Auth auth;
       auth.proto = protocol::kProtocolVersion;
       auth.client = kClientName;
-      auth.features = {"get", "stat", "list", "ping", "msg", "resume"};
+      auth.features = {"get", "stat", "list", "ping", "msg"};
       auth.nonce = client_nonce_;
       auth.mac = protocol::client_proof(secret_.key, server_nonce_, client_nonce_);
       state_ = State::kAwaitAuthOk;

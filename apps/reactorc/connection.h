@@ -59,6 +59,8 @@ class Connection {
   State state() const { return state_; }
   const std::string& peer() const { return peer_; }
   const std::string& server_software() const { return server_software_; }
+  // Whether the server's hello offered `feature` (the usable set is the intersection).
+  bool server_offers(const std::string& feature) const;
 
  private:
   void on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message);
@@ -78,6 +80,7 @@ class Connection {
   reactor::UniqueFd fd_;
   std::string peer_;
   std::string server_software_;
+  std::vector<std::string> server_features_;
   reactor::Buffer in_;
   reactor::Buffer out_;
   protocol::FrameDecoder decoder_;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/cli.h"
 #include "apps/common/log.h"
 #include "apps/common/secret.h"
 #include "apps/reactorc/command_runner.h"
@@ -20,6 +21,24 @@
 namespace {
 
 constexpr char kDefaultServer[] = "127.0.0.1:9000";
+
+// HOST:PORT or [IPV6]:PORT with a port from 1 to 65535. Checked before resolving, so a
+// typo is a usage error (exit 2) and only a name that does not resolve is exit 3.
+bool well_formed_server(const std::string& text) {
+  size_t colon;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close < 2 || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    colon = close + 1;
+  } else {
+    colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0 || text.find(':') != colon) return false;
+  }
+  std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  long value = std::strtol(port.c_str(), nullptr, 10);
+  return value >= 1 && value <= 65535;
+}
 
 int fail(int code, const std::string& message) {
   app::log_error("%s", message.c_str());
@@ -43,6 +62,11 @@ int main(int argc, char** argv) {
   if (server.empty()) {
     const char* env = std::getenv("REACTOR_SERVER");
     server = env != nullptr && env[0] != '\0' ? env : kDefaultServer;
+  }
+  if (!well_formed_server(server)) {
+    app::usage_error("reactorc", "invalid server address '%s'%s: expected HOST:PORT or [IPV6]:PORT", server.c_str(),
+                     options.server.empty() ? " (from REACTOR_SERVER)" : "");
+    return client::kExitUsage;
   }
   std::vector<reactor::SocketAddress> addresses;
   if (!reactor::resolve(server, &addresses, &err)) return fail(client::kExitConnect, err);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "apps/common/cli.h"
+#include "protocol/messages.h"
 
 namespace client {
 
@@ -122,6 +123,13 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return fail_usage("usage: reactorc %s", spec->synopsis);
+  if (out->command == Command::kSend && out->operands[0].size() > protocol::kMaxTextLen)
+    return fail_usage("the message is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
+                      protocol::kMaxTextLen);
+  if (out->command != Command::kSend && out->command != Command::kPing &&
+      !out->operands.empty() && out->operands[0].size() > protocol::kMaxPathLen)
+    return fail_usage("the path is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
+                      protocol::kMaxPathLen);
   return ParseResult::kRun;
 }
 

@@ -27,7 +27,7 @@ const char kUsage[] =
     "      --grace SECS             on SIGINT/SIGTERM, time to finish transfers (default: 10)\n"
     "      --backend NAME           event loop backend: epoll or poll (default: epoll)\n"
     "  -q, --quiet                  log errors only\n"
-    "  -v, --verbose                log more (repeat for debug detail)\n"
+    "  -v, --verbose                log more: every connection state change\n"
     "  -h, --help                   show this help and exit\n"
     "  -V, --version                show the version and exit\n"
     "\n"
@@ -95,7 +95,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         out->backend = optarg;
         break;
       case 'q': out->verbosity = -1; break;
-      case 'v': if (out->verbosity >= 0) ++out->verbosity; break;
+      case 'v': out->verbosity = 1; break;
       case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
       case 'V': app::print_version("reactord"); return ParseResult::kExitOk;
       case ':': return fail_usage("option '%s' needs an argument", argv[optind - 1]);
