@@ -1,0 +1,453 @@
+// Integration tests of reactorc's command line as scripts see it: exit codes, what goes to
+// stdout and stderr, option parsing, the environment, and what is left on disk.
+
+#include <criterion/criterion.h>
+// Criterion's Test() macro expands to a C-style function-pointer cast at each test.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/support/address.h"
+#include "tests/support/binaries.h"
+#include "tests/support/client.h"
+#include "tests/support/deadline.h"
+#include "tests/support/fd.h"
+#include "tests/support/hmac_auth.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/proxy.h"
+#include "tests/support/raw_client.h"
+#include "tests/support/server.h"
+#include "tests/support/temp_dir.h"
+
+using namespace testsupport;
+
+#define ASSERT_STR_EQ(actual, expected)                                                   \
+  do {                                                                                    \
+    const std::string got_ = (actual);                                                    \
+    const std::string want_ = (expected);                                                 \
+    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
+              want_.c_str());                                                             \
+  } while (0)
+
+#define ASSERT_CONTAINS(haystack, needle)                                                  \
+  do {                                                                                     \
+    const std::string hay_ = (haystack);                                                   \
+    const std::string needle_ = (needle);                                                  \
+    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
+              needle_.c_str(), hay_.c_str());                                              \
+  } while (0)
+
+namespace {
+
+const std::string kFileText = "the served file\n";
+
+struct Served {
+  TempDir dir;
+  std::string root;       // dir/root
+  std::string downloads;  // dir/dl
+  SecretFile secret;
+  ServerProcess server;
+
+  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
+  std::string in_downloads(const std::string& rel) const { return path_join(downloads, rel); }
+};
+
+Served serve(const std::vector<std::string>& listen = {"127.0.0.1:0"}) {
+  std::string err;
+  auto dir = TempDir::create("client-cli-test", &err);
+  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
+  std::string root = dir->path("root");
+  std::string downloads = dir->path("dl");
+  cr_assert(make_dirs(root, &err), "%s", err.c_str());
+  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
+  cr_assert(write_file(path_join(root, "file.txt"), kFileText, &err), "%s", err.c_str());
+  auto secret = write_secret(dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
+  ServerOptions options;
+  options.root = root;
+  options.secret_file = secret->path;
+  options.listen = listen;
+  auto server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
+  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    out.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.compare(0, prefix.size(), prefix) == 0;
+}
+
+// A loopback port nobody listens on: bound (so no one else got it at that moment), then
+// closed.
+std::string refused_address() {
+  auto addr = parse_address("127.0.0.1:0");
+  cr_assert(addr.has_value());
+  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  cr_assert(fd.valid());
+  cr_assert_eq(bind(fd.get(), addr->get(), addr->length), 0, "bind: %s", std::strerror(errno));
+  auto local = local_address(fd.get());
+  cr_assert(local.has_value());
+  return local->to_string();
+}
+
+void assert_no_debris(const std::string& dir) {
+  auto names = list_dir(dir);
+  cr_assert(names.has_value());
+  for (const auto& name : *names) {
+    cr_assert(name.find(".part") == std::string::npos, "debris in %s: %s", dir.c_str(), name.c_str());
+  }
+}
+
+// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
+// ASan, leaks are only reported when the server exits).
+void stop_cleanly(Served& s) {
+  ExitStatus st = s.server.stop(Millis(30000));
+  std::string log = s.server.stderr_text();
+  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
+  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
+            "%s", log.c_str());
+}
+
+}  // namespace
+
+TestSuite(client_cli, .timeout = 120);
+
+Test(client_cli, usage_errors_exit_2_with_the_program_name) {
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"frobnicate"},
+      {"--bogus", "ping"},
+      {"-Z", "ping"},
+      {"ping", "extra"},
+      {"get"},
+      {"get", "a", "b", "c"},
+      {"stat"},
+      {"send"},
+      {"send", "one", "two"},
+      {"-t"},
+      {"-t", "soon", "ping"},
+      {"-t", "0", "ping"},
+      {"--progress=sparkles", "ping"},
+      {"--backend", "kqueue", "ping"},
+      // Malformed server addresses are caught before any connection is tried.
+      {"-s", "127.0.0.1", "ping"},
+      {"-s", "[::1]", "ping"},
+      {"-s", "127.0.0.1:0", "ping"},
+      {"-s", "127.0.0.1:65536", "ping"},
+      {"-s", "::1:9000", "ping"},
+      // So are operands the protocol cannot carry.
+      {"send", std::string(4097, 'm')},
+      {"get", std::string(4097, 'p')},
+  };
+  for (const auto& args : cases) {
+    std::string shown;
+    for (const auto& a : args) shown += a + " ";
+    ClientResult r = run_client(args, Millis(10000));
+    cr_assert(r.exited_with(2), "reactorc %s: %s", shown.c_str(), r.describe().c_str());
+    cr_assert(starts_with(r.stderr_text, "reactorc: "), "reactorc %s: stderr: %s", shown.c_str(),
+              r.stderr_text.c_str());
+    cr_assert(r.stdout_text.empty(), "reactorc %s: stdout: %s", shown.c_str(), r.stdout_text.c_str());
+  }
+  ClientResult none = run_client({}, Millis(10000));
+  ASSERT_CONTAINS(none.stderr_text, "no command");
+  ClientResult unknown = run_client({"frobnicate"}, Millis(10000));
+  ASSERT_CONTAINS(unknown.stderr_text, "frobnicate");
+  ClientResult bad = run_client({"--bogus", "ping"}, Millis(10000));
+  ASSERT_CONTAINS(bad.stderr_text, "--bogus");
+
+  RunOptions env;
+  env.env = {{"REACTOR_SERVER", "no-port-here"}};
+  ClientResult from_env = run_client({"ping"}, Millis(10000), env);
+  cr_assert(from_env.exited_with(2), "%s", from_env.describe().c_str());
+  ASSERT_CONTAINS(from_env.stderr_text, "REACTOR_SERVER");
+
+  ClientResult help = run_client({"--help"}, Millis(10000));
+  cr_assert(help.exited_with(0), "%s", help.describe().c_str());
+  cr_assert(starts_with(help.stdout_text, "usage: reactorc"), "%s", help.stdout_text.c_str());
+  ClientResult version = run_client({"-V"}, Millis(10000));
+  cr_assert(version.exited_with(0), "%s", version.describe().c_str());
+  cr_assert(starts_with(version.stdout_text, "reactorc "), "%s", version.stdout_text.c_str());
+}
+
+Test(client_cli, connection_refused_exits_3) {
+  TempDir dir = *TempDir::create("client-cli-test");
+  auto secret = write_secret(dir.path());
+  cr_assert(secret.has_value());
+  std::string address = refused_address();
+  ClientResult r = run_client({"-s", address, "-k", secret->path, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  cr_assert(starts_with(r.stderr_text, "reactorc: "), "%s", r.stderr_text.c_str());
+  ASSERT_CONTAINS(r.stderr_text, "refused");
+  ASSERT_CONTAINS(r.stderr_text, address);
+  // A get that cannot connect leaves nothing behind.
+  r = run_client({"-s", address, "-k", secret->path, "get", "x.bin", dir.path("x.bin")}, Millis(30000));
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  cr_assert_not(read_file(dir.path("x.bin")).has_value());
+  assert_no_debris(dir.path());
+}
+
+Test(client_cli, secret_problems_exit_9) {
+  Served s = serve();
+  // Missing.
+  std::string missing = s.dir.path("no-such-secret");
+  ClientResult r = run_client({"-s", s.server.address(), "-k", missing, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, missing);
+  // The default location, $XDG_CONFIG_HOME/reactor/secret: missing, then present.
+  std::string xdg = s.dir.path("xdg");
+  cr_assert(make_dirs(xdg + "/reactor"));
+  RunOptions o;
+  o.env = {{"XDG_CONFIG_HOME", xdg}};
+  r = run_client({"-s", s.server.address(), "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, xdg + "/reactor/secret");
+  cr_assert(write_secret(xdg + "/reactor", s.secret.key + "\n").has_value());
+  r = run_client({"-s", s.server.address(), "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  // A directory is not a secret file.
+  r = run_client({"-s", s.server.address(), "-k", xdg, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+  stop_cleanly(s);
+}
+
+Test(client_cli, remote_refusal_exits_5) {
+  Served s = serve();
+  ClientResult r = s.server.run_client({"get", "missing.txt", s.in_downloads("missing.txt")});
+  cr_assert(r.exited_with(5), "%s", r.describe().c_str());
+  cr_assert(starts_with(r.stderr_text, "reactorc: "), "%s", r.stderr_text.c_str());
+  ASSERT_CONTAINS(r.stderr_text, "not_found");
+  ASSERT_CONTAINS(r.stderr_text, "missing.txt");
+  cr_assert_not(read_file(s.in_downloads("missing.txt")).has_value());
+  assert_no_debris(s.downloads);
+  r = s.server.run_client({"stat", "missing.txt"});
+  cr_assert(r.exited_with(5), "%s", r.describe().c_str());
+  r = s.server.run_client({"ls", "missing"});
+  cr_assert(r.exited_with(5), "%s", r.describe().c_str());
+  stop_cleanly(s);
+}
+
+Test(client_cli, existing_local_file_needs_force) {
+  Served s = serve();
+  std::string local = s.in_downloads("file.txt");
+  cr_assert(write_file(local, "precious local data\n"));
+  ClientResult r = s.server.run_client({"get", "file.txt", local});
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "--force");
+  ASSERT_STR_EQ(*read_file(local), "precious local data\n");
+  assert_no_debris(s.downloads);
+
+  for (const char* force : {"-f", "--force"}) {
+    cr_assert(write_file(local, "precious local data\n"));
+    r = s.server.run_client({force, "get", "file.txt", local});
+    cr_assert(r.exited_with(0), "%s: %s", force, r.describe().c_str());
+    ASSERT_STR_EQ(*read_file(local), kFileText);
+  }
+  auto names = list_dir(s.downloads);
+  cr_assert(names.has_value() && names->size() == 1, "debris left next to the file");
+  // LOCAL a directory: the file goes inside it. --force never replaces a directory there.
+  cr_assert(make_dirs(s.in_downloads("d/file.txt")));
+  r = s.server.run_client({"-f", "get", "file.txt", s.in_downloads("d")});
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "is a directory");
+  struct stat st {};
+  cr_assert(stat(s.in_downloads("d/file.txt").c_str(), &st) == 0 && S_ISDIR(st.st_mode));
+  assert_no_debris(s.in_downloads("d"));
+  stop_cleanly(s);
+}
+
+Test(client_cli, local_path_in_a_missing_directory_exits_7) {
+  Served s = serve();
+  std::string local = s.in_downloads("no/such/dir/file.txt");
+  ClientResult r = s.server.run_client({"get", "file.txt", local});
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  cr_assert(starts_with(r.stderr_text, "reactorc: "), "%s", r.stderr_text.c_str());
+  ASSERT_CONTAINS(r.stderr_text, s.in_downloads("no/such/dir"));
+  auto names = list_dir(s.downloads);
+  cr_assert(names.has_value() && names->empty());
+  stop_cleanly(s);
+}
+
+Test(client_cli, no_escape_sequences_when_stderr_is_not_a_terminal) {
+  Served s = serve();
+  cr_assert(write_pattern_file(s.in_root("big.bin"), 3u << 20, 4));
+  const std::vector<std::vector<std::string>> styles = {
+      {"--progress=none"}, {}, {"--progress", "rainbow"}, {"--progress=plane"}, {"--progress=bar"}};
+  int n = 0;
+  for (const auto& style : styles) {
+    std::string local = s.in_downloads("big-" + std::to_string(n++));
+    std::vector<std::string> args = {"-s", s.server.address(), "-k", s.secret.path};
+    args.insert(args.end(), style.begin(), style.end());
+    args.insert(args.end(), {"get", "big.bin", local});
+    RunOptions o;
+    o.env = {{"TERM", "xterm-256color"}};  // a terminal that could take colour, were it one
+    ClientResult r = run_client(args, Millis(30000), o);
+    cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+    cr_assert(r.stderr_text.find('\x1b') == std::string::npos, "ESC on stderr: %s", r.stderr_text.c_str());
+    cr_assert(r.stderr_text.find('\r') == std::string::npos, "CR on stderr: %s", r.stderr_text.c_str());
+    std::vector<std::string> lines = lines_of(r.stderr_text);
+    cr_assert_eq(lines.size(), 1u, "expected one summary line, got: %s", r.stderr_text.c_str());
+    ASSERT_CONTAINS(lines[0], "sha256 verified");
+    cr_assert_eq(r.stderr_text.back(), '\n');
+    cr_assert(r.stdout_text.empty(), "%s", r.stdout_text.c_str());
+    std::string why;
+    cr_assert(files_equal(s.in_root("big.bin"), local, &why), "%s", why.c_str());
+  }
+  // -q: nothing at all on success.
+  ClientResult q = s.server.run_client({"-q", "get", "big.bin", s.in_downloads("quiet")});
+  cr_assert(q.exited_with(0), "%s", q.describe().c_str());
+  cr_assert(q.stderr_text.empty() && q.stdout_text.empty(), "%s", q.describe().c_str());
+  stop_cleanly(s);
+}
+
+Test(client_cli, server_from_the_environment) {
+  Served s = serve();
+  RunOptions o;
+  o.env = {{"REACTOR_SERVER", s.server.address()}};
+  ClientResult r = run_client({"-k", s.secret.path, "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stdout_text, "pong from " + s.server.address());
+  // Used when -s is absent, and only then.
+  o.env = {{"REACTOR_SERVER", refused_address()}};
+  r = run_client({"-k", s.secret.path, "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  r = run_client({"-s", s.server.address(), "-k", s.secret.path, "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(0), "-s must win over REACTOR_SERVER: %s", r.describe().c_str());
+  r = run_client({"--server=" + s.server.address(), "-k", s.secret.path, "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(0), "--server= must win over REACTOR_SERVER: %s", r.describe().c_str());
+  stop_cleanly(s);
+}
+
+Test(client_cli, double_dash_ends_the_options) {
+  Served s = serve();
+  ClientResult r = s.server.run_client({"send", "--", "-dash-message"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stdout_text, "(13 bytes)");
+  cr_assert(s.server.wait_for_stderr("says: -dash-message", Millis(5000)), "%s",
+            s.server.stderr_text().c_str());
+  // Without "--" it is an (unknown) option.
+  r = s.server.run_client({"send", "-dash-message"});
+  cr_assert(r.exited_with(2), "%s", r.describe().c_str());
+  // A remote file whose name starts with a dash.
+  cr_assert(write_file(s.in_root("-v"), "dash file\n"));
+  r = s.server.run_client({"get", "--", "-v", s.in_downloads("dash.txt")});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_STR_EQ(*read_file(s.in_downloads("dash.txt")), "dash file\n");
+  stop_cleanly(s);
+}
+
+Test(client_cli, ipv6_server) {
+  Served s = serve({"[::1]:0"});
+  cr_assert(s.server.address().rfind("[::1]:", 0) == 0, "%s", s.server.address().c_str());
+  ClientResult r = s.server.run_client({"get", "file.txt", s.in_downloads("v6.txt")});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_STR_EQ(*read_file(s.in_downloads("v6.txt")), kFileText);
+  stop_cleanly(s);
+}
+
+Test(client_cli, silent_server_times_out_with_exit_8) {
+  TempDir dir = *TempDir::create("client-cli-test");
+  auto secret = write_secret(dir.path());
+  cr_assert(secret.has_value());
+  // A listening socket that never accepts: the connect succeeds, then nothing comes.
+  auto addr = parse_address("127.0.0.1:0");
+  Fd l(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  cr_assert_eq(bind(l.get(), addr->get(), addr->length), 0);
+  cr_assert_eq(listen(l.get(), 4), 0);
+  std::string address = local_address(l.get())->to_string();
+  ClientResult r = run_client({"-s", address, "-k", secret->path, "-t", "1", "ping"}, Millis(30000));
+  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "sent nothing for 1.0 s");
+}
+
+Test(client_cli, interrupted_download_exits_130_and_keeps_nothing) {
+  Served s = serve();
+  std::string err;
+  cr_assert(make_sparse_file(s.in_root("huge.bin"), uint64_t{1} << 30, &err), "%s", err.c_str());
+  FaultSpec f;
+  f.max_chunk = 4096;  // slow enough that the signal lands mid-transfer
+  auto proxy = Proxy::start(s.server.address(), f, &err);
+  cr_assert(proxy.has_value(), "%s", err.c_str());
+  auto binary = find_binary("reactorc", &err);
+  cr_assert(binary.has_value(), "%s", err.c_str());
+  for (int sig : {SIGINT, SIGTERM}) {
+    SpawnOptions o;
+    o.argv = {*binary, "-s", proxy->address(), "-k", s.secret.path, "--progress=none", "get",
+              "huge.bin", s.in_downloads("huge.bin")};
+    o.output_dir = s.dir.path();
+    auto client = Process::spawn(o, &err);
+    cr_assert(client.has_value(), "%s", err.c_str());
+    uint64_t before = proxy->stats().s2c_bytes;
+    cr_assert(wait_until([&] { return proxy->stats().s2c_bytes > before + (1u << 20); }, Millis(30000)),
+              "the download did not start: %s", client->stderr_text().c_str());
+    cr_assert(client->send_signal(sig));
+    ExitStatus st = client->wait_exit(Millis(30000));
+    cr_assert(st.exited_with(130), "signal %d: %s; stderr: %s", sig, st.describe().c_str(),
+              client->stderr_text().c_str());
+    ASSERT_CONTAINS(client->stderr_text(), "interrupted");
+    auto names = list_dir(s.downloads);
+    cr_assert(names.has_value() && names->empty(), "the partial download was kept");
+  }
+  stop_cleanly(s);
+}
+
+Test(client_cli, missing_feature_exits_5_before_any_request) {
+  TempDir dir = *TempDir::create("client-cli-test");
+  auto secret = write_secret(dir.path());
+  cr_assert(secret.has_value());
+  auto addr = parse_address("127.0.0.1:0");
+  Fd l(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  cr_assert_eq(bind(l.get(), addr->get(), addr->length), 0);
+  cr_assert_eq(listen(l.get(), 4), 0);
+  std::string address = local_address(l.get())->to_string();
+  std::string err;
+  auto binary = find_binary("reactorc", &err);
+  cr_assert(binary.has_value(), "%s", err.c_str());
+  SpawnOptions o;
+  o.argv = {*binary, "-s", address, "-k", secret->path, "ls"};
+  o.output_dir = dir.path();
+  auto client = Process::spawn(o, &err);
+  cr_assert(client.has_value(), "%s", err.c_str());
+  // An honest server that offers downloads only.
+  pollfd pfd{l.get(), POLLIN, 0};
+  cr_assert_eq(poll(&pfd, 1, 10000), 1, "reactorc did not connect");
+  RawClient server{Fd(accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC))};
+  std::string sn = random_bytes(kNonceBytes);
+  cr_assert(server.send_frame("{\"type\":\"hello\",\"proto\":1,\"server\":\"getonly/1\",\"features\":[\"get\"],"
+                              "\"nonce\":\"" + hex_encode(sn) + "\"}"));
+  ReadResult auth = server.read_frame(Millis(10000));
+  cr_assert(auth.ok() && auth.frame.type() == "auth", "%s", auth.describe().c_str());
+  auto cn = hex_decode(auth.frame.string_field("nonce").value_or(""));
+  cr_assert(cn.has_value());
+  cr_assert(server.send_frame("{\"type\":\"auth_ok\",\"proto\":1,\"mac\":\"" +
+                              server_mac_hex(secret->key, sn, *cn) + "\"}"));
+  std::string sent;
+  cr_assert(server.read_until_closed(Millis(10000), &sent), "reactorc did not hang up");
+  cr_assert(sent.empty(), "reactorc sent a request the server does not offer");
+  ExitStatus st = client->wait_exit(Millis(10000));
+  cr_assert(st.exited_with(5), "%s; stderr: %s", st.describe().c_str(), client->stderr_text().c_str());
+  ASSERT_CONTAINS(client->stderr_text(), "does not offer");
+}

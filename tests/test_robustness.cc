@@ -1,0 +1,605 @@
+// Integration tests of everything that goes wrong on the way: silent, slow and vanishing
+// clients, corrupted and cut streams (through the fault proxy), a server killed or stopped
+// mid-transfer, the connection limit, and files that change while they are being sent.
+
+#include <criterion/criterion.h>
+// Criterion's Test() macro expands to a C-style function-pointer cast at each test.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/support/binaries.h"
+#include "tests/support/client.h"
+#include "tests/support/deadline.h"
+#include "tests/support/files.h"
+#include "tests/support/hmac_auth.h"
+#include "tests/support/process.h"
+#include "tests/support/proxy.h"
+#include "tests/support/raw_client.h"
+#include "tests/support/server.h"
+#include "tests/support/temp_dir.h"
+
+using namespace testsupport;
+
+#define ASSERT_STR_EQ(actual, expected)                                                   \
+  do {                                                                                    \
+    const std::string got_ = (actual);                                                    \
+    const std::string want_ = (expected);                                                 \
+    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
+              want_.c_str());                                                             \
+  } while (0)
+
+#define ASSERT_CONTAINS(haystack, needle)                                                  \
+  do {                                                                                     \
+    const std::string hay_ = (haystack);                                                   \
+    const std::string needle_ = (needle);                                                  \
+    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
+              needle_.c_str(), hay_.c_str());                                              \
+  } while (0)
+
+namespace {
+
+const std::string kHealthText = "still serving\n";
+constexpr time_t kMtime = 1234567890;
+
+struct Served {
+  TempDir dir;
+  std::string root;       // dir/root
+  std::string downloads;  // dir/dl
+  SecretFile secret;
+  ServerProcess server;
+
+  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
+  std::string in_downloads(const std::string& rel) const { return path_join(downloads, rel); }
+  // reactorc arguments for talking to ADDRESS (a proxy) instead of the server itself.
+  std::vector<std::string> client_args_via(const std::string& address,
+                                           const std::vector<std::string>& args) const {
+    std::vector<std::string> out = {"-s", address, "-k", secret.path, "--progress=none"};
+    out.insert(out.end(), args.begin(), args.end());
+    return out;
+  }
+};
+
+Served serve(const std::vector<std::string>& extra_args = {}) {
+  std::string err;
+  auto dir = TempDir::create("robustness-test", &err);
+  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
+  std::string root = dir->path("root");
+  std::string downloads = dir->path("dl");
+  cr_assert(make_dirs(root, &err), "%s", err.c_str());
+  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
+  cr_assert(write_file(path_join(root, "health.txt"), kHealthText, &err), "%s", err.c_str());
+  auto secret = write_secret(dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
+  ServerOptions options;
+  options.root = root;
+  options.secret_file = secret->path;
+  options.extra_args = extra_args;
+  auto server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
+  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
+}
+
+void assert_serves(const Served& s) {
+  static int counter = 0;
+  std::string local = path_join(s.dir.path(), "health-" + std::to_string(++counter));
+  ClientResult r = s.server.run_client({"get", "health.txt", local}, Millis(30000));
+  cr_assert(r.exited_with(0), "an honest client was not served: %s\nserver log:\n%s",
+            r.describe().c_str(), s.server.stderr_text().c_str());
+  auto text = read_file(local);
+  cr_assert(text.has_value() && *text == kHealthText, "health.txt came back wrong");
+  unlink(local.c_str());
+}
+
+// Nothing at all in the download directory: no final file and no ".*.part" debris.
+void assert_no_downloads(const Served& s) {
+  auto names = list_dir(s.downloads);
+  cr_assert(names.has_value());
+  std::string joined;
+  for (const auto& n : *names) joined += n + " ";
+  cr_assert(names->empty(), "left in the download directory: %s", joined.c_str());
+}
+
+RawClient connect_raw(const Served& s) {
+  RawClient c;
+  std::string err;
+  cr_assert(c.connect(s.server.address(), Millis(5000), &err), "connect: %s", err.c_str());
+  return c;
+}
+
+RawClient connect_authenticated(const Served& s) {
+  RawClient c = connect_raw(s);
+  HandshakeResult h = c.handshake(s.secret.key, Millis(10000));
+  cr_assert(h.ok, "handshake: %s", h.error.c_str());
+  return c;
+}
+
+Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Millis(10000)) {
+  ReadResult r = c.read_frame(timeout);
+  cr_assert(r.ok(), "waiting for %s: %s", type.c_str(), r.describe().c_str());
+  cr_assert(r.frame.type() == type, "expected %s, got %s", type.c_str(), r.frame.header.c_str());
+  return r.frame;
+}
+
+void expect_fatal(RawClient& c, const std::string& code, Millis timeout = Millis(10000)) {
+  ReadResult r = c.read_frame(timeout);
+  cr_assert(r.ok(), "expected error %s, got %s", code.c_str(), r.describe().c_str());
+  cr_assert(r.frame.type() == "error" && r.frame.code() == code, "expected error %s, got %s",
+            code.c_str(), r.frame.header.c_str());
+  cr_assert(c.read_until_closed(Millis(10000)), "the server kept the connection open after %s",
+            code.c_str());
+  c.close();
+}
+
+void ping(RawClient& c, const std::string& token) {
+  cr_assert(c.send_frame("{\"type\":\"ping\",\"token\":" + json_quote(token) + "}"));
+  Frame pong = expect_frame(c, "pong");
+  ASSERT_STR_EQ(pong.string_field("token").value_or(""), token);
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void make_pattern(const std::string& path, uint64_t size, uint64_t seed) {
+  std::string err;
+  cr_assert(write_pattern_file(path, size, seed, &err), "%s", err.c_str());
+  struct timespec times[2] = {{kMtime, 0}, {kMtime, 0}};
+  cr_assert_eq(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+// A sparse file with a few marks, big enough that no test sees its transfer finish.
+void make_big_sparse(const std::string& path, uint64_t size) {
+  std::string err;
+  cr_assert(make_sparse_file(path, size, &err), "%s", err.c_str());
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  cr_assert_geq(fd, 0);
+  for (uint64_t at = 0; at + 4 < size; at += size / 7) {
+    cr_assert_eq(pwrite(fd, "mark", 4, static_cast<off_t>(at)), 4);
+  }
+  close(fd);
+}
+
+Process spawn_client(const Served& s, const std::vector<std::string>& args) {
+  std::string err;
+  auto binary = find_binary("reactorc", &err);
+  cr_assert(binary.has_value(), "%s", err.c_str());
+  SpawnOptions o;
+  o.argv = {*binary};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.output_dir = s.dir.path();
+  auto p = Process::spawn(o, &err);
+  cr_assert(p.has_value(), "%s", err.c_str());
+  return std::move(*p);
+}
+
+Proxy start_proxy(const Served& s, const FaultSpec& faults) {
+  std::string err;
+  auto proxy = Proxy::start(s.server.address(), faults, &err);
+  cr_assert(proxy.has_value(), "Proxy::start: %s", err.c_str());
+  return std::move(*proxy);
+}
+
+// Reads one frame's length and header only, leaving its body unread.
+Frame read_header_only(RawClient& c) {
+  std::string len;
+  cr_assert_eq(c.read_bytes(4, &len, Millis(10000)), ReadStatus::kOk);
+  uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(len[0])) << 24 |
+               static_cast<uint32_t>(static_cast<unsigned char>(len[1])) << 16 |
+               static_cast<uint32_t>(static_cast<unsigned char>(len[2])) << 8 |
+               static_cast<uint32_t>(static_cast<unsigned char>(len[3]));
+  cr_assert_leq(n, 65536u);
+  Frame f;
+  cr_assert_eq(c.read_bytes(n, &f.header, Millis(10000)), ReadStatus::kOk);
+  return f;
+}
+
+// A small receive buffer (it also turns off autotuning), so that the server cannot get far
+// ahead of a client that reads slowly.
+void shrink_receive_buffer(RawClient& c) {
+  int size = 64 * 1024;
+  cr_assert_eq(setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size), 0);
+}
+
+// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
+// ASan, leaks are only reported when the server exits).
+void stop_cleanly(Served& s) {
+  ExitStatus st = s.server.stop(Millis(30000));
+  std::string log = s.server.stderr_text();
+  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
+  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
+            "%s", log.c_str());
+}
+
+}  // namespace
+
+TestSuite(robustness, .timeout = 120);
+
+// ----------------------------------------------------------------------------- deadlines
+
+Test(robustness, silent_client_is_dropped_at_the_handshake_deadline) {
+  Served s = serve({"--handshake-timeout", "1"});
+  Clock::time_point start = Clock::now();
+  RawClient silent = connect_raw(s);
+  expect_frame(silent, "hello");
+  // Another client is served meanwhile.
+  assert_serves(s);
+  expect_fatal(silent, "timeout");
+  cr_assert_geq(seconds_since(start), 0.9, "dropped before the 1 s deadline");
+  cr_assert(s.server.wait_for_stderr("handshake deadline", Millis(5000)), "%s",
+            s.server.stderr_text().c_str());
+  assert_serves(s);
+  silent.close();
+  stop_cleanly(s);
+}
+
+Test(robustness, trickling_client_is_dropped_at_the_absolute_deadline) {
+  Served s = serve({"--handshake-timeout", "1"});
+  Clock::time_point start = Clock::now();
+  RawClient c = connect_raw(s);
+  Frame hello = expect_frame(c, "hello");
+  auto nonce = hex_decode(hello.string_field("nonce").value_or(""));
+  cr_assert(nonce.has_value());
+  // A correct auth, one byte every 200 ms: each byte is activity, but the deadline counts
+  // from the accept and does not move.
+  std::string frame = encode_frame(make_auth_header(s.secret.key, *nonce, random_bytes(kNonceBytes)));
+  size_t sent = 0;
+  ReadResult r;
+  for (; sent < frame.size() && sent < 60; ++sent) {
+    cr_assert(c.send_raw(frame.substr(sent, 1)), "send failed after %zu bytes", sent);
+    r = c.read_frame(Millis(200));
+    if (r.status != ReadStatus::kTimeout) break;
+  }
+  cr_assert(r.ok(), "after %zu bytes: %s", sent, r.describe().c_str());
+  cr_assert(r.frame.type() == "error" && r.frame.code() == "timeout", "%s", r.frame.header.c_str());
+  cr_assert_lt(sent, frame.size());
+  cr_assert_geq(seconds_since(start), 0.9);
+  cr_assert(c.read_until_closed(Millis(10000)));
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(robustness, idle_connection_is_closed_after_the_idle_timeout) {
+  Served s = serve({"--idle-timeout", "2"});
+  RawClient c = connect_authenticated(s);
+  // Activity keeps it open: pings every 250 ms for well over the timeout.
+  for (int i = 0; i < 12; ++i) {
+    ping(c, "keepalive-" + std::to_string(i));
+    sleep_for(Millis(250));
+  }
+  ping(c, "last");
+  Clock::time_point last = Clock::now();
+  expect_fatal(c, "timeout");
+  cr_assert_geq(seconds_since(last), 1.9, "closed before two idle seconds");
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+// --------------------------------------------------------------------- faults in transit
+
+Test(robustness, flipped_byte_fails_verification_and_keeps_nothing) {
+  Served s = serve();
+  make_pattern(s.in_root("big.bin"), 1 << 20, 5);
+  FaultSpec f;
+  f.flip_at = 300000;  // well inside the body
+  Proxy proxy = start_proxy(s, f);
+  ClientResult r = run_client(s.client_args_via(proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}),
+                              Millis(60000));
+  cr_assert(r.exited_with(6), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "SHA-256 mismatch");
+  cr_assert_eq(proxy.stats().flips, 1u);
+  assert_no_downloads(s);
+
+  // A flipped byte in the hello header: malformed, exit 8.
+  FaultSpec g;
+  g.flip_at = 10;
+  Proxy bad_hello = start_proxy(s, g);
+  r = run_client(s.client_args_via(bad_hello.address(), {"get", "big.bin", s.in_downloads("big.bin")}),
+                 Millis(60000));
+  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+  assert_no_downloads(s);
+  assert_serves(s);
+  stop_cleanly(s);
+}
+
+Test(robustness, connection_cut_mid_body) {
+  Served s = serve();
+  make_pattern(s.in_root("big.bin"), 1 << 20, 6);
+  for (bool reset : {false, true}) {
+    FaultSpec f;
+    f.cut_after = 400000;
+    f.cut_with_reset = reset;
+    Proxy proxy = start_proxy(s, f);
+    ClientResult r = run_client(
+        s.client_args_via(proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}), Millis(60000));
+    cr_assert(r.exited_with(8), "reset %d: %s", reset, r.describe().c_str());
+    cr_assert(r.stderr_text.find("connection") != std::string::npos, "%s", r.stderr_text.c_str());
+    assert_no_downloads(s);
+  }
+  assert_serves(s);
+  stop_cleanly(s);
+}
+
+Test(robustness, server_killed_mid_transfer) {
+  Served s = serve();
+  make_big_sparse(s.in_root("huge.bin"), uint64_t{1} << 30);
+  FaultSpec f;
+  f.max_chunk = 4096;  // a slower path, so the transfer is surely still running
+  Proxy proxy = start_proxy(s, f);
+  Process client = spawn_client(s, s.client_args_via(proxy.address(),
+                                                     {"get", "huge.bin", s.in_downloads("huge.bin")}));
+  cr_assert(wait_until([&] { return proxy.stats().s2c_bytes > (1u << 20); }, Millis(30000)),
+            "the transfer did not start: %s", client.stderr_text().c_str());
+  ExitStatus killed = s.server.kill();
+  cr_assert(killed.killed_by(SIGKILL), "%s", killed.describe().c_str());
+  ExitStatus st = client.wait_exit(Millis(30000));
+  cr_assert(st.exited_with(8), "%s; stderr: %s", st.describe().c_str(), client.stderr_text().c_str());
+  ASSERT_CONTAINS(client.stderr_text(), "the server closed the connection");
+  assert_no_downloads(s);
+}
+
+// ------------------------------------------------------------------------------ shutdown
+
+Test(robustness, sigterm_lets_a_running_transfer_finish) {
+  Served s = serve({"--grace", "60"});
+  const uint64_t size = 24u << 20;
+  make_pattern(s.in_root("p.bin"), size, 8);
+  RawClient c = connect_authenticated(s);
+  shrink_receive_buffer(c);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"p.bin\"}"));
+  Frame header = read_header_only(c);
+  ASSERT_STR_EQ(header.type(), "file");
+  std::string body;
+  cr_assert_eq(c.read_bytes(100000, &body, Millis(10000)), ReadStatus::kOk);
+
+  // Mid-transfer (most of the file is still on the server's side): SIGTERM.
+  cr_assert(s.server.send_signal(SIGTERM));
+  cr_assert(s.server.wait_for_stderr("no longer accepting", Millis(10000)), "%s",
+            s.server.stderr_text().c_str());
+  RawClient late;
+  std::string err;
+  cr_assert_not(late.connect(s.server.address(), Millis(2000), &err),
+                "a new connection was accepted after SIGTERM");
+  cr_assert(s.server.running(), "the server did not wait for the transfer");
+
+  cr_assert_eq(c.read_bytes(size - body.size(), &body, Millis(60000)), ReadStatus::kOk);
+  cr_assert(body == pattern_bytes(0, size, 8), "the body differs");
+  Frame end = expect_frame(c, "end");
+  ASSERT_STR_EQ(end.string_field("sha256").value_or(""), *sha256_file_hex(s.in_root("p.bin")));
+  // Then the server says goodbye and exits 0, without waiting for the grace period.
+  expect_fatal(c, "shutting_down");
+  ExitStatus st = s.server.wait_exit(Millis(30000));
+  cr_assert(st.exited_with(0), "%s", st.describe().c_str());
+  cr_assert(s.server.stderr_text().find("grace period over") == std::string::npos, "%s",
+            s.server.stderr_text().c_str());
+}
+
+Test(robustness, sigterm_during_a_reactorc_download) {
+  Served s = serve({"--grace", "60"});
+  const uint64_t size = 256u << 20;
+  make_big_sparse(s.in_root("z.bin"), size);
+  FaultSpec f;
+  f.max_chunk = 4096;
+  Proxy proxy = start_proxy(s, f);
+  Process client = spawn_client(s, s.client_args_via(proxy.address(), {"get", "z.bin", s.in_downloads("z.bin")}));
+  cr_assert(wait_until([&] { return proxy.stats().s2c_bytes > (1u << 20); }, Millis(30000)),
+            "the transfer did not start: %s", client.stderr_text().c_str());
+  cr_assert(s.server.send_signal(SIGTERM));
+  // The download was still running when the signal came.
+  cr_assert(s.server.wait_for_stderr("finishing 1 connection(s)", Millis(10000)), "%s",
+            s.server.stderr_text().c_str());
+  ExitStatus cst = client.wait_exit(Millis(90000));
+  cr_assert(cst.exited_with(0), "%s; stderr: %s", cst.describe().c_str(), client.stderr_text().c_str());
+  std::string why;
+  cr_assert(files_equal(s.in_root("z.bin"), s.in_downloads("z.bin"), &why), "%s", why.c_str());
+  ExitStatus st = s.server.wait_exit(Millis(30000));
+  cr_assert(st.exited_with(0), "%s", st.describe().c_str());
+}
+
+Test(robustness, idle_connections_are_told_on_sigterm) {
+  Served s = serve();
+  RawClient idle = connect_authenticated(s);
+  RawClient unauthenticated = connect_raw(s);
+  expect_frame(unauthenticated, "hello");
+  cr_assert(s.server.send_signal(SIGTERM));
+  expect_fatal(idle, "shutting_down");
+  expect_fatal(unauthenticated, "shutting_down");
+  ExitStatus st = s.server.wait_exit(Millis(30000));
+  cr_assert(st.exited_with(0), "%s", st.describe().c_str());
+}
+
+// ------------------------------------------------------------------------------- limits
+
+Test(robustness, connection_limit_turns_the_next_client_away_clearly) {
+  Served s = serve({"--max-conns", "2"});
+  RawClient a = connect_authenticated(s);
+  RawClient b = connect_authenticated(s);
+  // A third connection gets "busy" instead of a hello, then the close.
+  RawClient c = connect_raw(s);
+  expect_fatal(c, "busy");
+  ClientResult r = s.server.run_client({"ping"});
+  // reactorc reports it as a failure of the server's side of the exchange.
+  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "busy");
+  ASSERT_CONTAINS(r.stderr_text, "connection limit");
+  // The two inside are still served; once one leaves, a newcomer is served.
+  ping(a, "a");
+  ping(b, "b");
+  a.close();
+  cr_assert(s.server.wait_for_stderr("#1 closed", Millis(10000)), "%s", s.server.stderr_text().c_str());
+  assert_serves(s);
+  a.close();
+  b.close();
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(robustness, low_descriptor_limit_lowers_the_connection_limit) {
+  // Inherited by the server: it must fit its connection limit to the descriptors it may
+  // open, rather than run into EMFILE on accept.
+  struct rlimit limit {48, 48};
+  cr_assert_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
+  Served s = serve();
+  cr_assert(s.server.wait_for_stderr("lowering --max-conns", Millis(5000)), "%s",
+            s.server.stderr_text().c_str());
+  std::string log = s.server.stderr_text();
+  size_t at = log.find("allows only ");
+  cr_assert(at != std::string::npos, "%s", log.c_str());
+  long allowed = std::strtol(log.c_str() + at + 12, nullptr, 10);
+  cr_assert(allowed >= 1 && allowed < 24, "%s", log.c_str());
+  std::vector<RawClient> inside;
+  for (long i = 0; i < allowed; ++i) inside.push_back(connect_authenticated(s));
+  RawClient over = connect_raw(s);
+  expect_fatal(over, "busy");
+  for (size_t i = 0; i < inside.size(); ++i) ping(inside[i], "inside-" + std::to_string(i));
+  inside.clear();
+  cr_assert(wait_until([&] { return s.server.stderr_text().find("#" + std::to_string(allowed) + " closed") !=
+                                    std::string::npos; },
+                       Millis(10000)));
+  assert_serves(s);
+  cr_assert(s.server.stderr_text().find("Too many open files") == std::string::npos, "%s",
+            s.server.stderr_text().c_str());
+  over.close();
+  stop_cleanly(s);
+}
+
+// -------------------------------------------------------------- files changing under us
+
+Test(robustness, file_shrinking_mid_transfer_is_padded_and_reported) {
+  Served s = serve();
+  const uint64_t size = 24u << 20;
+  const uint64_t shrunk = 1u << 20;
+  make_pattern(s.in_root("shrinks.bin"), size, 12);
+  RawClient c = connect_authenticated(s);
+  shrink_receive_buffer(c);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"shrinks.bin\"}"));
+  Frame header = read_header_only(c);
+  ASSERT_STR_EQ(header.type(), "file");
+  cr_assert_eq(static_cast<uint64_t>(header.number_field("body").value_or(0)), size);
+  std::string body;
+  for (int i = 0; i < 4; ++i) {  // slowly
+    cr_assert_eq(c.read_bytes(16384, &body, Millis(10000)), ReadStatus::kOk);
+    sleep_for(Millis(20));
+  }
+  cr_assert_eq(truncate(s.in_root("shrinks.bin").c_str(), static_cast<off_t>(shrunk)), 0);
+  // The promised length arrives in full: data up to where the server found the end, then
+  // zeros.
+  cr_assert_eq(c.read_bytes(size - body.size(), &body, Millis(60000)), ReadStatus::kOk);
+  cr_assert_eq(body.size(), size);
+  std::string original = pattern_bytes(0, size, 12);
+  size_t first_diff = 0;
+  while (first_diff < size && body[first_diff] == original[first_diff]) ++first_diff;
+  cr_assert_geq(first_diff, shrunk, "the data before the new end was damaged at %zu", first_diff);
+  cr_assert_lt(first_diff, size, "the server sent the whole file: the test read too slowly");
+  for (size_t i = first_diff; i < size; ++i) {
+    if (body[i] != 0) cr_assert_fail("byte %zu after the padding start %zu is not zero", i, first_diff);
+  }
+  Frame trailer = expect_frame(c, "error");
+  ASSERT_STR_EQ(trailer.code(), "file_changed");
+  // Per-request error: the connection goes on.
+  ping(c, "after-shrink");
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"shrinks.bin\"}"));
+  Frame again = expect_frame(c, "file", Millis(30000));
+  cr_assert_eq(again.body.size(), shrunk);
+  cr_assert(again.body == original.substr(0, shrunk));
+  expect_frame(c, "end");
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(robustness, file_modified_in_place_mid_transfer_is_reported) {
+  Served s = serve();
+  const uint64_t size = 24u << 20;
+  make_pattern(s.in_root("edited.bin"), size, 13);
+  RawClient c = connect_authenticated(s);
+  shrink_receive_buffer(c);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"edited.bin\"}"));
+  Frame header = read_header_only(c);
+  ASSERT_STR_EQ(header.type(), "file");
+  std::string body;
+  cr_assert_eq(c.read_bytes(65536, &body, Millis(10000)), ReadStatus::kOk);
+  // Same size, one byte changed in a part already sent: only the metadata can tell.
+  int fd = open(s.in_root("edited.bin").c_str(), O_WRONLY | O_CLOEXEC);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(pwrite(fd, "!", 1, 10), 1);
+  close(fd);
+  cr_assert_eq(c.read_bytes(size - body.size(), &body, Millis(60000)), ReadStatus::kOk);
+  Frame trailer = expect_frame(c, "error");
+  ASSERT_STR_EQ(trailer.code(), "file_changed");
+  ping(c, "after-edit");
+  // (reactorc_keeps_nothing_when_the_file_changes: what reactorc makes of the same.)
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(robustness, reactorc_keeps_nothing_when_the_file_changes) {
+  Served s = serve();
+  const uint64_t size = 256u << 20;
+  make_big_sparse(s.in_root("moving.bin"), size);
+  FaultSpec f;
+  f.max_chunk = 4096;
+  Proxy proxy = start_proxy(s, f);
+  Process client = spawn_client(
+      s, s.client_args_via(proxy.address(), {"get", "moving.bin", s.in_downloads("moving.bin")}));
+  cr_assert(wait_until([&] { return proxy.stats().s2c_bytes > (1u << 20); }, Millis(30000)),
+            "the transfer did not start: %s", client.stderr_text().c_str());
+  int fd = open(s.in_root("moving.bin").c_str(), O_WRONLY | O_CLOEXEC);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(pwrite(fd, "!", 1, 0), 1);
+  close(fd);
+  ExitStatus st = client.wait_exit(Millis(90000));
+  cr_assert(st.exited_with(5), "%s; stderr: %s", st.describe().c_str(), client.stderr_text().c_str());
+  ASSERT_CONTAINS(client.stderr_text(), "file_changed");
+  assert_no_downloads(s);
+  stop_cleanly(s);
+}
+
+// ----------------------------------------------------------------------- vanishing peers
+
+Test(robustness, clients_vanishing_mid_download_do_not_hurt_the_server) {
+  Served s = serve();
+  make_big_sparse(s.in_root("huge.bin"), uint64_t{1} << 31);
+  // A reactorc killed outright.
+  Process client = spawn_client(s, s.server.client_args({"get", "huge.bin", s.in_downloads("huge.bin")}));
+  bool started = wait_until(
+      [&] {
+        auto names = list_dir(s.downloads);
+        if (!names || names->empty()) return false;
+        auto size = file_size(s.in_downloads((*names)[0]));
+        return size && *size > (1u << 20);
+      },
+      Millis(30000));
+  cr_assert(started, "the download did not start: %s", client.stderr_text().c_str());
+  ExitStatus st = client.kill_and_wait();
+  cr_assert(st.killed_by(SIGKILL), "%s", st.describe().c_str());
+  cr_assert(s.server.wait_for_stderr("#1 closed", Millis(10000)), "%s", s.server.stderr_text().c_str());
+  assert_serves(s);
+
+  // A raw client that resets the connection mid-body.
+  RawClient c = connect_authenticated(s);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"huge.bin\"}"));
+  Frame header = read_header_only(c);
+  ASSERT_STR_EQ(header.type(), "file");
+  std::string some;
+  cr_assert_eq(c.read_bytes(1 << 20, &some, Millis(10000)), ReadStatus::kOk);
+  c.abort();
+  assert_serves(s);
+  cr_assert(s.server.running());
+  c.close();
+  stop_cleanly(s);
+}

@@ -1,0 +1,757 @@
+// Integration tests of what an attacker can try: wrong secrets, impostor servers, paths
+// that try to leave the served root or reach the server's own secret, malformed and
+// oversized frames, requests before authentication, unsafe secret files. After each
+// attack the server must still serve an honest client.
+
+#include <criterion/criterion.h>
+// Criterion's Test() macro expands to a C-style function-pointer cast at each test.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/support/address.h"
+#include "tests/support/binaries.h"
+#include "tests/support/client.h"
+#include "tests/support/deadline.h"
+#include "tests/support/fd.h"
+#include "tests/support/files.h"
+#include "tests/support/hmac_auth.h"
+#include "tests/support/process.h"
+#include "tests/support/raw_client.h"
+#include "tests/support/server.h"
+#include "tests/support/temp_dir.h"
+
+using namespace testsupport;
+
+#define ASSERT_STR_EQ(actual, expected)                                                   \
+  do {                                                                                    \
+    const std::string got_ = (actual);                                                    \
+    const std::string want_ = (expected);                                                 \
+    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
+              want_.c_str());                                                             \
+  } while (0)
+
+#define ASSERT_CONTAINS(haystack, needle)                                                  \
+  do {                                                                                     \
+    const std::string hay_ = (haystack);                                                   \
+    const std::string needle_ = (needle);                                                  \
+    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
+              needle_.c_str(), hay_.c_str());                                              \
+  } while (0)
+
+namespace {
+
+const std::string kHealthText = "still serving\n";
+
+struct Served {
+  TempDir dir;
+  std::string root;       // dir/root
+  std::string downloads;  // dir/dl
+  SecretFile secret;
+  ServerProcess server;
+
+  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
+  std::string in_dir(const std::string& rel) const { return dir.path(rel); }
+};
+
+// secret_in_root: the server's secret file is root/secret instead of dir/secret.
+Served serve(bool secret_in_root = false, const std::vector<std::string>& extra_args = {}) {
+  std::string err;
+  auto dir = TempDir::create("security-test", &err);
+  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
+  std::string root = dir->path("root");
+  std::string downloads = dir->path("dl");
+  cr_assert(make_dirs(root, &err), "%s", err.c_str());
+  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
+  cr_assert(write_file(path_join(root, "health.txt"), kHealthText, &err), "%s", err.c_str());
+  auto secret = write_secret(secret_in_root ? root : dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
+  ServerOptions options;
+  options.root = root;
+  options.secret_file = secret->path;
+  options.extra_args = extra_args;
+  auto server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
+  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
+}
+
+// The server is alive and serves an honest client: a real download, verified.
+void assert_serves(const Served& s) {
+  static int counter = 0;
+  std::string local = path_join(s.downloads, "health-" + std::to_string(++counter));
+  ClientResult r = s.server.run_client({"get", "health.txt", local}, Millis(30000));
+  cr_assert(r.exited_with(0), "an honest client was not served: %s\nserver log:\n%s",
+            r.describe().c_str(), s.server.stderr_text().c_str());
+  auto text = read_file(local);
+  cr_assert(text.has_value() && *text == kHealthText, "health.txt came back wrong");
+  unlink(local.c_str());
+}
+
+RawClient connect_raw(const Served& s) {
+  RawClient c;
+  std::string err;
+  cr_assert(c.connect(s.server.address(), Millis(5000), &err), "connect: %s", err.c_str());
+  return c;
+}
+
+RawClient connect_authenticated(const Served& s) {
+  RawClient c = connect_raw(s);
+  HandshakeResult h = c.handshake(s.secret.key, Millis(10000));
+  cr_assert(h.ok, "handshake: %s", h.error.c_str());
+  return c;
+}
+
+Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Millis(10000)) {
+  ReadResult r = c.read_frame(timeout);
+  cr_assert(r.ok(), "waiting for %s: %s", type.c_str(), r.describe().c_str());
+  cr_assert(r.frame.type() == type, "expected %s, got %s", type.c_str(), r.frame.header.c_str());
+  return r.frame;
+}
+
+// A fatal error frame with CODE, then the server closes the connection.
+void expect_fatal(RawClient& c, const std::string& code, const std::string& what) {
+  ReadResult r = c.read_frame(Millis(10000));
+  cr_assert(r.ok(), "%s: expected error %s, got %s", what.c_str(), code.c_str(),
+            r.describe().c_str());
+  cr_assert(r.frame.type() == "error" && r.frame.code() == code, "%s: expected error %s, got %s",
+            what.c_str(), code.c_str(), r.frame.header.c_str());
+  cr_assert(r.frame.string_field("message").value_or("") != "", "%s: no message", what.c_str());
+  std::string rest;
+  cr_assert(c.read_until_closed(Millis(10000), &rest), "%s: the server kept the connection open",
+            what.c_str());
+  cr_assert(rest.empty(), "%s: %zu bytes after the fatal error", what.c_str(), rest.size());
+  c.close();
+}
+
+std::string request(const std::string& type, const std::string& path) {
+  return "{\"type\":\"" + type + "\",\"path\":" + json_quote(path) + "}";
+}
+
+// JSON text of an auth header padded with an unknown field to exactly SIZE bytes.
+std::string padded(const std::string& json, size_t size) {
+  std::string head = "{\"pad\":\"";
+  std::string tail = "\"," + json.substr(1);
+  cr_assert_geq(size, head.size() + tail.size());
+  return head + std::string(size - head.size() - tail.size(), 'p') + tail;
+}
+
+struct Listener {
+  Fd fd;
+  std::string address;
+};
+
+Listener listen_loopback() {
+  Listener l;
+  auto addr = parse_address("127.0.0.1:0");
+  cr_assert(addr.has_value());
+  l.fd.reset(socket(addr->family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  cr_assert(l.fd.valid(), "socket: %s", std::strerror(errno));
+  cr_assert_eq(bind(l.fd.get(), addr->get(), addr->length), 0, "bind: %s", std::strerror(errno));
+  cr_assert_eq(listen(l.fd.get(), 16), 0);
+  auto local = local_address(l.fd.get());
+  cr_assert(local.has_value());
+  l.address = local->to_string();
+  return l;
+}
+
+Fd accept_within(int lfd, Millis timeout) {
+  pollfd pfd{lfd, POLLIN, 0};
+  Deadline deadline(timeout);
+  if (poll(&pfd, 1, deadline.poll_timeout_ms()) <= 0) return Fd();
+  return Fd(accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC));
+}
+
+std::string reactorc_path() {
+  std::string err;
+  auto path = find_binary("reactorc", &err);
+  cr_assert(path.has_value(), "%s", err.c_str());
+  return *path;
+}
+
+std::string reactord_path() {
+  std::string err;
+  auto path = find_binary("reactord", &err);
+  cr_assert(path.has_value(), "%s", err.c_str());
+  return *path;
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
+// ASan, leaks are only reported when the server exits).
+void stop_cleanly(Served& s) {
+  ExitStatus st = s.server.stop(Millis(30000));
+  std::string log = s.server.stderr_text();
+  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
+  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
+            "%s", log.c_str());
+}
+
+}  // namespace
+
+TestSuite(security, .timeout = 120);
+
+// ------------------------------------------------------------------------ authentication
+
+Test(security, wrong_secret_is_refused_while_others_are_served) {
+  Served s = serve();
+  // An honest client, connected before the attack, stays served through it.
+  RawClient honest = connect_authenticated(s);
+  std::string err;
+  auto wrong = write_secret(s.in_dir(""), {}, &err, "wrong-secret");
+  cr_assert(wrong.has_value(), "%s", err.c_str());
+  std::vector<std::string> args = {"-s", s.server.address(), "-k", wrong->path, "--progress=none",
+                                   "get", "health.txt", path_join(s.downloads, "stolen")};
+  ClientResult r = run_client(args, Millis(30000));
+  cr_assert(r.exited_with(4), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "auth_failed");
+  cr_assert_not(read_file(path_join(s.downloads, "stolen")).has_value());
+  cr_assert(s.server.wait_for_stderr("authentication failed", Millis(5000)), "not logged:\n%s",
+            s.server.stderr_text().c_str());
+
+  cr_assert(honest.send_frame("{\"type\":\"ping\",\"token\":\"meanwhile\"}"));
+  Frame pong = expect_frame(honest, "pong");
+  ASSERT_STR_EQ(pong.string_field("token").value_or(""), "meanwhile");
+  cr_assert(honest.send_frame(request("get", "health.txt")));
+  Frame file = expect_frame(honest, "file");
+  ASSERT_STR_EQ(file.body, kHealthText);
+  expect_frame(honest, "end");
+  assert_serves(s);
+  honest.close();
+  stop_cleanly(s);
+}
+
+Test(security, repeated_failures_delay_the_verdict) {
+  Served s = serve();
+  const std::string wrong_key = s.secret.key + "-but-wrong";
+  double elapsed[3] = {0, 0, 0};
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    RawClient c = connect_raw(s);
+    Frame hello = expect_frame(c, "hello");
+    auto nonce = hex_decode(hello.string_field("nonce").value_or(""));
+    cr_assert(nonce.has_value() && nonce->size() == kNonceBytes, "%s", hello.header.c_str());
+    Clock::time_point sent = Clock::now();
+    cr_assert(c.send_frame(make_auth_header(wrong_key, *nonce, random_bytes(kNonceBytes))));
+    expect_fatal(c, "auth_failed", "attempt " + std::to_string(attempt + 1));
+    elapsed[attempt] = seconds_since(sent);
+  }
+  // The first failure is answered at once (not asserted: no upper bounds); later ones
+  // wait 100 ms, then 200 ms, ... Lower bounds only, with slack for clock granularity.
+  cr_assert_geq(elapsed[1], 0.080, "second failure answered after %.3f s", elapsed[1]);
+  cr_assert_geq(elapsed[2], 0.160, "third failure answered after %.3f s", elapsed[2]);
+  assert_serves(s);
+  stop_cleanly(s);
+}
+
+Test(security, impostor_server_is_detected_by_the_client) {
+  TempDir dir = *TempDir::create("security-test");
+  auto secret = write_secret(dir.path());
+  cr_assert(secret.has_value());
+  // mode 0: the impostor echoes a MAC made with another key; 1: all zeros.
+  for (int mode = 0; mode < 2; ++mode) {
+    Listener l = listen_loopback();
+    SpawnOptions o;
+    o.argv = {reactorc_path(), "-s", l.address, "-k", secret->path, "--progress=none", "-t", "10",
+              "get", "some/file", dir.path("must-not-exist")};
+    o.output_dir = dir.path();
+    std::string err;
+    auto client = Process::spawn(o, &err);
+    cr_assert(client.has_value(), "%s", err.c_str());
+    Fd conn = accept_within(l.fd.get(), Millis(10000));
+    cr_assert(conn.valid(), "reactorc did not connect");
+    RawClient fake{std::move(conn)};
+    std::string server_nonce = random_bytes(kNonceBytes);
+    cr_assert(fake.send_frame(
+        "{\"type\":\"hello\",\"proto\":1,\"server\":\"reactord/0.1.0\",\"features\":[\"get\","
+        "\"stat\",\"list\",\"ping\",\"msg\",\"resume\"],\"nonce\":\"" +
+        hex_encode(server_nonce) + "\"}"));
+    ReadResult auth = fake.read_frame(Millis(10000));
+    cr_assert(auth.ok() && auth.frame.type() == "auth", "%s", auth.describe().c_str());
+    auto client_nonce = hex_decode(auth.frame.string_field("nonce").value_or(""));
+    cr_assert(client_nonce.has_value() && client_nonce->size() == kNonceBytes);
+    // The honest client proves itself correctly (and the impostor learns nothing usable).
+    ASSERT_STR_EQ(auth.frame.string_field("mac").value_or(""),
+                  client_mac_hex(secret->key, server_nonce, *client_nonce));
+    std::string mac = mode == 0 ? server_mac_hex("an-impostor-guess-at-the-key", server_nonce, *client_nonce)
+                                : std::string(64, '0');
+    cr_assert(fake.send_frame("{\"type\":\"auth_ok\",\"proto\":1,\"mac\":\"" + mac + "\"}"));
+    // The client hangs up without sending its request: the path stays private.
+    std::string after;
+    cr_assert(fake.read_until_closed(Millis(10000), &after), "the client did not hang up");
+    cr_assert(after.empty(), "the client sent %zu bytes to an impostor", after.size());
+    ExitStatus st = client->wait_exit(Millis(10000));
+    cr_assert(st.exited_with(4), "mode %d: %s; stderr: %s", mode, st.describe().c_str(),
+              client->stderr_text().c_str());
+    ASSERT_CONTAINS(client->stderr_text(), "impostor");
+    cr_assert_not(read_file(dir.path("must-not-exist")).has_value());
+    auto names = list_dir(dir.path());
+    cr_assert(names.has_value());
+    for (const std::string& name : *names) {
+      cr_assert(name.find(".part") == std::string::npos, "debris: %s", name.c_str());
+    }
+  }
+}
+
+Test(security, auth_is_bound_to_the_connection_and_versions_are_negotiated) {
+  Served s = serve();
+  // Every hello carries a fresh 32-byte nonce.
+  std::set<std::string> nonces;
+  for (int i = 0; i < 5; ++i) {
+    RawClient c = connect_raw(s);
+    Frame hello = expect_frame(c, "hello");
+    std::string nonce = hello.string_field("nonce").value_or("");
+    cr_assert(hex_decode(nonce).has_value() && nonce.size() == 64, "%s", hello.header.c_str());
+    ASSERT_STR_EQ(std::to_string(static_cast<int>(hello.number_field("proto").value_or(0))), "1");
+    nonces.insert(nonce);
+  }
+  cr_assert_eq(nonces.size(), 5u, "a server nonce was repeated");
+
+  // A recorded, valid auth replayed on another connection fails: it proves the secret
+  // for the first connection's nonce only.
+  RawClient first = connect_raw(s);
+  Frame hello = expect_frame(first, "hello");
+  auto nonce = hex_decode(hello.string_field("nonce").value_or(""));
+  cr_assert(nonce.has_value());
+  std::string recorded = make_auth_header(s.secret.key, *nonce, random_bytes(kNonceBytes));
+  cr_assert(first.send_frame(recorded));
+  expect_frame(first, "auth_ok");
+  RawClient replay = connect_raw(s);
+  expect_frame(replay, "hello");
+  cr_assert(replay.send_frame(recorded));
+  expect_fatal(replay, "auth_failed", "replayed auth");
+  // Nor can an authenticated connection authenticate again.
+  cr_assert(first.send_frame(recorded));
+  expect_fatal(first, "unexpected_message", "second auth");
+
+  // "proto" is the highest version the client speaks: 1 and above give version 1, 0 is refused.
+  for (int proto : {1, 2, 7}) {
+    RawClient c = connect_raw(s);
+    Frame h = expect_frame(c, "hello");
+    auto n = hex_decode(h.string_field("nonce").value_or(""));
+    std::string client_nonce = random_bytes(kNonceBytes);
+    cr_assert(c.send_frame(make_auth_header(s.secret.key, *n, client_nonce, proto)));
+    Frame ok = expect_frame(c, "auth_ok");
+    cr_assert_eq(ok.number_field("proto").value_or(0), 1.0, "proto %d: %s", proto, ok.header.c_str());
+    ASSERT_STR_EQ(ok.string_field("mac").value_or(""), server_mac_hex(s.secret.key, *n, client_nonce));
+  }
+  RawClient old = connect_raw(s);
+  Frame h = expect_frame(old, "hello");
+  auto n = hex_decode(h.string_field("nonce").value_or(""));
+  cr_assert(old.send_frame(make_auth_header(s.secret.key, *n, random_bytes(kNonceBytes), 0)));
+  expect_fatal(old, "unsupported_version", "proto 0");
+  assert_serves(s);
+  stop_cleanly(s);
+}
+
+// --------------------------------------------------------------------------------- paths
+
+namespace {
+
+// root/file.txt, root/sub/inner.txt, root/fifo, root/secret (the server's own secret) and
+// a hard link to it, symlinks in and out, and dir/outside/private.txt beside the root.
+Served serve_attack_tree() {
+  Served s = serve(/*secret_in_root=*/true);
+  std::string err;
+  cr_assert(write_file(s.in_root("file.txt"), "file\n"));
+  cr_assert(make_dirs(s.in_root("sub"), &err));
+  cr_assert(write_file(s.in_root("sub/inner.txt"), "inner\n"));
+  cr_assert(make_dirs(s.in_dir("outside"), &err));
+  cr_assert(write_file(s.in_dir("outside/private.txt"), "private\n"));
+  cr_assert_eq(symlink("/etc/passwd", s.in_root("link-passwd").c_str()), 0);
+  cr_assert_eq(symlink(s.in_dir("outside").c_str(), s.in_root("link-out").c_str()), 0);
+  cr_assert_eq(symlink("../outside", s.in_root("link-out-relative").c_str()), 0);
+  cr_assert_eq(symlink("file.txt", s.in_root("link-in").c_str()), 0);
+  cr_assert_eq(mkfifo(s.in_root("fifo").c_str(), 0644), 0);
+  cr_assert_eq(link(s.secret.path.c_str(), s.in_root("sub/secret-link").c_str()), 0);
+  return s;
+}
+
+struct Attack {
+  const char* path;
+  const char* code;
+};
+
+// What get answers for each path.
+const Attack kGetAttacks[] = {
+    {"/etc/passwd", "forbidden"},
+    {"../outside/private.txt", "forbidden"},
+    {"a/../../x", "forbidden"},
+    {"sub/../../outside/private.txt", "forbidden"},
+    {"sub/..", "forbidden"},
+    {"link-passwd", "forbidden"},
+    {"link-out/private.txt", "forbidden"},
+    {"link-out-relative/private.txt", "forbidden"},
+    {"link-in", "forbidden"},
+    {"secret", "forbidden"},
+    {"./secret", "forbidden"},
+    {"sub/secret-link", "forbidden"},
+    {"fifo", "not_regular"},
+    {"sub", "is_directory"},
+    {".", "is_directory"},
+    {"file.txt/x", "not_directory"},
+    {"missing", "not_found"},
+    {"sub/missing", "not_found"},
+};
+
+// What stat answers (stat reports a symlink itself, so those are not here).
+const Attack kStatAttacks[] = {
+    {"/etc/passwd", "forbidden"},
+    {"../outside", "forbidden"},
+    {"a/../../x", "forbidden"},
+    {"link-out/private.txt", "forbidden"},
+    {"secret", "forbidden"},
+    {"sub/secret-link", "forbidden"},
+    {"file.txt/x", "not_directory"},
+    {"missing", "not_found"},
+};
+
+// What list answers.
+const Attack kListAttacks[] = {
+    {"/etc", "forbidden"},
+    {"..", "forbidden"},
+    {"sub/../..", "forbidden"},
+    {"link-out", "forbidden"},
+    {"link-out/", "forbidden"},
+    {"file.txt", "not_directory"},
+    {"missing", "not_found"},
+};
+
+}  // namespace
+
+Test(security, path_attacks_through_reactorc) {
+  Served s = serve_attack_tree();
+  for (const Attack& a : kGetAttacks) {
+    std::string local = path_join(s.downloads, "out");
+    ClientResult r = s.server.run_client({"get", a.path, local});
+    cr_assert(r.exited_with(5), "get %s: %s", a.path, r.describe().c_str());
+    cr_assert(r.stderr_text.find(a.code) != std::string::npos, "get %s: expected %s: %s", a.path,
+              a.code, r.stderr_text.c_str());
+    auto left = list_dir(s.downloads);
+    cr_assert(left.has_value() && left->empty(), "get %s left a file behind", a.path);
+  }
+  for (const Attack& a : kStatAttacks) {
+    ClientResult r = s.server.run_client({"stat", a.path});
+    cr_assert(r.exited_with(5), "stat %s: %s", a.path, r.describe().c_str());
+    cr_assert(r.stderr_text.find(a.code) != std::string::npos, "stat %s: expected %s: %s", a.path,
+              a.code, r.stderr_text.c_str());
+    cr_assert(r.stdout_text.empty(), "stat %s printed %s", a.path, r.stdout_text.c_str());
+  }
+  for (const Attack& a : kListAttacks) {
+    ClientResult r = s.server.run_client({"ls", a.path});
+    cr_assert(r.exited_with(5), "ls %s: %s", a.path, r.describe().c_str());
+    cr_assert(r.stderr_text.find(a.code) != std::string::npos, "ls %s: expected %s: %s", a.path,
+              a.code, r.stderr_text.c_str());
+  }
+  // The secret is not listed, neither by name nor through its hard link.
+  ClientResult ls = s.server.run_client({"ls"});
+  cr_assert(ls.exited_with(0), "%s", ls.describe().c_str());
+  cr_assert(ls.stdout_text.find("secret") == std::string::npos, "%s", ls.stdout_text.c_str());
+  cr_assert(ls.stdout_text.find("file.txt") != std::string::npos, "%s", ls.stdout_text.c_str());
+  ClientResult lsub = s.server.run_client({"ls", "sub"});
+  cr_assert(lsub.exited_with(0), "%s", lsub.describe().c_str());
+  cr_assert(lsub.stdout_text.find("secret") == std::string::npos, "%s", lsub.stdout_text.c_str());
+  cr_assert(lsub.stdout_text.find("inner.txt") != std::string::npos, "%s", lsub.stdout_text.c_str());
+  assert_serves(s);
+  stop_cleanly(s);
+}
+
+Test(security, path_attacks_through_raw_frames) {
+  Served s = serve_attack_tree();
+  RawClient c = connect_authenticated(s);
+  // Per-request errors: one connection takes every attack and stays usable.
+  for (const Attack& a : kGetAttacks) {
+    cr_assert(c.send_frame(request("get", a.path)));
+    ReadResult r = c.read_frame(Millis(10000));
+    cr_assert(r.ok(), "get %s: %s", a.path, r.describe().c_str());
+    cr_assert(r.frame.type() == "error" && r.frame.code() == a.code, "get %s: expected %s, got %s",
+              a.path, a.code, r.frame.header.c_str());
+    cr_assert(r.frame.body.empty());
+    if (std::string(a.code) == "not_regular") {
+      // The FIFO did not block the server: a ping right after is answered.
+      cr_assert(c.send_frame("{\"type\":\"ping\",\"token\":\"after-fifo\"}"));
+      Frame pong = expect_frame(c, "pong", Millis(5000));
+      ASSERT_STR_EQ(pong.string_field("token").value_or(""), "after-fifo");
+    }
+  }
+  for (const Attack& a : kStatAttacks) {
+    cr_assert(c.send_frame(request("stat", a.path)));
+    Frame f = expect_frame(c, "error");
+    cr_assert(f.code() == a.code, "stat %s: expected %s, got %s", a.path, a.code, f.header.c_str());
+  }
+  for (const Attack& a : kListAttacks) {
+    cr_assert(c.send_frame(request("list", a.path)));
+    Frame f = expect_frame(c, "error");
+    cr_assert(f.code() == a.code, "list %s: expected %s, got %s", a.path, a.code, f.header.c_str());
+  }
+  // A symlink is reported as what it is, never followed: stat says "other".
+  cr_assert(c.send_frame(request("stat", "link-passwd")));
+  Frame st = expect_frame(c, "stat_ok");
+  ASSERT_STR_EQ(st.string_field("kind").value_or(""), "other");
+  // Listing the root shows neither the secret nor anything of what lies outside.
+  cr_assert(c.send_frame(request("list", "")));
+  std::set<std::string> names;
+  Frame end;
+  for (int i = 0; i < 100; ++i) {
+    ReadResult r = c.read_frame(Millis(10000));
+    cr_assert(r.ok(), "%s", r.describe().c_str());
+    if (r.frame.type() != "entries") {
+      end = r.frame;
+      break;
+    }
+    JsonPtr json = r.frame.parse();
+    const cJSON* e = nullptr;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(json.get(), "entries")) {
+      names.insert(cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring);
+    }
+  }
+  ASSERT_STR_EQ(end.type(), "list_end");
+  std::set<std::string> want = {"fifo",     "file.txt", "health.txt",        "link-in",
+                                "link-out", "link-out-relative", "link-passwd", "sub"};
+  std::string got_joined, want_joined;
+  for (const auto& n : names) got_joined += n + " ";
+  for (const auto& n : want) want_joined += n + " ";
+  ASSERT_STR_EQ(got_joined, want_joined);
+  cr_assert(c.send_frame("{\"type\":\"ping\"}"));
+  expect_frame(c, "pong");
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(security, nul_in_a_path_closes_the_connection) {
+  Served s = serve();
+  RawClient c = connect_authenticated(s);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"health.txt\\u0000.jpg\"}"));
+  expect_fatal(c, "nul_in_string", "get with \\u0000");
+  RawClient d = connect_authenticated(s);
+  cr_assert(d.send_frame("{\"type\":\"stat\",\"path\":\"\\u0000\"}"));
+  expect_fatal(d, "nul_in_string", "stat with \\u0000");
+  assert_serves(s);
+  c.close();
+  d.close();
+  stop_cleanly(s);
+}
+
+// ---------------------------------------------------------------------- malformed frames
+
+Test(security, requests_before_auth_are_refused) {
+  Served s = serve();
+  const std::string requests[] = {
+      "{\"type\":\"ping\"}",
+      request("get", "health.txt"),
+      request("stat", "health.txt"),
+      request("list", ""),
+      "{\"type\":\"msg\",\"text\":\"hi\"}",
+      // A server's message from a client, before auth.
+      "{\"type\":\"auth_ok\",\"proto\":1,\"mac\":\"" + std::string(64, '0') + "\"}",
+  };
+  for (const std::string& req : requests) {
+    RawClient c = connect_raw(s);
+    expect_frame(c, "hello");
+    cr_assert(c.send_frame(req));
+    expect_fatal(c, "unexpected_message", req);
+  }
+  // Nor does a request pipelined right behind a wrong auth get through.
+  RawClient c = connect_raw(s);
+  Frame hello = expect_frame(c, "hello");
+  auto nonce = hex_decode(hello.string_field("nonce").value_or(""));
+  cr_assert(nonce.has_value());
+  cr_assert(c.send_raw(encode_frame(make_auth_header("not-the-right-secret!", *nonce,
+                                                     random_bytes(kNonceBytes))) +
+                       encode_frame(request("get", "health.txt"))));
+  expect_fatal(c, "auth_failed", "wrong auth + get");
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(security, header_limits_before_and_after_auth) {
+  Served s = serve();
+  // Before auth the limit is 4096 bytes: 4097 and 5000 are refused from the length alone.
+  for (size_t size : {size_t{4097}, size_t{5000}}) {
+    RawClient c = connect_raw(s);
+    Frame hello = expect_frame(c, "hello");
+    auto nonce = hex_decode(hello.string_field("nonce").value_or(""));
+    cr_assert(nonce.has_value());
+    std::string header = padded(make_auth_header(s.secret.key, *nonce, random_bytes(kNonceBytes)), size);
+    cr_assert_eq(header.size(), size);
+    cr_assert(c.send_frame(header));
+    expect_fatal(c, "header_too_large", "pre-auth header of " + std::to_string(size) + " bytes");
+  }
+  // Exactly 4096 is allowed: a padded but correct auth succeeds.
+  {
+    RawClient c = connect_raw(s);
+    Frame hello = expect_frame(c, "hello");
+    auto nonce = hex_decode(hello.string_field("nonce").value_or(""));
+    cr_assert(nonce.has_value());
+    std::string client_nonce = random_bytes(kNonceBytes);
+    std::string header = padded(make_auth_header(s.secret.key, *nonce, client_nonce), 4096);
+    cr_assert(c.send_frame(header));
+    Frame ok = expect_frame(c, "auth_ok");
+    ASSERT_STR_EQ(ok.string_field("mac").value_or(""), server_mac_hex(s.secret.key, *nonce, client_nonce));
+  }
+  // After auth the limit is 65536: 5000 and exactly 65536 are fine, 65537 is not.
+  RawClient c = connect_authenticated(s);
+  for (size_t size : {size_t{5000}, size_t{65536}}) {
+    std::string header = padded("{\"type\":\"ping\",\"token\":\"big\"}", size);
+    cr_assert_eq(header.size(), size);
+    cr_assert(c.send_frame(header));
+    Frame pong = expect_frame(c, "pong");
+    ASSERT_STR_EQ(pong.string_field("token").value_or(""), "big");
+  }
+  cr_assert(c.send_frame(padded("{\"type\":\"ping\"}", 65537)));
+  expect_fatal(c, "header_too_large", "post-auth header of 65537 bytes");
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(security, duplicate_keys_are_fatal) {
+  Served s = serve();
+  const std::string headers[] = {
+      "{\"type\":\"ping\",\"token\":\"a\",\"token\":\"b\"}",
+      "{\"type\":\"stat\",\"path\":\"health.txt\",\"path\":\"../etc/passwd\"}",
+      "{\"type\":\"ping\",\"x\":{\"k\":1,\"k\":2}}",
+      "{\"type\":\"ping\",\"type\":\"ping\"}",
+  };
+  for (const std::string& h : headers) {
+    RawClient c = connect_authenticated(s);
+    cr_assert(c.send_frame(h));
+    expect_fatal(c, "duplicate_key", h);
+  }
+  // Before auth too.
+  RawClient c = connect_raw(s);
+  expect_frame(c, "hello");
+  cr_assert(c.send_frame("{\"type\":\"auth\",\"type\":\"auth\"}"));
+  expect_fatal(c, "duplicate_key", "duplicate key in auth");
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(security, garbage_bytes_get_a_fatal_error) {
+  Served s = serve();
+  struct Garbage {
+    std::string bytes;
+    const char* code;
+  };
+  std::string deep = "{\"type\":\"auth\",\"a\":" + std::string(8, '[') + std::string(8, ']') + "}";
+  const Garbage cases[] = {
+      {"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", "header_too_large"},
+      {be32(0), "empty_header"},
+      {encode_frame("hello"), "bad_json"},
+      {encode_frame("{\"type\":\"auth\"} trailing"), "bad_json"},
+      {encode_frame("\xff\xfe{}"), "bad_utf8"},
+      {encode_frame("{\"type\":\"\xc0\xaf\"}"), "bad_utf8"},
+      {encode_frame("[1,2,3]"), "not_object"},
+      {encode_frame(deep), "too_deep"},
+      {encode_frame("{\"type\":\"launch_missiles\"}"), "unknown_type"},
+      {encode_frame("{\"kind\":\"auth\"}"), "missing_field"},
+      {encode_frame("{\"type\":\"auth\"}"), "missing_field"},
+      {encode_frame("{\"type\":7}"), "wrong_type"},
+      {encode_frame("{\"type\":\"ping\",\"body\":5}", "12345"), "bad_size"},
+  };
+  for (const Garbage& g : cases) {
+    RawClient c = connect_raw(s);
+    cr_assert(c.send_raw(g.bytes));
+    expect_frame(c, "hello");
+    expect_fatal(c, g.code, "garbage for " + std::string(g.code));
+  }
+  // A megabyte of noise: some fatal error, then the close.
+  RawClient c = connect_raw(s);
+  std::string noise = pattern_bytes(0, 1 << 20, 99);
+  std::string err;
+  cr_assert(c.send_raw(noise, &err), "%s", err.c_str());
+  expect_frame(c, "hello");
+  ReadResult r = c.read_frame(Millis(10000));
+  cr_assert(r.ok() && r.frame.type() == "error", "%s", r.describe().c_str());
+  cr_assert(c.read_until_closed(Millis(10000)));
+  assert_serves(s);
+  c.close();
+  stop_cleanly(s);
+}
+
+// ------------------------------------------------------------------------- secret files
+
+Test(security, unsafe_secret_file_stops_both_programs) {
+  TempDir dir = *TempDir::create("security-test");
+  std::string err;
+  cr_assert(make_dirs(dir.path("root"), &err));
+  auto secret = write_secret(dir.path(), {}, &err);
+  cr_assert(secret.has_value(), "%s", err.c_str());
+  for (mode_t mode : {mode_t{0640}, mode_t{0604}, mode_t{0660}}) {
+    cr_assert_eq(chmod(secret->path.c_str(), mode), 0);
+    ClientResult d = run_program({reactord_path(), "-r", dir.path("root"), "-l", "127.0.0.1:0", "-k",
+                                  secret->path},
+                                 Millis(10000));
+    cr_assert(d.exited_with(4), "reactord with a %04o secret: %s", static_cast<unsigned>(mode),
+              d.describe().c_str());
+    ASSERT_CONTAINS(d.stderr_text, "chmod");
+    cr_assert(d.stderr_text.find("listening on") == std::string::npos, "%s", d.stderr_text.c_str());
+    ClientResult c = run_client({"-s", "127.0.0.1:9", "-k", secret->path, "ping"}, Millis(10000));
+    cr_assert(c.exited_with(9), "reactorc with a %04o secret: %s", static_cast<unsigned>(mode),
+              c.describe().c_str());
+    ASSERT_CONTAINS(c.stderr_text, "chmod");
+  }
+  // Too short a secret is refused as well.
+  auto short_secret = write_secret(dir.path(), "only15bytes....\n", &err, "short");
+  cr_assert(short_secret.has_value(), "%s", err.c_str());
+  ClientResult d = run_program({reactord_path(), "-r", dir.path("root"), "-l", "127.0.0.1:0", "-k",
+                                short_secret->path},
+                               Millis(10000));
+  cr_assert(d.exited_with(4), "%s", d.describe().c_str());
+  ClientResult c = run_client({"-s", "127.0.0.1:9", "-k", short_secret->path, "ping"}, Millis(10000));
+  cr_assert(c.exited_with(9), "%s", c.describe().c_str());
+  ASSERT_CONTAINS(c.stderr_text, "at least 16");
+}
+
+Test(security, sighup_rotates_the_secret) {
+  Served s = serve();
+  std::string err;
+  // Keep a copy of the old key for the client that will be left behind.
+  auto old_copy = write_secret(s.in_dir(""), s.secret.key + "\n", &err, "old-secret");
+  cr_assert(old_copy.has_value(), "%s", err.c_str());
+  RawClient before = connect_authenticated(s);
+
+  auto fresh = write_secret(s.in_dir(""), {}, &err);  // rewrites dir/secret in place
+  cr_assert(fresh.has_value(), "%s", err.c_str());
+  cr_assert(fresh->key != s.secret.key);
+  cr_assert(s.server.send_signal(SIGHUP));
+  cr_assert(s.server.wait_for_stderr("reloaded the secret", Millis(10000)), "%s",
+            s.server.stderr_text().c_str());
+
+  std::vector<std::string> old_args = {"-s", s.server.address(), "-k", old_copy->path, "ping"};
+  ClientResult r = run_client(old_args, Millis(30000));
+  cr_assert(r.exited_with(4), "the old secret still works: %s", r.describe().c_str());
+  assert_serves(s);  // dir/secret now holds the new key
+  // A connection authenticated before the rotation goes on.
+  cr_assert(before.send_frame("{\"type\":\"ping\"}"));
+  expect_frame(before, "pong");
+
+  // An unsafe replacement is refused and the current secret kept.
+  cr_assert(write_file(s.secret.path, "a-new-key-that-is-long-enough\n"));
+  cr_assert_eq(chmod(s.secret.path.c_str(), 0644), 0);
+  cr_assert(s.server.send_signal(SIGHUP));
+  cr_assert(s.server.wait_for_stderr("keeping the current secret", Millis(10000)), "%s",
+            s.server.stderr_text().c_str());
+  cr_assert(write_secret(s.in_dir(""), fresh->key + "\n", &err, "fresh-copy").has_value());
+  r = run_client({"-s", s.server.address(), "-k", s.in_dir("fresh-copy"), "ping"}, Millis(30000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  before.close();
+  stop_cleanly(s);
+}
