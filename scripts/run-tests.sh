@@ -12,9 +12,9 @@ tally=build/.check-tally
 
 if [ "${1:-}" = --summary ]; then
   [ -f "$tally" ] || { echo "check: no test ran" >&2; exit 1; }
-  read -r passed failed < <(awk '{p+=$1; f+=$2} END {print p+0, f+0}' "$tally")
+  read -r passed failed skipped < <(awk '{p+=$1; f+=$2; s+=$3} END {print p+0, f+0, s+0}' "$tally")
   rm -f "$tally"
-  echo "check: $passed passed, $failed failed"
+  echo "check: $passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
   exit
 fi
@@ -28,13 +28,15 @@ for backend in "$@"; do
     name=${bin##*/}
     log=$(mktemp)
     REACTOR_BACKEND=$backend REACTOR_BUILD_DIR=$build \
-      "$bin" --jobs="${REACTOR_TEST_JOBS:-2}" >"$log" 2>&1
+      "$bin" --verbose --jobs="${REACTOR_TEST_JOBS:-2}" >"$log" 2>&1
     rc=$?
     synthesis=$(grep -a 'Synthesis:' "$log" | tail -n 1)
     tested=$(sed -n 's/.*Tested: \([0-9]*\).*/\1/p' <<<"$synthesis")
     passing=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$synthesis")
     tested=${tested:-0}; passing=${passing:-0}
     failed=$((tested - passing))
+    # Criterion leaves skipped tests out of its synthesis; say them out loud.
+    skipped=$(grep -a -c '^\[SKIP\]' "$log")
     if [ $rc -ne 0 ] || [ -z "$synthesis" ]; then
       [ $failed -gt 0 ] || failed=1
       status=1
@@ -43,7 +45,8 @@ for backend in "$@"; do
     else
       echo "ok    $build $backend $name: $passing/$tested"
     fi
-    echo "$passing $failed" >>"$tally"
+    grep -a '^\[SKIP\]' "$log" | sed "s|^|      $build $backend |"
+    echo "$passing $failed $skipped" >>"$tally"
     rm -f "$log"
   done
 done

@@ -164,6 +164,9 @@ void Connection::handle_header(protocol::Message& message) {
     if (state_ != State::kReady || protocol::is_fatal(error->code)) {
       Failure failure = error->code == protocol::ErrorCode::kAuthFailed ? Failure::kAuth : Failure::kProtocol;
       if (error->code == protocol::ErrorCode::kTimeout) failure = Failure::kTimeout;
+      // At its connection limit the server turns a client away before greeting it:
+      // for a script that is "cannot connect, try later", like a refused connection.
+      if (error->code == protocol::ErrorCode::kBusy) failure = Failure::kConnect;
       // A fatal error while ready may still be a reply the listener wants to report
       // in its own words (busy, shutting_down): it decides, then the connection ends.
       if (state_ == State::kReady) listener_.on_message(*this, message);
