@@ -221,6 +221,13 @@ void Session::handle_auth(const protocol::Auth& auth) {
   transition(SessionState::kVerdictPending);
   Clock::time_point now = server_.loop().now();
   Clock::time_point when = server_.throttle().verdict_time(peer_host_, now);
+  // Verdicts from a throttled address queue behind each other; a connection must not
+  // outlive its handshake deadline waiting in that queue, or many parallel attempts
+  // from one address would hold descriptors indefinitely.
+  if (when > handshake_deadline_) {
+    fatal(ErrorCode::kTimeout, "too many recent authentication failures from this address; try again later");
+    return;
+  }
   if (when <= now) {
     deliver_verdict();
   } else {
