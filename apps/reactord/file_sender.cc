@@ -1,5 +1,6 @@
 #include "apps/reactord/file_sender.h"
 
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,19 +16,39 @@ bool same_timespec(const struct timespec& a, const struct timespec& b) {
 
 }  // namespace
 
-FileSender::FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset)
-    : fd_(std::move(fd)), opened_(opened), size_(static_cast<uint64_t>(opened.st_size)), offset_(offset) {
-  if (size_ == 0) finish();
+FileSender::FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
+                       std::optional<protocol::Digest> cached)
+    : fd_(std::move(fd)),
+      opened_(opened),
+      size_(static_cast<uint64_t>(opened.st_size)),
+      offset_(offset),
+      hashing_(!cached),
+      zero_copy_(cached.has_value()) {
+  if (cached) {
+    digest_ = *cached;
+    pos_ = offset_;  // nothing to hash: the prefix is not read at all
+  }
+  if (pos_ == size_) finish();
+}
+
+void FileSender::fail(protocol::ErrorCode code, std::string message) {
+  failed_ = true;
+  failure_code_ = code;
+  failure_message_ = std::move(message);
 }
 
 size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
   size_t processed = 0;
   while (!finished_ && budget > 0) {
     if (failed_) {
+      size_t before = budget;
       pad(out, &budget);
+      processed += before - budget;
       if (body_done_ == body_length()) finish();
+      if (before == budget) break;  // no room until the socket drains
       continue;
     }
+    if (zero_copy_) break;  // send_to() moves the body
     bool in_prefix = pos_ < offset_;
     uint64_t limit = in_prefix ? offset_ : size_;
     size_t want = static_cast<size_t>(std::min<uint64_t>({kChunk, limit - pos_, budget}));
@@ -42,17 +63,15 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
     ssize_t n = pread(fd_.get(), dst, want, static_cast<off_t>(pos_));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      failed_ = true;
-      if (n == 0) {
-        failure_message_ = "the file shrank while it was being sent (to " + std::to_string(pos_) + " bytes)";
-      } else {
-        failure_code_ = protocol::ErrorCode::kIoError;
-        failure_message_ = std::string("read failed while sending: ") + std::strerror(errno);
-      }
+      if (n == 0)
+        fail(protocol::ErrorCode::kFileChanged,
+             "the file shrank while it was being sent (to " + std::to_string(pos_) + " bytes)");
+      else
+        fail(protocol::ErrorCode::kIoError, std::string("read failed while sending: ") + std::strerror(errno));
       continue;
     }
     size_t got = static_cast<size_t>(n);
-    hash_.update(dst, got);
+    if (hashing_) hash_.update(dst, got);
     if (!in_prefix) {
       out.commit(got);
       body_done_ += got;
@@ -66,13 +85,41 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
   return processed;
 }
 
+ssize_t FileSender::send_to(int sock, size_t budget, int* saved_errno) {
+  if (!zero_copy()) return 0;
+  size_t want = static_cast<size_t>(std::min<uint64_t>(size_ - pos_, budget));
+  off_t offset = static_cast<off_t>(pos_);
+  ssize_t n = sendfile(sock, fd_.get(), &offset, want);
+  if (n > 0) {
+    pos_ += static_cast<uint64_t>(n);
+    body_done_ += static_cast<uint64_t>(n);
+    if (pos_ == size_) finish();
+    return n;
+  }
+  if (n == 0) {
+    fail(protocol::ErrorCode::kFileChanged,
+         "the file shrank while it was being sent (to " + std::to_string(pos_) + " bytes)");
+    return 0;
+  }
+  int err = errno;
+  if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
+    // A file system without sendfile support: read it instead (still unhashed: the
+    // digest is known).
+    zero_copy_ = false;
+    return 0;
+  }
+  if (err == EIO) {
+    fail(protocol::ErrorCode::kIoError, std::string("read failed while sending: ") + std::strerror(err));
+    return 0;
+  }
+  *saved_errno = err;  // the socket's problem: EAGAIN, EPIPE, ECONNRESET, ...
+  return -1;
+}
+
 void FileSender::pad(reactor::Buffer& out, size_t* budget) {
   size_t want = static_cast<size_t>(std::min<uint64_t>({kChunk, body_length() - body_done_, *budget}));
   char* dst = want == 0 ? nullptr : out.begin_write(want);
-  if (dst == nullptr) {
-    *budget = 0;  // nothing to pad, or no room until the socket drains
-    return;
-  }
+  if (dst == nullptr) return;
   std::memset(dst, 0, want);
   out.commit(want);
   body_done_ += want;
@@ -86,22 +133,24 @@ void FileSender::finish() {
     // that restored mtime with utimensat, since ctime cannot be set from user space.
     struct stat now {};
     if (fstat(fd_.get(), &now) != 0) {
-      failed_ = true;
-      failure_code_ = protocol::ErrorCode::kIoError;
-      failure_message_ = std::string("stat failed after sending: ") + std::strerror(errno);
+      fail(protocol::ErrorCode::kIoError, std::string("stat failed after sending: ") + std::strerror(errno));
     } else if (now.st_size != opened_.st_size || !same_timespec(now.st_mtim, opened_.st_mtim) ||
                !same_timespec(now.st_ctim, opened_.st_ctim)) {
-      failed_ = true;
-      failure_message_ = "the file was modified while it was being sent";
+      fail(protocol::ErrorCode::kFileChanged, "the file was modified while it was being sent");
     }
   }
   fd_.reset();  // release the descriptor as soon as the data is read, not when sent
-  if (!failed_) digest_ = hash_.finish();
+  if (!failed_ && hashing_) digest_ = hash_.finish();
 }
 
 protocol::Message FileSender::trailer() const {
   if (failed_) return protocol::ErrorMessage{failure_code_, failure_message_};
   return protocol::End{digest_};
+}
+
+std::optional<protocol::Digest> FileSender::computed_digest() const {
+  if (!finished_ || failed_ || !hashing_) return std::nullopt;
+  return digest_;
 }
 
 }  // namespace server

@@ -1,21 +1,29 @@
 #pragma once
-// Streams one file for a `get`: reads it once, straight into the connection's output
-// buffer, and hashes exactly the bytes it reads, so the SHA-256 in the trailer is of
-// what was sent and the file is never read twice.
+// Streams one file for a `get`, in one of two ways.
 //
-// Size, data and digest all come from the one descriptor opened for the request. A file
-// that changes while it is sent is detected and reported, never sent silently corrupt:
-// if it shrinks, the promised body is padded with zeros (the frame length cannot be
-// taken back) and the trailer is a file_changed error; if it was modified in place, its
-// size, mtime or ctime differ at the end, and the trailer says so too.
+// Hashing (the first send of a file): reads it once, straight into the connection's
+// output buffer, and hashes exactly the bytes it reads, so the SHA-256 in the trailer
+// is of what was sent and the file is never read twice. For a resumed download
+// (offset > 0) the prefix [0, offset) is read and hashed but not sent, so the digest
+// still covers the whole file.
 //
-// For a resumed download (offset > 0) the prefix [0, offset) is read and hashed but not
-// sent, so the trailer's digest still covers the whole file.
+// Zero-copy (the digest is already known, see DigestCache): nothing is hashed or read
+// into user space; the body goes from the page cache to the socket with sendfile(2). If
+// sendfile is not supported for the file, it falls back to reading without hashing.
+//
+// Either way, size, data and digest come from the one descriptor opened for the request,
+// and a file that changes while it is sent is detected and reported, never sent silently
+// corrupt: if it shrinks, the promised body is padded with zeros (the frame length cannot
+// be taken back) and the trailer is a file_changed error; if it was modified in place,
+// its size, mtime or ctime differ at the end, and the trailer says so too.
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "protocol/messages.h"
@@ -31,14 +39,28 @@ class FileSender {
   // enough that 1,000 concurrent downloads stay within a few hundred MiB.
   static constexpr size_t kChunk = 128 * 1024;
 
-  FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset);
+  // `cached`: the file's digest if already known for exactly this identity.
+  FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
+             std::optional<protocol::Digest> cached = std::nullopt);
 
-  // Processes up to `budget` bytes of the file: body bytes are appended to `out`, prefix
-  // bytes only hashed. Returns the number of file bytes processed. After finished()
-  // becomes true, trailer() holds the frame that ends the response.
+  // Hashing mode, and padding after a failure: processes up to `budget` bytes, appending
+  // body bytes to `out` (prefix bytes are only hashed). Returns the bytes processed.
   size_t produce(reactor::Buffer& out, size_t budget);
+
+  // True while the body should go straight from the file to the socket with send_to();
+  // the caller must have flushed everything queued before it (the frame header).
+  bool zero_copy() const { return zero_copy_ && !failed_ && !finished_; }
+  // Zero-copy mode: sends up to `budget` body bytes to `sock`. Returns the bytes sent,
+  // 0 if nothing could be sent for a reason this object handled (the file shrank; or
+  // sendfile is unsupported and produce() takes over), or -1 with *saved_errno from the
+  // socket (EAGAIN: wait for writability).
+  ssize_t send_to(int sock, size_t budget, int* saved_errno);
+
   bool finished() const { return finished_; }
   protocol::Message trailer() const;
+  // After a successful finish in hashing mode: the digest just computed, for the cache.
+  std::optional<protocol::Digest> computed_digest() const;
+  const struct stat& opened() const { return opened_; }
 
   uint64_t size() const { return size_; }
   uint64_t body_length() const { return size_ - offset_; }
@@ -46,6 +68,7 @@ class FileSender {
 
  private:
   void finish();
+  void fail(protocol::ErrorCode code, std::string message);
   void pad(reactor::Buffer& out, size_t* budget);
 
   reactor::UniqueFd fd_;
@@ -53,7 +76,9 @@ class FileSender {
   uint64_t size_;
   uint64_t offset_;
   uint64_t pos_ = 0;        // next file offset to read
-  uint64_t body_done_ = 0;  // body bytes appended to the output (data or padding)
+  uint64_t body_done_ = 0;  // body bytes appended to the output or sent (data or padding)
+  bool hashing_;            // false when the digest came from the cache
+  bool zero_copy_;          // send_to() with sendfile(2)
   protocol::Sha256 hash_;
   std::vector<char> prefix_scratch_;  // only for resumed downloads
   bool failed_ = false;               // the file changed or could not be read

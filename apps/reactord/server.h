@@ -11,6 +11,7 @@
 
 #include "apps/common/secret.h"
 #include "apps/reactord/auth_throttle.h"
+#include "apps/reactord/digest_cache.h"
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
 #include "reactor/event_loop.h"
@@ -38,6 +39,7 @@ class Server {
   const ServedRoot& root() const { return *root_; }
   const app::Secret& secret() const { return secret_; }
   AuthThrottle& throttle() { return throttle_; }
+  DigestCache& digest_cache() { return digest_cache_; }
   const std::vector<std::string>& features() const { return features_; }
   void retire(Session* session);
 
@@ -55,6 +57,7 @@ class Server {
   std::unique_ptr<ServedRoot> root_;
   app::Secret secret_;
   AuthThrottle throttle_;
+  DigestCache digest_cache_;
   std::vector<std::string> features_;
   std::vector<std::unique_ptr<reactor::Listener>> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;

@@ -272,11 +272,12 @@ void Session::handle_get(const protocol::GetRequest& request) {
   header.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
   header.mode = static_cast<uint32_t>(st.st_mode & 07777);
   send(header);
-  sender_ = std::make_unique<FileSender>(std::move(file), st, request.offset);
+  std::optional<protocol::Digest> cached = server_.digest_cache().find(FileIdentity::of(st));
+  sender_ = std::make_unique<FileSender>(std::move(file), st, request.offset, cached);
   response_path_ = app::escape_for_terminal(request.path);
-  app::log_info("%s #%llu get \"%s\" (%llu bytes from offset %llu)", peer_.c_str(),
-                static_cast<unsigned long long>(id_), response_path_.c_str(),
-                static_cast<unsigned long long>(size), static_cast<unsigned long long>(request.offset));
+  app::log_info("%s #%llu get \"%s\" (%llu bytes from offset %llu%s)", peer_.c_str(),
+                static_cast<unsigned long long>(id_), response_path_.c_str(), static_cast<unsigned long long>(size),
+                static_cast<unsigned long long>(request.offset), cached ? ", digest cached: zero-copy" : "");
   transition(SessionState::kSending);
 }
 
@@ -326,8 +327,11 @@ void Session::produce_response() {
   size_t budget = kWriteBudget;
   while (busy() && out_.readable() < FileSender::kChunk && budget > 0) {
     if (sender_) {
-      budget -= std::min(budget, sender_->produce(out_, std::min(budget, FileSender::kChunk)));
+      if (sender_->zero_copy()) break;  // flush() sends the body straight from the file
+      size_t done = sender_->produce(out_, std::min(budget, FileSender::kChunk));
+      budget -= std::min(budget, done);
       if (sender_->finished()) finish_response();
+      else if (done == 0) break;  // the output buffer is full: wait for the socket
     } else if (lister_) {
       if (!lister_->produce(out_)) finish_response();
     } else {
@@ -340,6 +344,8 @@ void Session::produce_response() {
 void Session::finish_response() {
   if (sender_) {
     protocol::Message trailer = sender_->trailer();
+    if (std::optional<protocol::Digest> digest = sender_->computed_digest())
+      server_.digest_cache().insert(FileIdentity::of(sender_->opened()), *digest);
     if (auto* error = std::get_if<protocol::ErrorMessage>(&trailer)) {
       app::log_warn("%s #%llu get \"%s\": %s", peer_.c_str(), static_cast<unsigned long long>(id_),
                     response_path_.c_str(), error->message.c_str());
@@ -356,9 +362,23 @@ void Session::finish_response() {
 
 bool Session::flush() {
   size_t budget = kWriteBudget;
-  while (out_.readable() > 0 && budget > 0) {
+  while (budget > 0) {
     int saved_errno = 0;
-    ssize_t n = out_.write_to(fd_.get(), budget, &saved_errno);
+    ssize_t n;
+    if (out_.readable() > 0) {
+      n = out_.write_to(fd_.get(), budget, &saved_errno);
+    } else if (sender_ && sender_->zero_copy()) {
+      // Everything queued (the frame header) is out: the body may go straight from the
+      // page cache to the socket.
+      n = sender_->send_to(fd_.get(), budget, &saved_errno);
+      if (n == 0) {  // the sender changed mode (file shrank, no sendfile): produce instead
+        produce_response();
+        if (state_ == SessionState::kClosed) return false;
+        continue;
+      }
+    } else {
+      break;
+    }
     if (n > 0) {
       budget -= static_cast<size_t>(n);
       bytes_out_ += static_cast<uint64_t>(n);
