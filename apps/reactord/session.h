@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 
+#include "apps/reactord/digest_cache.h"
 #include "apps/reactord/dir_lister.h"
 #include "apps/reactord/file_sender.h"
 #include "protocol/frame.h"
