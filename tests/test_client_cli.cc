@@ -20,12 +20,14 @@
 #include <vector>
 
 #include "tests/support/address.h"
+#include "tests/support/assertions.h"
 #include "tests/support/binaries.h"
 #include "tests/support/client.h"
 #include "tests/support/deadline.h"
 #include "tests/support/fd.h"
 #include "tests/support/hmac_auth.h"
 #include "tests/support/files.h"
+#include "tests/support/fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy.h"
 #include "tests/support/raw_client.h"
@@ -34,67 +36,16 @@
 
 using namespace testsupport;
 
-#define ASSERT_STR_EQ(actual, expected)                                                   \
-  do {                                                                                    \
-    const std::string got_ = (actual);                                                    \
-    const std::string want_ = (expected);                                                 \
-    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
-              want_.c_str());                                                             \
-  } while (0)
-
-#define ASSERT_CONTAINS(haystack, needle)                                                  \
-  do {                                                                                     \
-    const std::string hay_ = (haystack);                                                   \
-    const std::string needle_ = (needle);                                                  \
-    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
-              needle_.c_str(), hay_.c_str());                                              \
-  } while (0)
-
 namespace {
 
 const std::string kFileText = "the served file\n";
 
-struct Served {
-  TempDir dir;
-  std::string root;       // dir/root
-  std::string downloads;  // dir/dl
-  SecretFile secret;
-  ServerProcess server;
-
-  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
-  std::string in_downloads(const std::string& rel) const { return path_join(downloads, rel); }
-};
-
-Served serve(const std::vector<std::string>& listen = {"127.0.0.1:0"}) {
-  std::string err;
-  auto dir = TempDir::create("client-cli-test", &err);
-  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
-  std::string root = dir->path("root");
-  std::string downloads = dir->path("dl");
-  cr_assert(make_dirs(root, &err), "%s", err.c_str());
-  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
-  cr_assert(write_file(path_join(root, "file.txt"), kFileText, &err), "%s", err.c_str());
-  auto secret = write_secret(dir->path(), {}, &err);
-  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
-  ServerOptions options;
-  options.root = root;
-  options.secret_file = secret->path;
-  options.listen = listen;
-  auto server = ServerProcess::start(options, &err);
-  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
-  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(text.substr(start, nl - start));
-    start = nl + 1;
-  }
-  return out;
+// root/file.txt holds kFileText.
+ServeOptions options() {
+  ServeOptions o;
+  o.prefix = "client-cli-test";
+  o.files = {{"file.txt", kFileText}};
+  return o;
 }
 
 bool starts_with(const std::string& text, const std::string& prefix) {
@@ -120,16 +71,6 @@ void assert_no_debris(const std::string& dir) {
   for (const auto& name : *names) {
     cr_assert(name.find(".part") == std::string::npos, "debris in %s: %s", dir.c_str(), name.c_str());
   }
-}
-
-// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
-// ASan, leaks are only reported when the server exits).
-void stop_cleanly(Served& s) {
-  ExitStatus st = s.server.stop(Millis(30000));
-  std::string log = s.server.stderr_text();
-  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
-  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
-            "%s", log.c_str());
 }
 
 }  // namespace
@@ -211,7 +152,7 @@ Test(client_cli, connection_refused_exits_3) {
 }
 
 Test(client_cli, secret_problems_exit_9) {
-  Served s = serve();
+  Served s = serve(options());
   // Missing.
   std::string missing = s.dir.path("no-such-secret");
   ClientResult r = run_client({"-s", s.server.address(), "-k", missing, "ping"}, Millis(30000));
@@ -235,7 +176,7 @@ Test(client_cli, secret_problems_exit_9) {
 }
 
 Test(client_cli, remote_refusal_exits_5) {
-  Served s = serve();
+  Served s = serve(options());
   ClientResult r = s.server.run_client({"get", "missing.txt", s.in_downloads("missing.txt")});
   cr_assert(r.exited_with(5), "%s", r.describe().c_str());
   cr_assert(starts_with(r.stderr_text, "reactorc: "), "%s", r.stderr_text.c_str());
@@ -251,7 +192,7 @@ Test(client_cli, remote_refusal_exits_5) {
 }
 
 Test(client_cli, existing_local_file_needs_force) {
-  Served s = serve();
+  Served s = serve(options());
   std::string local = s.in_downloads("file.txt");
   cr_assert(write_file(local, "precious local data\n"));
   ClientResult r = s.server.run_client({"get", "file.txt", local});
@@ -280,7 +221,7 @@ Test(client_cli, existing_local_file_needs_force) {
 }
 
 Test(client_cli, local_path_in_a_missing_directory_exits_7) {
-  Served s = serve();
+  Served s = serve(options());
   std::string local = s.in_downloads("no/such/dir/file.txt");
   ClientResult r = s.server.run_client({"get", "file.txt", local});
   cr_assert(r.exited_with(7), "%s", r.describe().c_str());
@@ -292,7 +233,7 @@ Test(client_cli, local_path_in_a_missing_directory_exits_7) {
 }
 
 Test(client_cli, no_escape_sequences_when_stderr_is_not_a_terminal) {
-  Served s = serve();
+  Served s = serve(options());
   cr_assert(write_pattern_file(s.in_root("big.bin"), 3u << 20, 4));
   const std::vector<std::vector<std::string>> styles = {
       {"--progress=none"}, {}, {"--progress", "rainbow"}, {"--progress=plane"}, {"--progress=bar"}};
@@ -324,7 +265,7 @@ Test(client_cli, no_escape_sequences_when_stderr_is_not_a_terminal) {
 }
 
 Test(client_cli, server_from_the_environment) {
-  Served s = serve();
+  Served s = serve(options());
   RunOptions o;
   o.env = {{"REACTOR_SERVER", s.server.address()}};
   ClientResult r = run_client({"-k", s.secret.path, "ping"}, Millis(30000), o);
@@ -342,7 +283,7 @@ Test(client_cli, server_from_the_environment) {
 }
 
 Test(client_cli, double_dash_ends_the_options) {
-  Served s = serve();
+  Served s = serve(options());
   ClientResult r = s.server.run_client({"send", "--", "-dash-message"});
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stdout_text, "(13 bytes)");
@@ -360,7 +301,9 @@ Test(client_cli, double_dash_ends_the_options) {
 }
 
 Test(client_cli, ipv6_server) {
-  Served s = serve({"[::1]:0"});
+  ServeOptions o = options();
+  o.listen = {"[::1]:0"};
+  Served s = serve(o);
   cr_assert(s.server.address().rfind("[::1]:", 0) == 0, "%s", s.server.address().c_str());
   ClientResult r = s.server.run_client({"get", "file.txt", s.in_downloads("v6.txt")});
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
@@ -384,7 +327,7 @@ Test(client_cli, silent_server_times_out_with_exit_8) {
 }
 
 Test(client_cli, interrupted_download_exits_130_and_keeps_nothing) {
-  Served s = serve();
+  Served s = serve(options());
   std::string err;
   cr_assert(make_sparse_file(s.in_root("huge.bin"), uint64_t{1} << 30, &err), "%s", err.c_str());
   FaultSpec f;

@@ -13,17 +13,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "tests/support/assertions.h"
 #include "tests/support/binaries.h"
 #include "tests/support/client.h"
 #include "tests/support/deadline.h"
 #include "tests/support/files.h"
+#include "tests/support/fixture.h"
 #include "tests/support/hmac_auth.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy.h"
@@ -33,75 +34,28 @@
 
 using namespace testsupport;
 
-#define ASSERT_STR_EQ(actual, expected)                                                   \
-  do {                                                                                    \
-    const std::string got_ = (actual);                                                    \
-    const std::string want_ = (expected);                                                 \
-    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
-              want_.c_str());                                                             \
-  } while (0)
-
-#define ASSERT_CONTAINS(haystack, needle)                                                  \
-  do {                                                                                     \
-    const std::string hay_ = (haystack);                                                   \
-    const std::string needle_ = (needle);                                                  \
-    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
-              needle_.c_str(), hay_.c_str());                                              \
-  } while (0)
-
 namespace {
 
-const std::string kHealthText = "still serving\n";
-constexpr time_t kMtime = 1234567890;
-
-struct Served {
-  TempDir dir;
-  std::string root;       // dir/root
-  std::string downloads;  // dir/dl
-  SecretFile secret;
-  ServerProcess server;
-
-  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
-  std::string in_downloads(const std::string& rel) const { return path_join(downloads, rel); }
-  // reactorc arguments for talking to ADDRESS (a proxy) instead of the server itself.
-  std::vector<std::string> client_args_via(const std::string& address,
-                                           const std::vector<std::string>& args) const {
-    std::vector<std::string> out = {"-s", address, "-k", secret.path, "--progress=none"};
-    out.insert(out.end(), args.begin(), args.end());
-    return out;
-  }
-};
-
-Served serve(const std::vector<std::string>& extra_args = {}) {
-  std::string err;
-  auto dir = TempDir::create("robustness-test", &err);
-  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
-  std::string root = dir->path("root");
-  std::string downloads = dir->path("dl");
-  cr_assert(make_dirs(root, &err), "%s", err.c_str());
-  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
-  cr_assert(write_file(path_join(root, "health.txt"), kHealthText, &err), "%s", err.c_str());
-  auto secret = write_secret(dir->path(), {}, &err);
-  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
-  ServerOptions options;
-  options.root = root;
-  options.secret_file = secret->path;
-  options.extra_args = extra_args;
-  auto server = ServerProcess::start(options, &err);
-  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
-  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
+// root/health.txt for assert_serves; reactord gets EXTRA_ARGS too.
+ServeOptions options(const std::vector<std::string>& extra_args = {}) {
+  ServeOptions o;
+  o.prefix = "robustness-test";
+  o.files = {{"health.txt", kHealthText}};
+  o.extra_args = extra_args;
+  return o;
 }
 
-void assert_serves(const Served& s) {
-  static int counter = 0;
-  std::string local = path_join(s.dir.path(), "health-" + std::to_string(++counter));
-  ClientResult r = s.server.run_client({"get", "health.txt", local}, Millis(30000));
-  cr_assert(r.exited_with(0), "an honest client was not served: %s\nserver log:\n%s",
-            r.describe().c_str(), s.server.stderr_text().c_str());
-  auto text = read_file(local);
-  cr_assert(text.has_value() && *text == kHealthText, "health.txt came back wrong");
-  unlink(local.c_str());
+// reactorc arguments for talking to ADDRESS (a proxy) instead of the server itself.
+std::vector<std::string> client_args_via(const Served& s, const std::string& address,
+                                         const std::vector<std::string>& args) {
+  std::vector<std::string> out = {"-s", address, "-k", s.secret.path, "--progress=none"};
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
 }
+
+// The server is alive and serves an honest client (downloading beside the download
+// directory, which the tests expect to stay empty).
+void assert_serves(const Served& s) { testsupport::assert_serves(s, s.dir.path()); }
 
 // Nothing at all in the download directory: no final file and no ".*.part" debris.
 void assert_no_downloads(const Served& s) {
@@ -110,27 +64,6 @@ void assert_no_downloads(const Served& s) {
   std::string joined;
   for (const auto& n : *names) joined += n + " ";
   cr_assert(names->empty(), "left in the download directory: %s", joined.c_str());
-}
-
-RawClient connect_raw(const Served& s) {
-  RawClient c;
-  std::string err;
-  cr_assert(c.connect(s.server.address(), Millis(5000), &err), "connect: %s", err.c_str());
-  return c;
-}
-
-RawClient connect_authenticated(const Served& s) {
-  RawClient c = connect_raw(s);
-  HandshakeResult h = c.handshake(s.secret.key, Millis(10000));
-  cr_assert(h.ok, "handshake: %s", h.error.c_str());
-  return c;
-}
-
-Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Millis(10000)) {
-  ReadResult r = c.read_frame(timeout);
-  cr_assert(r.ok(), "waiting for %s: %s", type.c_str(), r.describe().c_str());
-  cr_assert(r.frame.type() == type, "expected %s, got %s", type.c_str(), r.frame.header.c_str());
-  return r.frame;
 }
 
 void expect_fatal(RawClient& c, const std::string& code, Millis timeout = Millis(10000)) {
@@ -147,17 +80,6 @@ void ping(RawClient& c, const std::string& token) {
   cr_assert(c.send_frame("{\"type\":\"ping\",\"token\":" + json_quote(token) + "}"));
   Frame pong = expect_frame(c, "pong");
   ASSERT_STR_EQ(pong.string_field("token").value_or(""), token);
-}
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-void make_pattern(const std::string& path, uint64_t size, uint64_t seed) {
-  std::string err;
-  cr_assert(write_pattern_file(path, size, seed, &err), "%s", err.c_str());
-  struct timespec times[2] = {{kMtime, 0}, {kMtime, 0}};
-  cr_assert_eq(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
 }
 
 // A sparse file with a few marks, big enough that no test sees its transfer finish.
@@ -213,16 +135,6 @@ void shrink_receive_buffer(RawClient& c) {
   cr_assert_eq(setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size), 0);
 }
 
-// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
-// ASan, leaks are only reported when the server exits).
-void stop_cleanly(Served& s) {
-  ExitStatus st = s.server.stop(Millis(30000));
-  std::string log = s.server.stderr_text();
-  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
-  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
-            "%s", log.c_str());
-}
-
 }  // namespace
 
 TestSuite(robustness, .timeout = 120);
@@ -230,7 +142,7 @@ TestSuite(robustness, .timeout = 120);
 // ----------------------------------------------------------------------------- deadlines
 
 Test(robustness, silent_client_is_dropped_at_the_handshake_deadline) {
-  Served s = serve({"--handshake-timeout", "1"});
+  Served s = serve(options({"--handshake-timeout", "1"}));
   Clock::time_point start = Clock::now();
   RawClient silent = connect_raw(s);
   expect_frame(silent, "hello");
@@ -246,7 +158,7 @@ Test(robustness, silent_client_is_dropped_at_the_handshake_deadline) {
 }
 
 Test(robustness, trickling_client_is_dropped_at_the_absolute_deadline) {
-  Served s = serve({"--handshake-timeout", "1"});
+  Served s = serve(options({"--handshake-timeout", "1"}));
   Clock::time_point start = Clock::now();
   RawClient c = connect_raw(s);
   Frame hello = expect_frame(c, "hello");
@@ -273,7 +185,7 @@ Test(robustness, trickling_client_is_dropped_at_the_absolute_deadline) {
 }
 
 Test(robustness, idle_connection_is_closed_after_the_idle_timeout) {
-  Served s = serve({"--idle-timeout", "2"});
+  Served s = serve(options({"--idle-timeout", "2"}));
   RawClient c = connect_authenticated(s);
   // Activity keeps it open: pings every 250 ms for well over the timeout.
   for (int i = 0; i < 12; ++i) {
@@ -292,13 +204,13 @@ Test(robustness, idle_connection_is_closed_after_the_idle_timeout) {
 // --------------------------------------------------------------------- faults in transit
 
 Test(robustness, flipped_byte_fails_verification_and_keeps_nothing) {
-  Served s = serve();
+  Served s = serve(options());
   make_pattern(s.in_root("big.bin"), 1 << 20, 5);
   FaultSpec f;
   f.flip_at = 300000;  // well inside the body
   Proxy proxy = start_proxy(s, f);
-  ClientResult r = run_client(s.client_args_via(proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}),
-                              Millis(60000));
+  ClientResult r = run_client(
+      client_args_via(s, proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}), Millis(60000));
   cr_assert(r.exited_with(6), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stderr_text, "SHA-256 mismatch");
   cr_assert_eq(proxy.stats().flips, 1u);
@@ -308,7 +220,7 @@ Test(robustness, flipped_byte_fails_verification_and_keeps_nothing) {
   FaultSpec g;
   g.flip_at = 10;
   Proxy bad_hello = start_proxy(s, g);
-  r = run_client(s.client_args_via(bad_hello.address(), {"get", "big.bin", s.in_downloads("big.bin")}),
+  r = run_client(client_args_via(s, bad_hello.address(), {"get", "big.bin", s.in_downloads("big.bin")}),
                  Millis(60000));
   cr_assert(r.exited_with(8), "%s", r.describe().c_str());
   assert_no_downloads(s);
@@ -317,7 +229,7 @@ Test(robustness, flipped_byte_fails_verification_and_keeps_nothing) {
 }
 
 Test(robustness, connection_cut_mid_body) {
-  Served s = serve();
+  Served s = serve(options());
   make_pattern(s.in_root("big.bin"), 1 << 20, 6);
   for (bool reset : {false, true}) {
     FaultSpec f;
@@ -325,7 +237,7 @@ Test(robustness, connection_cut_mid_body) {
     f.cut_with_reset = reset;
     Proxy proxy = start_proxy(s, f);
     ClientResult r = run_client(
-        s.client_args_via(proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}), Millis(60000));
+        client_args_via(s, proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}), Millis(60000));
     cr_assert(r.exited_with(8), "reset %d: %s", reset, r.describe().c_str());
     cr_assert(r.stderr_text.find("connection") != std::string::npos, "%s", r.stderr_text.c_str());
     assert_no_downloads(s);
@@ -335,13 +247,13 @@ Test(robustness, connection_cut_mid_body) {
 }
 
 Test(robustness, server_killed_mid_transfer) {
-  Served s = serve();
+  Served s = serve(options());
   make_big_sparse(s.in_root("huge.bin"), uint64_t{1} << 30);
   FaultSpec f;
   f.max_chunk = 4096;  // a slower path, so the transfer is surely still running
   Proxy proxy = start_proxy(s, f);
-  Process client = spawn_client(s, s.client_args_via(proxy.address(),
-                                                     {"get", "huge.bin", s.in_downloads("huge.bin")}));
+  Process client = spawn_client(
+      s, client_args_via(s, proxy.address(), {"get", "huge.bin", s.in_downloads("huge.bin")}));
   cr_assert(wait_until([&] { return proxy.stats().s2c_bytes > (1u << 20); }, Millis(30000)),
             "the transfer did not start: %s", client.stderr_text().c_str());
   ExitStatus killed = s.server.kill();
@@ -355,7 +267,7 @@ Test(robustness, server_killed_mid_transfer) {
 // ------------------------------------------------------------------------------ shutdown
 
 Test(robustness, sigterm_lets_a_running_transfer_finish) {
-  Served s = serve({"--grace", "60"});
+  Served s = serve(options({"--grace", "60"}));
   const uint64_t size = 24u << 20;
   make_pattern(s.in_root("p.bin"), size, 8);
   RawClient c = connect_authenticated(s);
@@ -389,13 +301,14 @@ Test(robustness, sigterm_lets_a_running_transfer_finish) {
 }
 
 Test(robustness, sigterm_during_a_reactorc_download) {
-  Served s = serve({"--grace", "60"});
+  Served s = serve(options({"--grace", "60"}));
   const uint64_t size = 256u << 20;
   make_big_sparse(s.in_root("z.bin"), size);
   FaultSpec f;
   f.max_chunk = 4096;
   Proxy proxy = start_proxy(s, f);
-  Process client = spawn_client(s, s.client_args_via(proxy.address(), {"get", "z.bin", s.in_downloads("z.bin")}));
+  Process client =
+      spawn_client(s, client_args_via(s, proxy.address(), {"get", "z.bin", s.in_downloads("z.bin")}));
   cr_assert(wait_until([&] { return proxy.stats().s2c_bytes > (1u << 20); }, Millis(30000)),
             "the transfer did not start: %s", client.stderr_text().c_str());
   cr_assert(s.server.send_signal(SIGTERM));
@@ -411,7 +324,7 @@ Test(robustness, sigterm_during_a_reactorc_download) {
 }
 
 Test(robustness, idle_connections_are_told_on_sigterm) {
-  Served s = serve();
+  Served s = serve(options());
   RawClient idle = connect_authenticated(s);
   RawClient unauthenticated = connect_raw(s);
   expect_frame(unauthenticated, "hello");
@@ -425,7 +338,7 @@ Test(robustness, idle_connections_are_told_on_sigterm) {
 // ------------------------------------------------------------------------------- limits
 
 Test(robustness, connection_limit_turns_the_next_client_away_clearly) {
-  Served s = serve({"--max-conns", "2"});
+  Served s = serve(options({"--max-conns", "2"}));
   RawClient a = connect_authenticated(s);
   RawClient b = connect_authenticated(s);
   // A third connection gets "busy" instead of a hello, then the close.
@@ -453,7 +366,7 @@ Test(robustness, low_descriptor_limit_lowers_the_connection_limit) {
   // open, rather than run into EMFILE on accept.
   struct rlimit limit {48, 48};
   cr_assert_eq(setrlimit(RLIMIT_NOFILE, &limit), 0);
-  Served s = serve();
+  Served s = serve(options());
   cr_assert(s.server.wait_for_stderr("lowering --max-conns", Millis(5000)), "%s",
             s.server.stderr_text().c_str());
   std::string log = s.server.stderr_text();
@@ -480,7 +393,7 @@ Test(robustness, low_descriptor_limit_lowers_the_connection_limit) {
 // -------------------------------------------------------------- files changing under us
 
 Test(robustness, file_shrinking_mid_transfer_is_padded_and_reported) {
-  Served s = serve();
+  Served s = serve(options());
   const uint64_t size = 24u << 20;
   const uint64_t shrunk = 1u << 20;
   make_pattern(s.in_root("shrinks.bin"), size, 12);
@@ -522,7 +435,7 @@ Test(robustness, file_shrinking_mid_transfer_is_padded_and_reported) {
 }
 
 Test(robustness, file_modified_in_place_mid_transfer_is_reported) {
-  Served s = serve();
+  Served s = serve(options());
   const uint64_t size = 24u << 20;
   make_pattern(s.in_root("edited.bin"), size, 13);
   RawClient c = connect_authenticated(s);
@@ -548,14 +461,14 @@ Test(robustness, file_modified_in_place_mid_transfer_is_reported) {
 }
 
 Test(robustness, reactorc_keeps_nothing_when_the_file_changes) {
-  Served s = serve();
+  Served s = serve(options());
   const uint64_t size = 256u << 20;
   make_big_sparse(s.in_root("moving.bin"), size);
   FaultSpec f;
   f.max_chunk = 4096;
   Proxy proxy = start_proxy(s, f);
   Process client = spawn_client(
-      s, s.client_args_via(proxy.address(), {"get", "moving.bin", s.in_downloads("moving.bin")}));
+      s, client_args_via(s, proxy.address(), {"get", "moving.bin", s.in_downloads("moving.bin")}));
   cr_assert(wait_until([&] { return proxy.stats().s2c_bytes > (1u << 20); }, Millis(30000)),
             "the transfer did not start: %s", client.stderr_text().c_str());
   int fd = open(s.in_root("moving.bin").c_str(), O_WRONLY | O_CLOEXEC);
@@ -572,7 +485,7 @@ Test(robustness, reactorc_keeps_nothing_when_the_file_changes) {
 // ----------------------------------------------------------------------- vanishing peers
 
 Test(robustness, clients_vanishing_mid_download_do_not_hurt_the_server) {
-  Served s = serve();
+  Served s = serve(options());
   make_big_sparse(s.in_root("huge.bin"), uint64_t{1} << 31);
   // A reactorc killed outright.
   Process client = spawn_client(s, s.server.client_args({"get", "huge.bin", s.in_downloads("huge.bin")}));

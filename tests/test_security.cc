@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <set>
 #include <string>
@@ -23,11 +22,13 @@
 #include <vector>
 
 #include "tests/support/address.h"
+#include "tests/support/assertions.h"
 #include "tests/support/binaries.h"
 #include "tests/support/client.h"
 #include "tests/support/deadline.h"
 #include "tests/support/fd.h"
 #include "tests/support/files.h"
+#include "tests/support/fixture.h"
 #include "tests/support/hmac_auth.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_client.h"
@@ -36,90 +37,18 @@
 
 using namespace testsupport;
 
-#define ASSERT_STR_EQ(actual, expected)                                                   \
-  do {                                                                                    \
-    const std::string got_ = (actual);                                                    \
-    const std::string want_ = (expected);                                                 \
-    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
-              want_.c_str());                                                             \
-  } while (0)
-
-#define ASSERT_CONTAINS(haystack, needle)                                                  \
-  do {                                                                                     \
-    const std::string hay_ = (haystack);                                                   \
-    const std::string needle_ = (needle);                                                  \
-    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
-              needle_.c_str(), hay_.c_str());                                              \
-  } while (0)
-
 namespace {
 
-const std::string kHealthText = "still serving\n";
-
-struct Served {
-  TempDir dir;
-  std::string root;       // dir/root
-  std::string downloads;  // dir/dl
-  SecretFile secret;
-  ServerProcess server;
-
-  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
-  std::string in_dir(const std::string& rel) const { return dir.path(rel); }
-};
-
-// secret_in_root: the server's secret file is root/secret instead of dir/secret.
-Served serve(bool secret_in_root = false, const std::vector<std::string>& extra_args = {}) {
-  std::string err;
-  auto dir = TempDir::create("security-test", &err);
-  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
-  std::string root = dir->path("root");
-  std::string downloads = dir->path("dl");
-  cr_assert(make_dirs(root, &err), "%s", err.c_str());
-  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
-  cr_assert(write_file(path_join(root, "health.txt"), kHealthText, &err), "%s", err.c_str());
-  auto secret = write_secret(secret_in_root ? root : dir->path(), {}, &err);
-  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
-  ServerOptions options;
-  options.root = root;
-  options.secret_file = secret->path;
-  options.extra_args = extra_args;
-  auto server = ServerProcess::start(options, &err);
-  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
-  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
+// root/health.txt for assert_serves; the secret outside the root.
+ServeOptions options() {
+  ServeOptions o;
+  o.prefix = "security-test";
+  o.files = {{"health.txt", kHealthText}};
+  return o;
 }
 
 // The server is alive and serves an honest client: a real download, verified.
-void assert_serves(const Served& s) {
-  static int counter = 0;
-  std::string local = path_join(s.downloads, "health-" + std::to_string(++counter));
-  ClientResult r = s.server.run_client({"get", "health.txt", local}, Millis(30000));
-  cr_assert(r.exited_with(0), "an honest client was not served: %s\nserver log:\n%s",
-            r.describe().c_str(), s.server.stderr_text().c_str());
-  auto text = read_file(local);
-  cr_assert(text.has_value() && *text == kHealthText, "health.txt came back wrong");
-  unlink(local.c_str());
-}
-
-RawClient connect_raw(const Served& s) {
-  RawClient c;
-  std::string err;
-  cr_assert(c.connect(s.server.address(), Millis(5000), &err), "connect: %s", err.c_str());
-  return c;
-}
-
-RawClient connect_authenticated(const Served& s) {
-  RawClient c = connect_raw(s);
-  HandshakeResult h = c.handshake(s.secret.key, Millis(10000));
-  cr_assert(h.ok, "handshake: %s", h.error.c_str());
-  return c;
-}
-
-Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Millis(10000)) {
-  ReadResult r = c.read_frame(timeout);
-  cr_assert(r.ok(), "waiting for %s: %s", type.c_str(), r.describe().c_str());
-  cr_assert(r.frame.type() == type, "expected %s, got %s", type.c_str(), r.frame.header.c_str());
-  return r.frame;
-}
+void assert_serves(const Served& s) { testsupport::assert_serves(s, s.downloads); }
 
 // A fatal error frame with CODE, then the server closes the connection.
 void expect_fatal(RawClient& c, const std::string& code, const std::string& what) {
@@ -188,20 +117,6 @@ std::string reactord_path() {
   return *path;
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
-// ASan, leaks are only reported when the server exits).
-void stop_cleanly(Served& s) {
-  ExitStatus st = s.server.stop(Millis(30000));
-  std::string log = s.server.stderr_text();
-  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
-  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
-            "%s", log.c_str());
-}
-
 }  // namespace
 
 TestSuite(security, .timeout = 120);
@@ -209,7 +124,7 @@ TestSuite(security, .timeout = 120);
 // ------------------------------------------------------------------------ authentication
 
 Test(security, wrong_secret_is_refused_while_others_are_served) {
-  Served s = serve();
+  Served s = serve(options());
   // An honest client, connected before the attack, stays served through it.
   RawClient honest = connect_authenticated(s);
   std::string err;
@@ -237,7 +152,7 @@ Test(security, wrong_secret_is_refused_while_others_are_served) {
 }
 
 Test(security, repeated_failures_delay_the_verdict) {
-  Served s = serve();
+  Served s = serve(options());
   const std::string wrong_key = s.secret.key + "-but-wrong";
   double elapsed[3] = {0, 0, 0};
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -308,7 +223,7 @@ Test(security, impostor_server_is_detected_by_the_client) {
 }
 
 Test(security, auth_is_bound_to_the_connection_and_versions_are_negotiated) {
-  Served s = serve();
+  Served s = serve(options());
   // Every hello carries a fresh 32-byte nonce.
   std::set<std::string> nonces;
   for (int i = 0; i < 5; ++i) {
@@ -365,7 +280,9 @@ namespace {
 // root/file.txt, root/sub/inner.txt, root/fifo, root/secret (the server's own secret) and
 // a hard link to it, symlinks in and out, and dir/outside/private.txt beside the root.
 Served serve_attack_tree() {
-  Served s = serve(/*secret_in_root=*/true);
+  ServeOptions o = options();
+  o.secret_in_root = true;
+  Served s = serve(o);
   std::string err;
   cr_assert(write_file(s.in_root("file.txt"), "file\n"));
   cr_assert(make_dirs(s.in_root("sub"), &err));
@@ -534,7 +451,7 @@ Test(security, path_attacks_through_raw_frames) {
 }
 
 Test(security, nul_in_a_path_closes_the_connection) {
-  Served s = serve();
+  Served s = serve(options());
   RawClient c = connect_authenticated(s);
   cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"health.txt\\u0000.jpg\"}"));
   expect_fatal(c, "nul_in_string", "get with \\u0000");
@@ -550,7 +467,7 @@ Test(security, nul_in_a_path_closes_the_connection) {
 // ---------------------------------------------------------------------- malformed frames
 
 Test(security, requests_before_auth_are_refused) {
-  Served s = serve();
+  Served s = serve(options());
   const std::string requests[] = {
       "{\"type\":\"ping\"}",
       request("get", "health.txt"),
@@ -581,7 +498,7 @@ Test(security, requests_before_auth_are_refused) {
 }
 
 Test(security, header_limits_before_and_after_auth) {
-  Served s = serve();
+  Served s = serve(options());
   // Before auth the limit is 4096 bytes: 4097 and 5000 are refused from the length alone.
   for (size_t size : {size_t{4097}, size_t{5000}}) {
     RawClient c = connect_raw(s);
@@ -622,7 +539,7 @@ Test(security, header_limits_before_and_after_auth) {
 }
 
 Test(security, duplicate_keys_are_fatal) {
-  Served s = serve();
+  Served s = serve(options());
   const std::string headers[] = {
       "{\"type\":\"ping\",\"token\":\"a\",\"token\":\"b\"}",
       "{\"type\":\"stat\",\"path\":\"health.txt\",\"path\":\"../etc/passwd\"}",
@@ -645,7 +562,7 @@ Test(security, duplicate_keys_are_fatal) {
 }
 
 Test(security, garbage_bytes_get_a_fatal_error) {
-  Served s = serve();
+  Served s = serve(options());
   struct Garbage {
     std::string bytes;
     const char* code;
@@ -721,7 +638,7 @@ Test(security, unsafe_secret_file_stops_both_programs) {
 }
 
 Test(security, sighup_rotates_the_secret) {
-  Served s = serve();
+  Served s = serve(options());
   std::string err;
   // Keep a copy of the old key for the client that will be left behind.
   auto old_copy = write_secret(s.in_dir(""), s.secret.key + "\n", &err, "old-secret");

@@ -18,9 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/assertions.h"
 #include "tests/support/client.h"
 #include "tests/support/deadline.h"
 #include "tests/support/files.h"
+#include "tests/support/fixture.h"
 #include "tests/support/hmac_auth.h"
 #include "tests/support/raw_client.h"
 #include "tests/support/server.h"
@@ -28,72 +30,15 @@
 
 using namespace testsupport;
 
-// cr_assert_str_eq keeps the const char* of its arguments past the full expression, so a
-// temporary's c_str() dangles: compare std::string copies instead.
-#define ASSERT_STR_EQ(actual, expected)                                                   \
-  do {                                                                                    \
-    const std::string got_ = (actual);                                                    \
-    const std::string want_ = (expected);                                                 \
-    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
-              want_.c_str());                                                             \
-  } while (0)
-
-#define ASSERT_CONTAINS(haystack, needle)                                                  \
-  do {                                                                                     \
-    const std::string hay_ = (haystack);                                                   \
-    const std::string needle_ = (needle);                                                  \
-    cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
-              needle_.c_str(), hay_.c_str());                                              \
-  } while (0)
-
 namespace {
 
-// A fixed, distinctive modification time (2009-02-13 23:31:30 UTC): a download that kept
-// its own "now" instead of the server's mtime cannot match it by accident.
-constexpr time_t kMtime = 1234567890;
 constexpr uint64_t kChunk = 128 * 1024;  // FileSender::kChunk, the server's read size
 
-// A served root, a download directory and the secret, all in one temporary directory,
-// and a reactord serving the root.
-struct Served {
-  TempDir dir;
-  std::string root;       // dir/root: what the server serves
-  std::string downloads;  // dir/dl: where clients write
-  SecretFile secret;      // dir/secret: outside the root
-  ServerProcess server;
-
-  std::string in_root(const std::string& rel) const { return path_join(root, rel); }
-  std::string in_downloads(const std::string& rel) const { return path_join(downloads, rel); }
-};
-
-Served serve(const std::vector<std::string>& extra_args = {}) {
-  std::string err;
-  auto dir = TempDir::create("transfer-test", &err);
-  cr_assert(dir.has_value(), "TempDir::create: %s", err.c_str());
-  std::string root = dir->path("root");
-  std::string downloads = dir->path("dl");
-  cr_assert(make_dirs(root, &err), "%s", err.c_str());
-  cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
-  auto secret = write_secret(dir->path(), {}, &err);
-  cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
-  ServerOptions options;
-  options.root = root;
-  options.secret_file = secret->path;
-  options.extra_args = extra_args;
-  auto server = ServerProcess::start(options, &err);
-  cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
-  return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};
-}
-
-void set_mtime(const std::string& path, time_t when) {
-  struct timespec times[2] = {{when, 0}, {when, 0}};
-  cr_assert_eq(utimensat(AT_FDCWD, path.c_str(), times, 0), 0, "utimensat %s", path.c_str());
-}
-
-void make_pattern(const std::string& path, uint64_t size, uint64_t seed) {
-  std::string err;
-  cr_assert(write_pattern_file(path, size, seed, &err), "%s", err.c_str());
-  set_mtime(path, kMtime);
+// This file's fixture: an empty root, the secret beside it.
+ServeOptions options() {
+  ServeOptions o;
+  o.prefix = "transfer-test";
+  return o;
 }
 
 // The downloaded file equals the served one, byte for byte, and carries its mtime.
@@ -121,22 +66,6 @@ void assert_downloads_are(const Served& s, std::vector<std::string> names) {
   ASSERT_STR_EQ(got, want);
 }
 
-RawClient connect_authenticated(const Served& s) {
-  RawClient c;
-  std::string err;
-  cr_assert(c.connect(s.server.address(), Millis(5000), &err), "connect: %s", err.c_str());
-  HandshakeResult h = c.handshake(s.secret.key, Millis(10000));
-  cr_assert(h.ok, "handshake: %s", h.error.c_str());
-  return c;
-}
-
-Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Millis(10000)) {
-  ReadResult r = c.read_frame(timeout);
-  cr_assert(r.ok(), "waiting for %s: %s", type.c_str(), r.describe().c_str());
-  cr_assert(r.frame.type() == type, "expected %s, got %s", type.c_str(), r.frame.header.c_str());
-  return r.frame;
-}
-
 uint64_t number(const Frame& f, const char* key) {
   auto v = f.number_field(key);
   cr_assert(v.has_value(), "no number \"%s\" in %s", key, f.header.c_str());
@@ -148,33 +77,11 @@ std::string get_header(const std::string& path, uint64_t offset) {
          "}";
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    out.push_back(text.substr(start, nl - start));
-    start = nl + 1;
-  }
-  return out;
-}
-
 // The name column of a `reactorc ls` line: what follows the last double space.
 std::string ls_name(const std::string& line) {
   size_t pos = line.rfind("  ");
   cr_assert(pos != std::string::npos, "not an ls line: \"%s\"", line.c_str());
   return line.substr(pos + 2);
-}
-
-// A graceful stop at the end of a test: exit 0 and not a word from the sanitizers (under
-// ASan, leaks are only reported when the server exits).
-void stop_cleanly(Served& s) {
-  ExitStatus st = s.server.stop(Millis(30000));
-  std::string log = s.server.stderr_text();
-  cr_assert(st.exited_with(0), "reactord did not stop cleanly: %s\n%s", st.describe().c_str(), log.c_str());
-  cr_assert(log.find("Sanitizer") == std::string::npos && log.find("runtime error") == std::string::npos,
-            "%s", log.c_str());
 }
 
 }  // namespace
@@ -184,7 +91,7 @@ void stop_cleanly(Served& s) {
 TestSuite(transfer, .timeout = 120);
 
 Test(transfer, sizes_around_the_chunk_size) {
-  Served s = serve();
+  Served s = serve(options());
   const std::vector<uint64_t> sizes = {0, 1, kChunk - 1, kChunk, kChunk + 1, 3 * 1024 * 1024 + 17};
   std::vector<std::string> names;
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -200,7 +107,7 @@ Test(transfer, sizes_around_the_chunk_size) {
 }
 
 Test(transfer, sparse_file_over_2_gib_has_64_bit_sizes_end_to_end) {
-  Served s = serve();
+  Served s = serve(options());
   const uint64_t size = (uint64_t{1} << 31) + 5;
   // The served file is sparse, but the download is written out in full.
   struct statvfs fs {};
@@ -253,7 +160,7 @@ Test(transfer, sparse_file_over_2_gib_has_64_bit_sizes_end_to_end) {
 }
 
 Test(transfer, two_hundred_clients_at_once) {
-  Served s = serve();
+  Served s = serve(options());
   const uint64_t size = 512 * 1024 + 333;
   make_pattern(s.in_root("shared.bin"), size, 7);
   std::string err;
@@ -279,7 +186,7 @@ Test(transfer, two_hundred_clients_at_once) {
 }
 
 Test(transfer, pipelined_requests_on_one_connection_are_answered_in_order) {
-  Served s = serve();
+  Served s = serve(options());
   make_pattern(s.in_root("p.bin"), 300001, 3);
   cr_assert(write_file(s.in_root("note.txt"), "note\n"));
   std::string err;
@@ -343,7 +250,7 @@ Test(transfer, pipelined_requests_on_one_connection_are_answered_in_order) {
 }
 
 Test(transfer, get_with_an_offset) {
-  Served s = serve();
+  Served s = serve(options());
   const uint64_t size = 3 * kChunk + 999;
   make_pattern(s.in_root("o.bin"), size, 9);
   const std::string whole_hash = *sha256_file_hex(s.in_root("o.bin"));
@@ -373,7 +280,7 @@ Test(transfer, get_with_an_offset) {
 }
 
 Test(transfer, client_output_of_stat_ls_ping_and_send) {
-  Served s = serve();
+  Served s = serve(options());
   std::string err;
   cr_assert(write_file(s.in_root("a.txt"), "hello\n"));
   cr_assert_eq(chmod(s.in_root("a.txt").c_str(), 0640), 0);
@@ -426,7 +333,7 @@ Test(transfer, client_output_of_stat_ls_ping_and_send) {
 }
 
 Test(transfer, listing_larger_than_one_frame) {
-  Served s = serve();
+  Served s = serve(options());
   std::string err;
   cr_assert(make_dirs(s.in_root("many"), &err));
   const size_t n = 3000;
@@ -488,7 +395,7 @@ Test(transfer, listing_larger_than_one_frame) {
 }
 
 Test(transfer, default_local_name_and_subdirectory) {
-  Served s = serve();
+  Served s = serve(options());
   std::string err;
   cr_assert(make_dirs(s.in_root("deep/er"), &err));
   make_pattern(s.in_root("deep/er/leaf.bin"), 70000, 21);
