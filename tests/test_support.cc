@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tests/support/address.h"
+#include "tests/support/assertions.h"
 #include "tests/support/binaries.h"
 #include "tests/support/cleanup.h"
 #include "tests/support/client.h"
@@ -40,16 +41,6 @@
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
 using namespace testsupport;
-
-// cr_assert_str_eq keeps the const char* of its arguments past the full expression, so a
-// temporary's c_str() dangles: compare std::string copies instead.
-#define ASSERT_STR_EQ(actual, expected)                                                   \
-  do {                                                                                    \
-    const std::string got_ = (actual);                                                    \
-    const std::string want_ = (expected);                                                 \
-    cr_assert(got_ == want_, "%s:\n  got  \"%s\"\n  want \"%s\"", #actual, got_.c_str(), \
-              want_.c_str());                                                             \
-  } while (0)
 
 namespace {
 
