@@ -11,6 +11,7 @@
 #include "apps/common/cli.h"
 #include "apps/common/log.h"
 #include "apps/common/secret.h"
+#include "apps/reactorc/bench.h"
 #include "apps/reactorc/command_runner.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/options.h"
@@ -87,6 +88,17 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create(backend, &err);
   if (!loop) return fail(client::kExitFailure, err);
+
+  if (options.command == client::Command::kBench) {
+    client::Bench bench(*loop, options, secret);
+    if (!bench.prepare()) return bench.exit_code();
+    if (!loop->on_signal(SIGINT, [&bench] { bench.interrupt("SIGINT"); }, &err) ||
+        !loop->on_signal(SIGTERM, [&bench] { bench.interrupt("SIGTERM"); }, &err))
+      return fail(client::kExitFailure, err);
+    bench.start(std::move(addresses));
+    if (!loop->run(&err)) return fail(client::kExitFailure, "event loop failed: " + err);
+    return bench.exit_code();
+  }
 
   client::CommandRunner runner(*loop, options, secret);
   if (!runner.prepare()) return runner.exit_code();

@@ -3,6 +3,7 @@
 #include <getopt.h>
 
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -14,6 +15,8 @@ namespace client {
 const char kUsage[] =
     "usage: reactorc [-fqv] [-s HOST:PORT] [-k FILE] [-t SECS] [--progress STYLE]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
+    "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--json]\n"
+    "                [ping | get PATH | stat PATH | handshake | idle]\n"
     "Fetch files from a reactord server, authenticated and verified.\n"
     "\n"
     "Commands:\n"
@@ -22,6 +25,7 @@ const char kUsage[] =
     "  ls [PATH]            list a directory on the server (default: the root)\n"
     "  ping                 check the server answers, and how fast\n"
     "  send MESSAGE         send a text message for the server's log\n"
+    "  bench [REQUEST]      load test: many connections from one thread (see below)\n"
     "\n"
     "Options:\n"
     "  -s, --server HOST:PORT  server address (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
@@ -30,6 +34,11 @@ const char kUsage[] =
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --progress STYLE    bar, plane, rainbow or none (default: bar)\n"
     "      --backend NAME      event loop backend: epoll or poll (default: epoll)\n"
+    "  -c, --connections N     bench: connections at once (default: 50)\n"
+    "  -n, --requests N        bench: requests in all (default: 10000 unless -d)\n"
+    "  -d, --duration SECS     bench: run for SECS; idle: hold the connections for SECS\n"
+    "      --pipeline K        bench: requests in flight per connection (default: 1)\n"
+    "      --json              bench: print the results as one JSON object\n"
     "  -q, --quiet             print errors only\n"
     "  -v, --verbose           say more about the connection\n"
     "  -h, --help              show this help and exit\n"
@@ -48,7 +57,7 @@ ParseResult fail_usage(const char* fmt, ...) {
   return ParseResult::kUsageError;
 }
 
-enum LongOnly { kProgress = 256, kBackend };
+enum LongOnly { kProgress = 256, kBackend, kPipeline, kJson };
 
 
 struct CommandSpec {
@@ -65,6 +74,7 @@ const CommandSpec kCommands[] = {
     {"ls", Command::kList, 0, 1, "ls [PATH]"},
     {"ping", Command::kPing, 0, 0, "ping"},
     {"send", Command::kSend, 1, 1, "send MESSAGE"},
+    {"bench", Command::kBench, 0, 2, "bench [ping | get PATH | stat PATH | handshake | idle]"},
 };
 
 }  // namespace
@@ -77,6 +87,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"timeout", required_argument, nullptr, 't'},
       {"progress", required_argument, nullptr, kProgress},
       {"backend", required_argument, nullptr, kBackend},
+      {"connections", required_argument, nullptr, 'c'},
+      {"requests", required_argument, nullptr, 'n'},
+      {"duration", required_argument, nullptr, 'd'},
+      {"pipeline", required_argument, nullptr, kPipeline},
+      {"json", no_argument, nullptr, kJson},
       {"quiet", no_argument, nullptr, 'q'},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
@@ -86,7 +101,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   opterr = 0;
   optind = 1;
   int c;
-  while ((c = getopt_long(argc, argv, ":s:k:ft:qvhV", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":s:k:ft:c:n:d:qvhV", kLong, nullptr)) != -1) {
     switch (c) {
       case 's': out->server = optarg; break;
       case 'k': out->secret_file = optarg; break;
@@ -105,6 +120,23 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
           return fail_usage("invalid --backend '%s': expected epoll or poll", optarg);
         out->backend = optarg;
         break;
+      case 'c':
+        if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections))
+          return fail_usage("invalid --connections '%s': expected 1 to 1000000", optarg);
+        break;
+      case 'n':
+        if (!app::parse_count(optarg, 1, UINT64_MAX / 2, &out->bench_requests))
+          return fail_usage("invalid --requests '%s': expected a positive count", optarg);
+        break;
+      case 'd':
+        if (!app::parse_seconds(optarg, &out->bench_duration))
+          return fail_usage("invalid --duration '%s': expected seconds, e.g. 10", optarg);
+        break;
+      case kPipeline:
+        if (!app::parse_count(optarg, 1, 1024, &out->bench_pipeline))
+          return fail_usage("invalid --pipeline '%s': expected 1 to 1024", optarg);
+        break;
+      case kJson: out->json = true; break;
       case 'q': out->verbosity = -1; break;
       case 'v': if (out->verbosity >= 0) ++out->verbosity; break;
       case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
@@ -113,12 +145,12 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       default: return fail_usage("unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind >= argc) return fail_usage("%s", "no command given (get, stat, ls, ping or send)");
+  if (optind >= argc) return fail_usage("%s", "no command given (get, stat, ls, ping, send or bench)");
   const char* name = argv[optind++];
   const CommandSpec* spec = nullptr;
   for (const CommandSpec& candidate : kCommands)
     if (std::strcmp(candidate.name, name) == 0) spec = &candidate;
-  if (spec == nullptr) return fail_usage("unknown command '%s' (get, stat, ls, ping or send)", name);
+  if (spec == nullptr) return fail_usage("unknown command '%s' (get, stat, ls, ping, send or bench)", name);
   out->command = spec->command;
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
@@ -126,7 +158,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   if (out->command == Command::kSend && out->operands[0].size() > protocol::kMaxTextLen)
     return fail_usage("the message is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxTextLen);
-  if (out->command != Command::kSend && out->command != Command::kPing &&
+  if (out->command != Command::kSend && out->command != Command::kPing && out->command != Command::kBench &&
       !out->operands.empty() && out->operands[0].size() > protocol::kMaxPathLen)
     return fail_usage("the path is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxPathLen);

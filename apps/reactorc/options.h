@@ -10,7 +10,7 @@
 
 namespace client {
 
-enum class Command { kGet, kStat, kList, kPing, kSend };
+enum class Command { kGet, kStat, kList, kPing, kSend, kBench };
 
 struct Options {
   std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
@@ -21,6 +21,12 @@ struct Options {
   std::chrono::milliseconds timeout{30'000};
   std::string backend;
   int verbosity = 0;  // -q: -1
+  // bench only (see bench.h): -c, -n, -d, --pipeline, --json
+  uint64_t bench_connections = 50;
+  uint64_t bench_requests = 0;  // 0: not given
+  std::chrono::milliseconds bench_duration{0};  // 0: not given
+  uint64_t bench_pipeline = 1;
+  bool json = false;
   Command command = Command::kPing;
   std::vector<std::string> operands;
 };
