@@ -21,6 +21,9 @@ using protocol::ProtocolError;
 // Input kept while a response is in progress (pipelined requests). Past this the
 // session stops reading and lets TCP flow control hold the client back.
 constexpr size_t kInputHighWater = 4 + protocol::kMaxHeaderLen;
+// Output queued before the session stops decoding requests: a client that pipelines
+// requests and never reads the answers is held back by TCP instead of growing our memory.
+constexpr size_t kOutputHighWater = 256 * 1024;
 // Time allowed to deliver a final error frame and see the client close.
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
@@ -124,12 +127,15 @@ void Session::on_readable() {
 // Bounded so one client with thousands of pipelined pings still yields to the others.
 void Session::drive() {
   for (int round = 0; round < 64 && state_ != SessionState::kClosed; ++round) {
-    process_input();
+    bool held_back = process_input();
     if (state_ == SessionState::kClosed) return;
     bool was_busy = busy();
     produce_response();
     if (!flush()) return;
-    if (!(was_busy && state_ == SessionState::kReady && in_.readable() > 0)) break;
+    // Go round again only if this round made room for queued requests: a response
+    // finished, or output that held input back has drained.
+    bool room = state_ == SessionState::kReady && in_.readable() > 0 && out_.readable() < kOutputHighWater;
+    if (!(room && (was_busy || held_back))) break;
   }
   if (state_ == SessionState::kClosed) return;
   if (state_ == SessionState::kDraining && out_.readable() == 0 && !write_shut_) {
@@ -142,32 +148,33 @@ void Session::drive() {
   update_interest();
 }
 
-void Session::process_input() {
+bool Session::process_input() {
   while (state_ == SessionState::kAwaitAuth || state_ == SessionState::kReady) {
+    if (out_.readable() >= kOutputHighWater) return true;
     if (closing_after_response_ && state_ == SessionState::kReady) {
       fatal(ErrorCode::kShuttingDown, "the server is shutting down");
-      return;
+      return false;
     }
     size_t consumed = 0;
     protocol::DecodeEvent event = decoder_.next(in_.peek(), in_.readable(), &consumed);
     in_.consume(consumed);
     switch (event.kind) {
       case protocol::DecodeEvent::kNeedMore:
-        return;
+        return false;
       case protocol::DecodeEvent::kError:
         fatal(decoder_.error().code, decoder_.error().message);
-        return;
+        return false;
       case protocol::DecodeEvent::kBody:
         // Requests carry no body; parse_message rejects one before any arrives.
         fatal(ErrorCode::kInternal, "unexpected body bytes");
-        return;
+        return false;
       case protocol::DecodeEvent::kHeader: {
         ProtocolError err;
         std::optional<protocol::Message> message =
             protocol::parse_message(decoder_.header(), decoder_.body_length(), &err);
         if (!message) {
           fatal(err.code, err.message);
-          return;
+          return false;
         }
         last_activity_ = server_.loop().now();
         handle_message(std::move(*message));
@@ -175,6 +182,7 @@ void Session::process_input() {
       }
     }
   }
+  return false;
 }
 
 void Session::handle_message(protocol::Message&& message) {

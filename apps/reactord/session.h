@@ -70,7 +70,8 @@ class Session {
   void on_events(uint32_t events);
   void on_readable();
   void drive();
-  void process_input();
+  // Decodes and handles requests; true if it stopped because too much output is queued.
+  bool process_input();
   void handle_message(protocol::Message&& message);
   void handle_auth(const protocol::Auth& auth);
   void deliver_verdict();
