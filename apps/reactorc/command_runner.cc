@@ -78,45 +78,53 @@ void CommandRunner::on_ready(Connection& connection) {
   if (options_.verbosity > 0)
     app::log_info("connected to %s (%s), authenticated", connection.peer().c_str(),
                   connection.server_software().c_str());
-  static const char* const kFeatureFor[] = {"get", "stat", "list", "ping", "msg"};
-  const char* feature = kFeatureFor[static_cast<int>(options_.command)];
+  // The request for the command, and the feature the server must offer for it.
+  protocol::Message request;
+  const char* feature = nullptr;
+  switch (options_.command) {
+    case Command::kGet: {
+      protocol::GetRequest get;
+      get.path = remote_;
+      request = get;
+      feature = "get";
+      break;
+    }
+    case Command::kStat: {
+      protocol::StatRequest stat;
+      stat.path = options_.operands[0];
+      request = stat;
+      feature = "stat";
+      break;
+    }
+    case Command::kList: {
+      protocol::ListRequest list;
+      list.path = options_.operands.empty() ? "" : options_.operands[0];
+      request = list;
+      feature = "list";
+      break;
+    }
+    case Command::kPing:
+      request = protocol::PingRequest{};
+      feature = "ping";
+      break;
+    case Command::kSend: {
+      protocol::MsgRequest msg;
+      msg.text = options_.operands[0];
+      request = msg;
+      feature = "msg";
+      break;
+    }
+    case Command::kBench:  // runs in bench.cc on its own connections, never here
+      fail(kExitFailure, "internal error: bench is not run by CommandRunner");
+      return;
+  }
   if (!connection.server_offers(feature)) {
     fail(kExitRemote, std::string("the server (") + connection.server_software() + ") does not offer \"" + feature +
                           "\"");
     return;
   }
   sent_at_ = loop_.now();
-  switch (options_.command) {
-    case Command::kGet: {
-      protocol::GetRequest request;
-      request.path = remote_;
-      connection.send(request);
-      break;
-    }
-    case Command::kStat: {
-      protocol::StatRequest request;
-      request.path = options_.operands[0];
-      connection.send(request);
-      break;
-    }
-    case Command::kList: {
-      protocol::ListRequest request;
-      request.path = options_.operands.empty() ? "" : options_.operands[0];
-      connection.send(request);
-      break;
-    }
-    case Command::kPing: {
-      protocol::PingRequest request;
-      connection.send(request);
-      break;
-    }
-    case Command::kSend: {
-      protocol::MsgRequest request;
-      request.text = options_.operands[0];
-      connection.send(request);
-      break;
-    }
-  }
+  connection.send(request);
 }
 
 void CommandRunner::on_message(Connection& connection, protocol::Message& message) {
