@@ -48,6 +48,14 @@ void usage_error_v(const char* program, const char* fmt, va_list args) {
   std::fprintf(stderr, "\nTry '%s --help' for more information.\n", program);
 }
 
+ParseResult fail_usage(const char* program, const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  usage_error_v(program, fmt, args);
+  va_end(args);
+  return ParseResult::kUsageError;
+}
+
 void usage_error(const char* program, const char* fmt, ...) {
   va_list args;
   va_start(args, fmt);

@@ -16,6 +16,12 @@ bool parse_seconds(std::string_view text, std::chrono::milliseconds* out);
 // A decimal count in [min, max].
 bool parse_count(std::string_view text, uint64_t min, uint64_t max, uint64_t* out);
 
+// What an option parser decided: run, exit 0 (after --help/--version), or exit 2.
+enum class ParseResult { kRun, kExitOk, kUsageError };
+
+// Prints "PROGRAM: <message>" and the --help hint to stderr and returns kUsageError.
+ParseResult fail_usage(const char* program, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
 // Prints "PROGRAM: <message>" and the --help hint to stderr, as getopt-style tools do.
 void usage_error(const char* program, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 void usage_error_v(const char* program, const char* fmt, va_list args) __attribute__((format(printf, 2, 0)));

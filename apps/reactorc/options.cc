@@ -2,7 +2,6 @@
 
 #include <getopt.h>
 
-#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -47,15 +46,6 @@ const char kUsage[] =
     "See reactorc(1) and reactor-protocol(7).\n";
 
 namespace {
-
-ParseResult fail_usage(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-ParseResult fail_usage(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  app::usage_error_v("reactorc", fmt, args);
-  va_end(args);
-  return ParseResult::kUsageError;
-}
 
 enum LongOnly { kProgress = 256, kBackend, kPipeline, kJson };
 
@@ -108,59 +98,59 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'f': out->force = true; break;
       case 't':
         if (!app::parse_seconds(optarg, &out->timeout))
-          return fail_usage("invalid --timeout '%s': expected seconds, e.g. 30", optarg);
+          return app::fail_usage("reactorc", "invalid --timeout '%s': expected seconds, e.g. 30", optarg);
         break;
       case kProgress:
         if (!parse_progress_style(optarg, &out->progress))
-          return fail_usage("invalid --progress '%s': expected bar, plane, rainbow or none", optarg);
+          return app::fail_usage("reactorc", "invalid --progress '%s': expected bar, plane, rainbow or none", optarg);
         out->progress_given = true;
         break;
       case kBackend:
         if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
-          return fail_usage("invalid --backend '%s': expected epoll or poll", optarg);
+          return app::fail_usage("reactorc", "invalid --backend '%s': expected epoll or poll", optarg);
         out->backend = optarg;
         break;
       case 'c':
         if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections))
-          return fail_usage("invalid --connections '%s': expected 1 to 1000000", optarg);
+          return app::fail_usage("reactorc", "invalid --connections '%s': expected 1 to 1000000", optarg);
         break;
       case 'n':
         if (!app::parse_count(optarg, 1, UINT64_MAX / 2, &out->bench_requests))
-          return fail_usage("invalid --requests '%s': expected a positive count", optarg);
+          return app::fail_usage("reactorc", "invalid --requests '%s': expected a positive count", optarg);
         break;
       case 'd':
         if (!app::parse_seconds(optarg, &out->bench_duration))
-          return fail_usage("invalid --duration '%s': expected seconds, e.g. 10", optarg);
+          return app::fail_usage("reactorc", "invalid --duration '%s': expected seconds, e.g. 10", optarg);
         break;
       case kPipeline:
         if (!app::parse_count(optarg, 1, 1024, &out->bench_pipeline))
-          return fail_usage("invalid --pipeline '%s': expected 1 to 1024", optarg);
+          return app::fail_usage("reactorc", "invalid --pipeline '%s': expected 1 to 1024", optarg);
         break;
       case kJson: out->json = true; break;
       case 'q': out->verbosity = -1; break;
       case 'v': if (out->verbosity >= 0) ++out->verbosity; break;
       case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
       case 'V': app::print_version("reactorc"); return ParseResult::kExitOk;
-      case ':': return fail_usage("option '%s' needs an argument", argv[optind - 1]);
-      default: return fail_usage("unknown option '%s'", argv[optind - 1]);
+      case ':': return app::fail_usage("reactorc", "option '%s' needs an argument", argv[optind - 1]);
+      default: return app::fail_usage("reactorc", "unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind >= argc) return fail_usage("%s", "no command given (get, stat, ls, ping, send or bench)");
+  if (optind >= argc) return app::fail_usage("reactorc", "%s", "no command given (get, stat, ls, ping, send or bench)");
   const char* name = argv[optind++];
   const CommandSpec* spec = nullptr;
   for (const CommandSpec& candidate : kCommands)
     if (std::strcmp(candidate.name, name) == 0) spec = &candidate;
-  if (spec == nullptr) return fail_usage("unknown command '%s' (get, stat, ls, ping, send or bench)", name);
+  if (spec == nullptr) return app::fail_usage("reactorc", "unknown command '%s' (get, stat, ls, ping, send or bench)", name);
   out->command = spec->command;
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
-    return fail_usage("usage: reactorc %s", spec->synopsis);
+    return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);
   if (out->command == Command::kSend && out->operands[0].size() > protocol::kMaxTextLen)
-    return fail_usage("the message is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
+    return app::fail_usage("reactorc", "the message is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxTextLen);
   if (out->command != Command::kSend && out->command != Command::kPing && out->command != Command::kBench &&
       !out->operands.empty() && out->operands[0].size() > protocol::kMaxPathLen)
-    return fail_usage("the path is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
+    return app::fail_usage("reactorc", "the path is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxPathLen);
   return ParseResult::kRun;
 }

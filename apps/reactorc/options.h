@@ -8,6 +8,8 @@
 
 #include "apps/reactorc/progress.h"
 
+#include "apps/common/cli.h"
+
 namespace client {
 
 enum class Command { kGet, kStat, kList, kPing, kSend, kBench };
@@ -31,7 +33,7 @@ struct Options {
   std::vector<std::string> operands;
 };
 
-enum class ParseResult { kRun, kExitOk, kUsageError };
+using ParseResult = app::ParseResult;
 
 ParseResult parse_options(int argc, char** argv, Options* out);
 

@@ -2,7 +2,6 @@
 
 #include <getopt.h>
 
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 
@@ -35,15 +34,6 @@ const char kUsage[] =
 
 namespace {
 
-ParseResult fail_usage(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-ParseResult fail_usage(const char* fmt, ...) {
-  va_list args;
-  va_start(args, fmt);
-  app::usage_error_v("reactord", fmt, args);
-  va_end(args);
-  return ParseResult::kUsageError;
-}
-
 enum LongOnly { kIdleTimeout = 256, kHandshakeTimeout, kGrace, kBackend };
 
 
@@ -75,34 +65,34 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'k': out->secret_file = optarg; break;
       case 'm':
         if (!app::parse_count(optarg, 1, 1'000'000, &out->max_connections))
-          return fail_usage("invalid --max-conns '%s': expected a number from 1 to 1000000", optarg);
+          return app::fail_usage("reactord", "invalid --max-conns '%s': expected a number from 1 to 1000000", optarg);
         break;
       case kIdleTimeout:
         if (!app::parse_seconds(optarg, &out->idle_timeout))
-          return fail_usage("invalid --idle-timeout '%s': expected seconds, e.g. 300", optarg);
+          return app::fail_usage("reactord", "invalid --idle-timeout '%s': expected seconds, e.g. 300", optarg);
         break;
       case kHandshakeTimeout:
         if (!app::parse_seconds(optarg, &out->handshake_timeout))
-          return fail_usage("invalid --handshake-timeout '%s': expected seconds, e.g. 10", optarg);
+          return app::fail_usage("reactord", "invalid --handshake-timeout '%s': expected seconds, e.g. 10", optarg);
         break;
       case kGrace:
         if (!app::parse_seconds(optarg, &out->grace))
-          return fail_usage("invalid --grace '%s': expected seconds, e.g. 10", optarg);
+          return app::fail_usage("reactord", "invalid --grace '%s': expected seconds, e.g. 10", optarg);
         break;
       case kBackend:
         if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
-          return fail_usage("invalid --backend '%s': expected epoll or poll", optarg);
+          return app::fail_usage("reactord", "invalid --backend '%s': expected epoll or poll", optarg);
         out->backend = optarg;
         break;
       case 'q': out->verbosity = -1; break;
       case 'v': out->verbosity = 1; break;
       case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
       case 'V': app::print_version("reactord"); return ParseResult::kExitOk;
-      case ':': return fail_usage("option '%s' needs an argument", argv[optind - 1]);
-      default: return fail_usage("unknown option '%s'", argv[optind - 1]);
+      case ':': return app::fail_usage("reactord", "option '%s' needs an argument", argv[optind - 1]);
+      default: return app::fail_usage("reactord", "unknown option '%s'", argv[optind - 1]);
     }
   }
-  if (optind < argc) return fail_usage("unexpected argument '%s'", argv[optind]);
+  if (optind < argc) return app::fail_usage("reactord", "unexpected argument '%s'", argv[optind]);
   return ParseResult::kRun;
 }
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/cli.h"
+
 namespace server {
 
 struct Options {
@@ -20,7 +22,7 @@ struct Options {
   int verbosity = 0;    // -q: -1, -v: +1 per flag
 };
 
-enum class ParseResult { kRun, kExitOk, kUsageError };
+using ParseResult = app::ParseResult;
 
 // Parses argv; on --help/--version prints to stdout and returns kExitOk; on a usage
 // error prints "reactord: ..." and a hint to stderr and returns kUsageError.
