@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""Runs issue 5's scenarios and writes BENCHMARKS.md. Called by bench/run.sh.
+
+Everything listens on 127.0.0.1 on a free port, lives in one temporary directory under
+/dev/shm, and is stopped by the PID this script got when it started it. Each figure is the
+median of BENCH_RUNS runs (default 5); within a run ours and the peers take turns.
+"""
+import atexit
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "build"))
+OUT_FILE = os.environ.get("BENCH_OUTPUT", os.path.join(REPO, "BENCHMARKS.md"))
+RUNS = max(1, int(os.environ.get("BENCH_RUNS", "5")))  # below 5 only to try the script
+REACTORD = os.path.join(BUILD, "reactord")
+REACTORC = os.path.join(BUILD, "reactorc")
+GIB = 1 << 30
+CLK = os.sysconf("SC_CLK_TCK")
+
+TMP = tempfile.mkdtemp(prefix="reactor-bench.", dir="/dev/shm")
+STARTED = []  # every process this script started, stopped by PID at exit
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def cleanup():
+    for p in reversed(STARTED):
+        stop(p)
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+def on_signal(signo, _frame):
+    sys.exit(128 + signo)
+
+
+atexit.register(cleanup)
+signal.signal(signal.SIGINT, on_signal)
+signal.signal(signal.SIGTERM, on_signal)
+
+
+def start(cmd, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, **kw)
+    STARTED.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM):
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (proc.args[0], proc.returncode))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("%s did not listen on %d" % (proc.args[0], port))
+
+
+def proc_fields(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def tree_cpu(pid):
+    """CPU seconds of pid, its reaped children, and its live descendants."""
+    try:
+        f = proc_fields(pid)
+    except OSError:
+        return 0.0
+    total = sum(int(x) for x in f[11:15]) / CLK  # utime stime cutime cstime
+    return total + sum(tree_cpu(c) for c in children(pid))
+
+
+def vm_kib(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def clear_hwm(pid):
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure(cmd, timeout=600):
+    """Runs cmd to the end: wall seconds, its CPU seconds (children included), exit code, stdout, stderr."""
+    out = tempfile.TemporaryFile(dir=TMP)
+    err = tempfile.TemporaryFile(dir=TMP)
+    t0 = time.monotonic()
+    p = start(cmd, stdout=out, stderr=err)
+    deadline = t0 + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid != 0:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            pid, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.002)
+    wall = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rc": p.returncode,
+            "out": out.read().decode(errors="replace"), "err": err.read().decode(errors="replace")}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120).stdout.strip()
+    except Exception:  # noqa: BLE001 - a missing tool only leaves a blank
+        return ""
+
+
+# ---------------------------------------------------------------- set-up
+
+ROOT = os.path.join(TMP, "root")
+OUTDIR = os.path.join(TMP, "out")
+os.makedirs(ROOT)
+os.makedirs(OUTDIR)
+SECRET = os.path.join(TMP, "secret")
+
+
+def make_files():
+    log("creating the files (1 GiB, 1 MiB, 4 KiB) in " + ROOT)
+    with open("/dev/urandom", "rb") as src:
+        for name, size in (("big.bin", GIB), ("f1m.bin", 1 << 20), ("f4k.bin", 4096)):
+            with open(os.path.join(ROOT, name), "wb") as dst:
+                left = size
+                while left:
+                    chunk = src.read(min(left, 8 << 20))
+                    dst.write(chunk)
+                    left -= len(chunk)
+    fd = os.open(SECRET, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, (os.urandom(32).hex() + "\n").encode())
+    os.close(fd)
+
+
+def start_reactord():
+    port = free_port()
+    p = start([REACTORD, "-q", "-r", ROOT, "-k", SECRET, "-l", "127.0.0.1:%d" % port, "-m", "12000"],
+              stderr=open(os.path.join(TMP, "reactord.log"), "ab"))
+    wait_port(port, p)
+    return p, "127.0.0.1:%d" % port
+
+
+def start_nginx():
+    port = free_port()
+    conf = os.path.join(TMP, "nginx.conf")
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    with open(conf, "w") as f:
+        f.write("""%sworker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid %s/nginx.pid;
+error_log %s/nginx.err;
+events { worker_connections 12000; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000000;
+  client_body_temp_path %s/ngx-body;
+  proxy_temp_path %s/ngx-proxy;
+  fastcgi_temp_path %s/ngx-fcgi;
+  uwsgi_temp_path %s/ngx-uwsgi;
+  scgi_temp_path %s/ngx-scgi;
+  server { listen 127.0.0.1:%d; root %s; }
+}
+""" % (user, TMP, TMP, TMP, TMP, TMP, TMP, TMP, port, ROOT))
+    p = start(["nginx", "-c", conf, "-p", TMP + "/"])
+    wait_port(port, p)
+    return p, port
+
+
+def start_sshd():
+    d = os.path.join(TMP, "ssh")
+    os.makedirs(d)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/host"], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/id"], check=True)
+    shutil.copy(d + "/id.pub", d + "/authorized_keys")
+    port = free_port()
+    with open(d + "/sshd_config", "w") as f:
+        f.write("""Port %d
+ListenAddress 127.0.0.1
+HostKey %s/host
+PidFile %s/sshd.pid
+AuthorizedKeysFile %s/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+""" % (port, d, d, d))
+    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+    p = start(["/usr/sbin/sshd", "-f", d + "/sshd_config", "-D", "-e"],
+              stderr=open(d + "/sshd.log", "ab"))
+    wait_port(port, p)
+    return p, port, d
+
+
+def start_tutorial_server():
+    port = free_port()
+    p = start([sys.executable, os.path.join(REPO, "bench", "tutorial_pair.py"), "serve", str(port),
+               os.path.join(ROOT, "big.bin")])
+    wait_port(port, p)
+    return p, port
+
+
+def start_iperf3():
+    port = free_port()
+    p = start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(port)])
+    wait_port(port, p)
+    return p, port
+
+
+def reactorc(addr, *args):
+    return [REACTORC, "-s", addr, "-k", SECRET, "--progress=none", *args]
+
+
+def bench_json(result):
+    for line in result["out"].splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("no JSON from reactorc bench (exit %d): %s" % (result["rc"], result["err"][-300:]))
+
+
+# ---------------------------------------------------------------- scenarios
+
+RESULTS = {}
+PROBLEMS = []
+
+
+def scenario(name):
+    def wrap(fn):
+        def run():
+            log("scenario " + name)
+            try:
+                RESULTS[name] = fn()
+            except Exception as e:  # noqa: BLE001 - reported in BENCHMARKS.md
+                PROBLEMS.append("scenario %s could not run: %s" % (name, e))
+                log("scenario %s failed: %s" % (name, e))
+        return run
+    return wrap
+
+
+def timed_download(server_pid, cmd, out_path, verify=None):
+    cpu0 = tree_cpu(server_pid) if server_pid else None
+    r = measure(cmd)
+    cpu1 = tree_cpu(server_pid) if server_pid else None
+    ok = r["rc"] == 0 and os.path.exists(out_path) and os.path.getsize(out_path) == GIB
+    if ok and verify:
+        ok = verify(out_path)
+    if os.path.exists(out_path):
+        os.unlink(out_path)
+    if not ok:
+        raise RuntimeError("%s failed (exit %d): %s" % (cmd[0], r["rc"], r["err"][-300:]))
+    return {"mbps": GIB / r["wall"] / 1e6, "client_cpu": r["cpu"],
+            "server_cpu": (cpu1 - cpu0) if server_pid else None}
+
+
+@scenario("1")
+def scenario_1():
+    rd, addr = start_reactord()
+    ng, ng_port = start_nginx()
+    peers = {}
+    try:
+        sshd, ssh_port, ssh_dir = start_sshd()
+        peers["scp"] = (sshd, ssh_port, ssh_dir)
+    except Exception as e:  # noqa: BLE001
+        PROBLEMS.append("scp: a throwaway sshd could not run here: %s" % e)
+    py, py_port = start_tutorial_server()
+    ip, ip_port = start_iperf3()
+    out = os.path.join(OUTDIR, "big.bin")
+    rows = {k: [] for k in ("reactorc", "curl/nginx", "scp", "python", "nc", "iperf3")}
+    for run in range(RUNS):
+        log("scenario 1 run %d/%d" % (run + 1, RUNS))
+        rows["reactorc"].append(timed_download(rd.pid, reactorc(addr, "-q", "-f", "get", "big.bin", out), out))
+        rows["curl/nginx"].append(timed_download(
+            ng.pid, ["curl", "-sSf", "-o", out, "http://127.0.0.1:%d/big.bin" % ng_port], out))
+        if "scp" in peers:
+            sshd, ssh_port, ssh_dir = peers["scp"]
+            try:
+                rows["scp"].append(timed_download(sshd.pid, [
+                    "scp", "-q", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no",
+                    "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", ssh_dir + "/id",
+                    "root@127.0.0.1:" + os.path.join(ROOT, "big.bin"), out], out))
+            except RuntimeError as e:
+                PROBLEMS.append("scp failed: %s" % e)
+                del peers["scp"]
+        rows["python"].append(timed_download(py.pid, [
+            sys.executable, os.path.join(REPO, "bench", "tutorial_pair.py"), "get", str(py_port), out], out))
+        # nc: one listener per run, fed the file on stdin; -N shuts the socket down at EOF.
+        nc_port = free_port()
+        with open(os.path.join(ROOT, "big.bin"), "rb") as src:
+            listener = start(["nc", "-N", "-l", "127.0.0.1", str(nc_port)], stdin=src)
+        time.sleep(0.3)
+        with open(out, "wb") as sink:
+            pass
+        r = measure(["sh", "-c", 'exec nc -d 127.0.0.1 "$1" > "$2"', "nc", str(nc_port), out])
+        _, _, lru = os.wait4(listener.pid, 0)
+        listener.returncode = 0
+        size = os.path.getsize(out)
+        os.unlink(out)
+        if size == GIB:
+            rows["nc"].append({"mbps": GIB / r["wall"] / 1e6, "client_cpu": r["cpu"],
+                               "server_cpu": lru.ru_utime + lru.ru_stime})
+        else:
+            PROBLEMS.append("nc run %d moved %d bytes, not 1 GiB" % (run + 1, size))
+        r = measure(["iperf3", "-c", "127.0.0.1", "-p", str(ip_port), "-n", "1G", "-J"])
+        if r["rc"] == 0:
+            j = json.loads(r["out"])
+            rows["iperf3"].append({"mbps": j["end"]["sum_received"]["bits_per_second"] / 8 / 1e6,
+                                   "client_cpu": None, "server_cpu": None})
+    for p in (rd, ng, py, ip) + ((peers["scp"][0],) if "scp" in peers else ()):
+        stop(p)
+    summary = {}
+    for k, v in rows.items():
+        if v:
+            summary[k] = {m: median([x[m] for x in v]) for m in ("mbps", "client_cpu", "server_cpu")}
+            summary[k]["runs"] = len(v)
+    return summary
+
+
+@scenario("2")
+def scenario_2():
+    secs = 5
+    rd, addr = start_reactord()
+    ng, ng_port = start_nginx()
+    ours, theirs = [], []
+    for run in range(RUNS):
+        log("scenario 2 run %d/%d" % (run + 1, RUNS))
+        r = measure(reactorc(addr, "bench", "--json", "-c", "100", "-d", str(secs), "get", "f4k.bin"))
+        j = bench_json(r)
+        if r["rc"] != 0:
+            raise RuntimeError("reactorc bench exited %d: %s" % (r["rc"], r["err"][-300:]))
+        ours.append({"rps": j["requests_per_s"], "p50": j["latency_ms"]["p50"], "p99": j["latency_ms"]["p99"]})
+        r = measure(["wrk", "-t1", "-c100", "-d%ds" % secs, "--latency", "http://127.0.0.1:%d/f4k.bin" % ng_port])
+        theirs.append(parse_wrk(r["out"]))
+    stop(rd)
+    stop(ng)
+    return {"reactorc": {k: median([x[k] for x in ours]) for k in ("rps", "p50", "p99")},
+            "wrk/nginx": {k: median([x[k] for x in theirs]) for k in ("rps", "p50", "p99")}}
+
+
+def wrk_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+def parse_wrk(out):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = wrk_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    if re.search(r"Non-2xx|Socket errors", out):
+        PROBLEMS.append("wrk reported errors: " + " ".join(re.findall(r"(Non-2xx.*|Socket errors.*)", out)))
+    return {"rps": rps, "p50": p50, "p99": p99}
+
+
+@scenario("3")
+def scenario_3():
+    rd, addr = start_reactord()
+    rates = []
+    for run in range(RUNS):
+        log("scenario 3 run %d/%d" % (run + 1, RUNS))
+        r = measure(reactorc(addr, "bench", "--json", "-c", "50", "-d", "3", "handshake"))
+        j = bench_json(r)
+        if r["rc"] != 0:
+            raise RuntimeError("reactorc bench handshake exited %d: %s" % (r["rc"], r["err"][-300:]))
+        rates.append({"rps": j["requests_per_s"], "p50": j["latency_ms"]["p50"], "p99": j["latency_ms"]["p99"],
+                      "client_cpu": r["cpu"], "wall": r["wall"]})
+    stop(rd)
+    return {k: median([x[k] for x in rates]) for k in ("rps", "p50", "p99", "client_cpu", "wall")}
+
+
+@scenario("4")
+def scenario_4():
+    rd, addr = start_reactord()
+    runs = []
+    for run in range(RUNS):
+        log("scenario 4 run %d/%d" % (run + 1, RUNS))
+        hwm_reset = clear_hwm(rd.pid)
+        r = measure(reactorc(addr, "bench", "--json", "-c", "1000", "-n", "1000", "get", "f1m.bin"))
+        j = bench_json(r)
+        runs.append({"verified": j["requests"] == 1000 and j["errors"] == 0 and j["connect_errors"] == 0
+                     and r["rc"] == 0, "wall": r["wall"], "bench_elapsed": j["elapsed_s"],
+                     "peak_rss_mib": vm_kib(rd.pid, "VmHWM") / 1024, "hwm_reset": hwm_reset,
+                     "rss_mib": vm_kib(rd.pid, "VmRSS") / 1024})
+    stop(rd)
+    return {"all_verified": all(x["verified"] for x in runs), "verified_runs": sum(x["verified"] for x in runs),
+            "wall": median([x["wall"] for x in runs]), "bench_elapsed": median([x["bench_elapsed"] for x in runs]),
+            "peak_rss_mib": median([x["peak_rss_mib"] for x in runs]),
+            "hwm_reset": all(x["hwm_reset"] for x in runs)}
+
+
+@scenario("5")
+def scenario_5():
+    count = 10000
+    runs = []
+    for run in range(RUNS):
+        log("scenario 5 run %d/%d" % (run + 1, RUNS))
+        rd, addr = start_reactord()  # fresh, so the baseline is an idle server's
+        time.sleep(0.2)
+        before = vm_kib(rd.pid, "VmRSS")
+        errf = open(os.path.join(TMP, "idle.err"), "w+b")
+        outf = open(os.path.join(TMP, "idle.out"), "w+b")
+        client = start(reactorc(addr, "bench", "--json", "-c", str(count), "-d", "4", "idle"),
+                       stdout=outf, stderr=errf)
+        during = None
+        end = time.monotonic() + 60
+        while time.monotonic() < end and client.poll() is None:
+            errf.seek(0)
+            if b"authenticated" in errf.read():
+                time.sleep(1.0)
+                during = vm_kib(rd.pid, "VmRSS")
+                break
+            time.sleep(0.05)
+        client.wait(120)
+        outf.seek(0)
+        text = outf.read().decode()
+        j = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
+        stop(rd)
+        if during is None or j.get("ready") != count or client.returncode != 0:
+            errf.seek(0)
+            raise RuntimeError("idle run: ready %s, exit %s: %s" % (j.get("ready"), client.returncode,
+                                                                     errf.read().decode()[-300:]))
+        runs.append({"per_conn": (during - before) * 1024 / count, "before_mib": before / 1024,
+                     "during_mib": during / 1024, "established_s": j["established_s"]})
+    return {k: median([x[k] for x in runs]) for k in ("per_conn", "before_mib", "during_mib", "established_s")}
+
+
+@scenario("6")
+def scenario_6():
+    rd, addr = start_reactord()
+    runs = []
+    for run in range(RUNS):
+        log("scenario 6 run %d/%d" % (run + 1, RUNS))
+        streams = start(reactorc(addr, "bench", "--json", "-c", "4", "-n", "4", "get", "big.bin"))
+        time.sleep(0.5)
+        r = measure(reactorc(addr, "bench", "--json", "-c", "1", "-d", "3", "ping"))
+        still_streaming = streams.poll() is None
+        stop(streams)
+        j = bench_json(r)
+        if r["rc"] != 0:
+            raise RuntimeError("ping bench exited %d: %s" % (r["rc"], r["err"][-300:]))
+        if not still_streaming:
+            PROBLEMS.append("scenario 6 run %d: the 4 streams ended before the pings did" % (run + 1))
+        runs.append({"p50": j["latency_ms"]["p50"], "p99": j["latency_ms"]["p99"], "max": j["latency_ms"]["max"],
+                     "pings": j["requests"]})
+    stop(rd)
+    return {k: median([x[k] for x in runs]) for k in ("p50", "p99", "max", "pings")}
+
+
+def sha256_speed():
+    out = sh("openssl speed -seconds 2 -bytes 16384 -evp sha256 2>/dev/null | tail -1")
+    m = re.search(r"([\d.]+)k\s*$", out)
+    return float(m.group(1)) * 1000 / 1e6 if m else None
+
+
+# ---------------------------------------------------------------- report
+
+def fmt(v, spec="%.0f"):
+    return "n/a" if v is None else spec % v
+
+
+def ratio(a, b):
+    return "n/a" if not a or not b else "%.2fx" % (a / b)
+
+
+def met(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def write_report(machine, sha_mbps, elapsed):
+    L = []
+    L.append("# Benchmarks")
+    L.append("")
+    L.append("Written by `make bench` (`bench/run.sh`, `bench/bench.py`); do not edit by hand: rerun it.")
+    L.append("Every figure is the median of %d runs; in each run ours and the peers take turns. "
+             "Everything listens on 127.0.0.1; files live in tmpfs (`/dev/shm`)." % RUNS)
+    L.append("")
+    L.append("| machine | |")
+    L.append("|---|---|")
+    for k, v in machine:
+        L.append("| %s | %s |" % (k, v))
+    L.append("| SHA-256 (`openssl speed -evp sha256`, 16 KiB blocks) | %s MB/s |" % fmt(sha_mbps))
+    L.append("| time taken by `make bench` | %.0f s |" % elapsed)
+    L.append("")
+    L.append("## Results")
+    L.append("")
+    L.append("| # | scenario | figure | target | result |")
+    L.append("|---|---|---|---|---|")
+    s1 = RESULTS.get("1")
+    if s1 and "reactorc" in s1:
+        ours = s1["reactorc"]["mbps"]
+
+        def peer(name):
+            return s1.get(name, {}).get("mbps")
+        L.append("| 1 | 1 GiB download, SHA-256-verified, into tmpfs | reactorc **%s MB/s**; CPU s/GiB server %s, "
+                 "client %s | >= 1.2x curl/nginx, >= 2x scp, >= 5x tutorial Python | %s curl/nginx (%s); "
+                 "%s scp (%s); %s Python (%s) |" % (
+                     fmt(ours), fmt(s1["reactorc"]["server_cpu"], "%.2f"), fmt(s1["reactorc"]["client_cpu"], "%.2f"),
+                     ratio(ours, peer("curl/nginx")), met(peer("curl/nginx") and ours >= 1.2 * peer("curl/nginx")),
+                     ratio(ours, peer("scp")), met(peer("scp") and ours >= 2 * peer("scp")),
+                     ratio(ours, peer("python")), met(peer("python") and ours >= 5 * peer("python"))))
+    else:
+        L.append("| 1 | 1 GiB download | did not run | | see notes |")
+    s2 = RESULTS.get("2")
+    if s2:
+        o, t = s2["reactorc"], s2["wrk/nginx"]
+        L.append("| 2 | 4 KiB file, 100 persistent connections | reactorc bench **%s req/s**, p50 %s ms, p99 %s ms; "
+                 "wrk/nginx %s req/s, p50 %s ms, p99 %s ms | >= 1.0x nginx+wrk | %s (%s) |" % (
+                     fmt(o["rps"]), fmt(o["p50"], "%.3f"), fmt(o["p99"], "%.3f"), fmt(t["rps"]),
+                     fmt(t["p50"], "%.3f"), fmt(t["p99"], "%.3f"), ratio(o["rps"], t["rps"]),
+                     met(o["rps"] >= t["rps"])))
+    else:
+        L.append("| 2 | 4 KiB, 100 connections | did not run | >= 1.0x nginx+wrk | see notes |")
+    s3 = RESULTS.get("3")
+    if s3:
+        L.append("| 3 | connect, mutual auth, ping, close (50 at once) | **%s handshakes/s**; p50 %s ms, p99 %s ms | "
+                 ">= 20,000/s | %s |" % (fmt(s3["rps"]), fmt(s3["p50"], "%.3f"), fmt(s3["p99"], "%.3f"),
+                                         met(s3["rps"] >= 20000)))
+    else:
+        L.append("| 3 | handshakes | did not run | >= 20,000/s | see notes |")
+    s4 = RESULTS.get("4")
+    if s4:
+        L.append("| 4 | 1,000 clients at once, 1 MiB each | %d/%d runs all verified; wall **%s s**; server peak RSS "
+                 "**%s MiB**%s | all verified | %s |" % (
+                     s4["verified_runs"], RUNS, fmt(s4["wall"], "%.2f"), fmt(s4["peak_rss_mib"], "%.1f"),
+                     "" if s4["hwm_reset"] else " (since server start: VmHWM could not be reset)",
+                     met(s4["all_verified"])))
+    else:
+        L.append("| 4 | 1,000 clients | did not run | all verified | see notes |")
+    s5 = RESULTS.get("5")
+    if s5:
+        L.append("| 5 | 10,000 idle authenticated connections | **%s bytes** of server RSS per connection "
+                 "(%s MiB idle, %s MiB holding them) | <= 1 KiB | %s |" % (
+                     fmt(s5["per_conn"]), fmt(s5["before_mib"], "%.1f"), fmt(s5["during_mib"], "%.1f"),
+                     met(s5["per_conn"] <= 1024)))
+    else:
+        L.append("| 5 | 10,000 idle connections | did not run | <= 1 KiB | see notes |")
+    s6 = RESULTS.get("6")
+    if s6:
+        L.append("| 6 | ping while 4 clients stream 1 GiB files | p99 **%s ms** (p50 %s, max %s; %s pings) | < 5 ms | "
+                 "%s |" % (fmt(s6["p99"], "%.3f"), fmt(s6["p50"], "%.3f"), fmt(s6["max"], "%.3f"),
+                           fmt(s6["pings"]), met(s6["p99"] < 5)))
+    else:
+        L.append("| 6 | ping under load | did not run | < 5 ms | see notes |")
+    L.append("")
+    if s1:
+        L.append("### Scenario 1 in detail")
+        L.append("")
+        L.append("| tool | MB/s | ours / it | server CPU s per GiB | client CPU s per GiB | verified |")
+        L.append("|---|---|---|---|---|---|")
+        notes = {"reactorc": "SHA-256 both ends", "curl/nginx": "no (sendfile)", "scp": "no (ssh's MAC per packet)",
+                 "python": "SHA-256 both ends", "nc": "no", "iperf3": "no (memory to memory, no file)"}
+        for k in ("reactorc", "curl/nginx", "scp", "python", "nc", "iperf3"):
+            if k in s1:
+                v = s1[k]
+                L.append("| %s | %s | %s | %s | %s | %s |" % (
+                    k, fmt(v["mbps"]), "" if k == "reactorc" else ratio(s1["reactorc"]["mbps"], v["mbps"]),
+                    fmt(v["server_cpu"], "%.2f"), fmt(v["client_cpu"], "%.2f"), notes[k]))
+            else:
+                L.append("| %s | did not run | | | | |" % k)
+        L.append("")
+    L.append("## Problems met while measuring")
+    L.append("")
+    if PROBLEMS:
+        for p in sorted(set(PROBLEMS)):
+            L.append("- " + p)
+    else:
+        L.append("- none")
+    L.append("")
+    notes_file = os.path.join(REPO, "bench", "notes.md")
+    if os.path.exists(notes_file):
+        with open(notes_file) as f:
+            L.append(f.read().rstrip())
+        L.append("")
+    with open(OUT_FILE, "w") as f:
+        f.write("\n".join(L))
+    print("\n".join(L))
+
+
+def main():
+    t0 = time.monotonic()
+    for binary in (REACTORD, REACTORC):
+        if not os.access(binary, os.X_OK):
+            sys.exit("bench: %s is missing: run make first" % binary)
+    machine = [
+        ("CPU", sh("lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1") or "unknown"),
+        ("cores (nproc)", sh("nproc")),
+        ("kernel", sh("uname -r")),
+        ("memory", sh("free -g | awk '/^Mem:/ {print $2 \" GiB\"}'")),
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("commit", sh("git -C '%s' rev-parse --short HEAD" % REPO)),
+    ]
+    make_files()
+    sha = sha256_speed()
+    only = os.environ.get("BENCH_ONLY", "123456")
+    for name, fn in (("1", scenario_1), ("2", scenario_2), ("3", scenario_3), ("4", scenario_4),
+                     ("5", scenario_5), ("6", scenario_6)):
+        if name in only:
+            fn()
+    write_report(machine, sha, time.monotonic() - t0)
+
+
+if __name__ == "__main__":
+    main()
