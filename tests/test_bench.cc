@@ -109,3 +109,15 @@ Test(bench, bad_request_kind_is_a_usage_error) {
   ClientResult r = run_bench(b, {"frobnicate"});
   cr_assert(r.exited_with(2), "%s", r.describe().c_str());
 }
+
+// Failed connects in handshake mode are retried up to -n, each counted, and the run fails
+// as "cannot connect" (under ASan this also guards the replacement of dead connections).
+Test(bench, refused_handshakes_are_counted) {
+  Bench b = serve();
+  b.server.stop();
+  ClientResult r = run_bench(b, {"-c", "3", "-n", "30", "handshake"});
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  std::string out = r.stdout_text;
+  cr_assert_eq(json_number(out, "connect_errors"), 30, "%s", out.c_str());
+  cr_assert_eq(json_number(out, "requests"), 0, "%s", out.c_str());
+}

@@ -430,12 +430,13 @@ void Bench::on_client_idle(BenchClient& client) {
   check_done();
 }
 
-// A connection may not be destroyed inside its own callback: swap it out after the pass.
+// A connection may not be destroyed inside its own callback, nor before the tasks it
+// deferred (Connection defers dropping its connector) have run: the deferred task owns
+// the dead client, and the loop destroys it with the rest of that batch of tasks.
 void Bench::replace_later(size_t index) {
-  graveyard_.push_back(std::move(clients_[index]));
+  std::shared_ptr<BenchClient> dead(std::move(clients_[index]));
   ++live_;  // the replacement counts from now, so the run cannot end in between
-  loop_.defer([this, index] {
-    graveyard_.clear();
+  loop_.defer([this, index, dead] {
     --live_;
     if (done_ || time_up_ || (!quota_.empty() && issued_[index] >= quota_[index])) {
       check_done();

@@ -88,7 +88,6 @@ class Bench {
   std::string path_;
   std::vector<reactor::SocketAddress> addresses_;
   std::vector<std::unique_ptr<BenchClient>> clients_;
-  std::vector<std::unique_ptr<BenchClient>> graveyard_;
   std::vector<uint64_t> quota_;  // -n split over the connections; unused with -d alone
   std::vector<uint64_t> issued_;  // per connection slot
   LatencyHistogram latency_;
