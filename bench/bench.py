@@ -592,14 +592,15 @@ def bounds(sha_mbps):
         ng = s1.get("curl/nginx")
         if sha_s and ng and ng["client_cpu"]:
             target = 1.2 * ng["mbps"]
-            L.append("  So the client bounds it. curl spends %.2f s/GiB receiving and writing into tmpfs; SHA-256 "
-                     "adds %.2f s/GiB; their sum, %.2f s/GiB, is what reactorc spent (%.2f). 1.2x curl is %s MB/s, "
-                     "a budget of %.2f s/GiB for one thread: below the sum, so a single-threaded client that "
-                     "copies like curl and hashes cannot reach it. What would lift it: hash on a second thread "
-                     "while the loop receives (wall time then bounded by the slower of the two, not their sum), "
-                     "and splice the socket into the file so the write costs no user-space copy." % (
-                         ng["client_cpu"], sha_s, ng["client_cpu"] + sha_s, r["client_cpu"] or 0, fmt(target),
-                         GIB / 1e6 / target))
+            budget = GIB / 1e6 / target
+            L.append("  So the client bounds it. 1.2x curl is %s MB/s: a budget of %.2f CPU s per GiB for a "
+                     "one-thread client. SHA-256 alone takes %.2f of it, leaving %.2f s to receive and write a "
+                     "GiB; reactorc spent %.2f s/GiB in all, %.2f besides hashing, and curl %.2f s/GiB to "
+                     "receive and write. What would lift it: hash on a second thread while the loop receives "
+                     "(wall time then bounded by the slower of the two, not their sum), and splice the socket "
+                     "into the file so the write costs no user-space copy." % (
+                         fmt(target), budget, sha_s, budget - sha_s, r["client_cpu"] or 0,
+                         (r["client_cpu"] or 0) - sha_s, ng["client_cpu"]))
         py = s1.get("python")
         if py and sha_mbps:
             L.append("  The tutorial-style Python pair hashes on both ends too (its server hashes the whole file "
@@ -613,14 +614,13 @@ def bounds(sha_mbps):
                  "%s MB/s." % (fmt(s1.get("nc", {}).get("mbps")), fmt(s1.get("iperf3", {}).get("mbps"))))
     s2 = RESULTS.get("2")
     if s2:
-        L.append("- **Scenario 2.** reactorc bench's p50 for a 4 KiB get is %s ms against %s ms for a ping in "
-                 "scenario 6, even with four streams running: a get's reply is a header "
+        L.append("- **Scenario 2.** reactorc bench's p50 for a 4 KiB get is %s ms, just above Linux's 40 ms "
+                 "delayed-ACK timer (see the TCP_NODELAY check in the notes below): a get's reply is a header "
                  "frame, the body and an end frame written separately, and reactord leaves Nagle's algorithm on "
                  "for accepted sockets (only reactor/connector.cc, the client side, sets TCP_NODELAY), so the "
-                 "last small write waits for the client's delayed ACK (about 40 ms on Linux). Setting TCP_NODELAY "
-                 "on accepted connections, or corking the three writes into one, is what would lift it." % (
-                     fmt(s2["reactorc"]["p50"], "%.3f"),
-                     fmt(RESULTS.get("6", {}).get("p50"), "%.3f")))
+                 "last small write waits for the client's delayed ACK. Setting TCP_NODELAY on accepted "
+                 "connections, or corking the three writes into one, is what would lift it." % (
+                     fmt(s2["reactorc"]["p50"], "%.3f"),))
     s3 = RESULTS.get("3")
     if s3 and s3.get("handshakes"):
         per = s3["server_cpu"] / s3["handshakes"] * 1e6 if s3.get("server_cpu") else None
@@ -639,10 +639,11 @@ def bounds(sha_mbps):
                  "allocating them on first use, would bring it toward the 1 KiB target." % fmt(s5["per_conn"]))
     s6 = RESULTS.get("6")
     if s6:
-        L.append("- **Scenario 6.** ping p99 %s ms (max %s ms) while four 1 GiB streams are hashed and sent on "
-                 "the same single-threaded loop; on %s cores the server, the streaming client and the pinging "
-                 "client compete for the CPUs, so a ping waits behind stream chunks being read, hashed and "
-                 "written." % (fmt(s6["p99"], "%.3f"), fmt(s6["max"], "%.3f"), sh("nproc")))
+        L.append("- **Scenario 6.** ping p99 %s ms (max %s ms) while four 1 GiB streams are sent, received and hashed on "
+                 "the server's single-threaded loop; on %s cores the server, the streaming client and the pinging "
+                 "client compete for the CPUs, and a ping that arrives while the loop is busy with stream "
+                 "chunks waits for them (not instrumented yet: a per-iteration time histogram in the loop would "
+                 "show how long one pass takes under this load)." % (fmt(s6["p99"], "%.3f"), fmt(s6["max"], "%.3f"), sh("nproc")))
     L.append("")
     return L
 
