@@ -639,8 +639,8 @@ def bounds(sha_mbps):
                  "allocating them on first use, would bring it toward the 1 KiB target." % fmt(s5["per_conn"]))
     s6 = RESULTS.get("6")
     if s6:
-        L.append("- **Scenario 6.** ping p99 %s ms (max %s ms) while four 1 GiB streams are sent, received and hashed on "
-                 "the server's single-threaded loop; on %s cores the server, the streaming client and the pinging "
+        L.append("- **Scenario 6.** ping p99 %s ms (max %s ms) while four 1 GiB streams run (reactord sends them on "
+                 "its one event loop; one reactorc bench receives and hashes them); on %s cores the server, the streaming client and the pinging "
                  "client compete for the CPUs, and a ping that arrives while the loop is busy with stream "
                  "chunks waits for them (not instrumented yet: a per-iteration time histogram in the loop would "
                  "show how long one pass takes under this load)." % (fmt(s6["p99"], "%.3f"), fmt(s6["max"], "%.3f"), sh("nproc")))
