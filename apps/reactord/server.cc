@@ -8,6 +8,7 @@
 #include "apps/common/log.h"
 #include "apps/reactord/session.h"
 #include "protocol/messages.h"
+#include "reactor/socket_ops.h"
 
 namespace server {
 
@@ -64,6 +65,9 @@ void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer)
                   static_cast<unsigned long long>(options_.max_connections));
     return;
   }
+  // Responses end with small frames (a get's trailer after a sendfile body, a pong):
+  // with Nagle on, each would wait for the client's delayed ACK, ~40 ms.
+  reactor::set_nodelay(fd.get(), true, nullptr);
   uint64_t id = next_id_++;
   app::log_info("%s #%llu connected", peer.to_string().c_str(), static_cast<unsigned long long>(id));
   auto session = std::make_unique<Session>(*this, id, std::move(fd), peer);
