@@ -614,13 +614,16 @@ def bounds(sha_mbps):
                  "%s MB/s." % (fmt(s1.get("nc", {}).get("mbps")), fmt(s1.get("iperf3", {}).get("mbps"))))
     s2 = RESULTS.get("2")
     if s2:
-        L.append("- **Scenario 2.** reactorc bench's p50 for a 4 KiB get is %s ms, just above Linux's 40 ms "
-                 "delayed-ACK timer (see the TCP_NODELAY check in the notes below): a get's reply is a header "
-                 "frame, the body and an end frame written separately, and reactord leaves Nagle's algorithm on "
-                 "for accepted sockets (only reactor/connector.cc, the client side, sets TCP_NODELAY), so the "
-                 "last small write waits for the client's delayed ACK. Setting TCP_NODELAY on accepted "
-                 "connections, or corking the three writes into one, is what would lift it." % (
-                     fmt(s2["reactorc"]["p50"], "%.3f"),))
+        L.append("- **Scenario 2.** reactorc bench's p50 for a 4 KiB get is %s ms against wrk/nginx's %s ms. "
+                 "Until commit 13ab7cc reactord left Nagle's algorithm on for accepted sockets, and a get's "
+                 "small trailer waited for the client's 40 ms delayed ACK (p50 44 ms, about 2,200 requests/s; "
+                 "see the notes below); TCP_NODELAY on accepted connections removed that. What is left is "
+                 "per-request work on both sides of a 2-core machine where server and load generator compete: "
+                 "each get is four frames whose JSON headers are built and parsed with cJSON (wrk sends one "
+                 "HTTP request and nginx answers with one header block), and reactorc bench hashes every "
+                 "body to check the trailer, which wrk does not. Not yet profiled request by request: "
+                 "`perf record` on reactord under this load is the next step." % (
+                     fmt(s2["reactorc"]["p50"], "%.3f"), fmt(s2.get("wrk/nginx", {}).get("p50"), "%.3f")))
     s3 = RESULTS.get("3")
     if s3 and s3.get("handshakes"):
         per = s3["server_cpu"] / s3["handshakes"] * 1e6 if s3.get("server_cpu") else None
