@@ -24,17 +24,6 @@ constexpr size_t kSubBuckets = 512;     // per power of two above that
 constexpr size_t kPowers = 54;          // up to 2^63 us: anything a uint64_t holds
 constexpr uint64_t kDefaultRequests = 10'000;
 
-int exit_code_for(Failure failure) {
-  switch (failure) {
-    case Failure::kConnect: return kExitConnect;
-    case Failure::kAuth: return kExitAuth;
-    case Failure::kProtocol:
-    case Failure::kClosed:
-    case Failure::kTimeout: return kExitProtocol;
-  }
-  return kExitFailure;
-}
-
 const char* mode_name(BenchMode mode) {
   switch (mode) {
     case BenchMode::kPing: return "ping";

@@ -15,17 +15,6 @@
 namespace client {
 namespace {
 
-int exit_code_for(Failure failure) {
-  switch (failure) {
-    case Failure::kConnect: return kExitConnect;
-    case Failure::kAuth: return kExitAuth;
-    case Failure::kProtocol:
-    case Failure::kClosed:
-    case Failure::kTimeout: return kExitProtocol;
-  }
-  return kExitFailure;
-}
-
 const char* kind_name(protocol::EntryKind kind) {
   switch (kind) {
     case protocol::EntryKind::kFile: return "file";

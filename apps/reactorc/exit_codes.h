@@ -4,6 +4,8 @@
 
 namespace client {
 
+enum class Failure;  // apps/reactorc/connection.h
+
 enum ExitCode {
   kExitOk = 0,
   kExitFailure = 1,       // anything not covered below (an internal error)
@@ -17,5 +19,8 @@ enum ExitCode {
   kExitConfig = 9,        // the secret file is missing, unreadable or unsafe
   kExitInterrupted = 130  // SIGINT or SIGTERM: the partial download was removed
 };
+
+// The exit status for a connection that ended badly.
+int exit_code_for(Failure failure);
 
 }  // namespace client
