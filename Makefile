@@ -9,6 +9,11 @@
 #
 # SANITIZE=1 builds into build/asan with AddressSanitizer and UndefinedBehaviorSanitizer.
 
+# Build on every core unless the caller chose a -j of their own.
+ifeq (,$(filter -j%,$(MAKEFLAGS)))
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
+
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CXX     ?= g++
@@ -103,6 +108,7 @@ tests: $(TEST_BINS) $(REACTORD) $(REACTORC)
 # The whole suite: both poller backends, then the same under ASan+UBSan, then the
 # man pages through mandoc's linter. scripts/run-tests.sh prints the summary line.
 check: all tests lint-man
+	@scripts/run-tests.sh --reset
 	@scripts/run-tests.sh $(BUILD) epoll poll
 ifneq ($(SANITIZE),1)
 	@$(MAKE) --no-print-directory SANITIZE=1 tests

@@ -3,12 +3,18 @@
 #
 #   scripts/run-tests.sh BUILD_DIR BACKEND...   run, append counts to BUILD/../.check-tally
 #   scripts/run-tests.sh --summary              print the totals of this `make check`, reset them
+#   scripts/run-tests.sh --reset                forget the counts of an earlier, interrupted run
 #
 # Each binary gets REACTOR_BACKEND (the event loop's backend) and REACTOR_BUILD_DIR (where
 # the integration tests find reactord and reactorc). Criterion runs each test in its own
 # process with its own timeout, so one hung or crashing test cannot take the run down.
 set -uo pipefail
 tally=build/.check-tally
+
+if [ "${1:-}" = --reset ]; then
+  rm -f "$tally"
+  exit 0
+fi
 
 if [ "${1:-}" = --summary ]; then
   [ -f "$tally" ] || { echo "check: no test ran" >&2; exit 1; }

@@ -1121,7 +1121,8 @@ Test(proxy, unreachable_target_and_stop) {
   auto proxy = Proxy::start(target);
   cr_assert(proxy.has_value());
   RawClient c;
-  cr_assert(c.connect(proxy->address()));
+  std::string why;
+  cr_assert(c.connect(proxy->address(), Millis(5000), &why), "%s", why.c_str());
   cr_assert(c.read_until_closed(Millis(5000)));
   cr_assert_eq(proxy->stats().connect_failures, 1u);
 
