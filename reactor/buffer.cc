@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace reactor {
 
@@ -18,8 +19,28 @@ const char kNoData[1] = {0};
 
 Buffer::Buffer(size_t max_size) : max_size_(max_size) {}
 
+Buffer::Buffer(Buffer&& other) noexcept
+    : storage_(std::move(other.storage_)),
+      capacity_(std::exchange(other.capacity_, 0)),
+      read_(std::exchange(other.read_, 0)),
+      write_(std::exchange(other.write_, 0)),
+      max_size_(other.max_size_),
+      not_socket_fd_(other.not_socket_fd_) {}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    storage_ = std::move(other.storage_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    read_ = std::exchange(other.read_, 0);
+    write_ = std::exchange(other.write_, 0);
+    max_size_ = other.max_size_;
+    not_socket_fd_ = other.not_socket_fd_;
+  }
+  return *this;
+}
+
 const char* Buffer::peek() const {
-  return storage_.empty() ? kNoData : storage_.data() + read_;
+  return storage_ ? storage_.get() + read_ : kNoData;
 }
 
 void Buffer::consume(size_t n) {
@@ -32,15 +53,16 @@ void Buffer::consume(size_t n) {
 
 void Buffer::consume_all() {
   // Back to the start: the next append needs no compaction and prepend room is restored.
-  if (!storage_.empty()) read_ = write_ = kPrepend;
+  if (storage_) read_ = write_ = kPrepend;
 }
 
 // Makes writable() >= n, compacting before growing; false if readable() + n > max_size().
 bool Buffer::ensure_writable(size_t n) {
   size_t used = readable();
   if (n > max_size_ - used) return false;
-  if (storage_.empty()) {
-    storage_.resize(kPrepend + std::min(std::max(n, kInitialSize), max_size_));
+  if (!storage_) {
+    capacity_ = kPrepend + std::min(std::max(n, kInitialSize), max_size_);
+    storage_.reset(new char[capacity_]);  // default-initialised: no zero fill
     read_ = write_ = kPrepend;
     return true;
   }
@@ -48,18 +70,19 @@ bool Buffer::ensure_writable(size_t n) {
   // Consumed space at the front plus the free tail is enough: slide the data down instead
   // of allocating.
   if (read_ - kPrepend + writable() >= n) {
-    std::memmove(storage_.data() + kPrepend, storage_.data() + read_, used);
+    std::memmove(storage_.get() + kPrepend, storage_.get() + read_, used);
     read_ = kPrepend;
     write_ = kPrepend + used;
     return true;
   }
   // Grow geometrically so a stream of appends costs amortised O(1), but never beyond what
   // max_size() can ever need.
-  size_t want = std::max(storage_.size() * 2, kPrepend + used + n);
+  size_t want = std::max(capacity_ * 2, kPrepend + used + n);
   want = std::min(want, kPrepend + max_size_);
-  std::vector<char> bigger(want);
-  std::memcpy(bigger.data() + kPrepend, storage_.data() + read_, used);
-  storage_.swap(bigger);
+  std::unique_ptr<char[]> bigger(new char[want]);
+  std::memcpy(bigger.get() + kPrepend, storage_.get() + read_, used);
+  storage_ = std::move(bigger);
+  capacity_ = want;
   read_ = kPrepend;
   write_ = kPrepend + used;
   return true;
@@ -68,14 +91,14 @@ bool Buffer::ensure_writable(size_t n) {
 bool Buffer::append(const void* data, size_t n) {
   if (n == 0) return true;
   if (!ensure_writable(n)) return false;
-  std::memcpy(storage_.data() + write_, data, n);
+  std::memcpy(storage_.get() + write_, data, n);
   write_ += n;
   return true;
 }
 
 char* Buffer::begin_write(size_t at_least) {
   if (!ensure_writable(std::max<size_t>(at_least, 1))) return nullptr;
-  return storage_.data() + write_;
+  return storage_.get() + write_;
 }
 
 void Buffer::commit(size_t n) { write_ += std::min(n, writable()); }
@@ -89,13 +112,13 @@ bool Buffer::prepend(const void* data, size_t n) {
     // Slide the readable bytes right by just enough to open n bytes in front of them.
     size_t shift = n - std::min(n, prependable());
     if (shift > 0) {
-      std::memmove(storage_.data() + read_ + shift, storage_.data() + read_, used);
+      std::memmove(storage_.get() + read_ + shift, storage_.get() + read_, used);
       read_ += shift;
       write_ += shift;
     }
   }
   read_ -= n;
-  std::memcpy(storage_.data() + read_, data, n);
+  std::memcpy(storage_.get() + read_, data, n);
   return true;
 }
 
@@ -110,7 +133,7 @@ ssize_t Buffer::read_from(int fd, int* saved_errno) {
   iovec iov[2];
   int count = 0;
   if (direct > 0) {
-    iov[count].iov_base = storage_.data() + write_;
+    iov[count].iov_base = storage_.get() + write_;
     iov[count].iov_len = direct;
     ++count;
   }
@@ -164,7 +187,8 @@ ssize_t Buffer::write_to(int fd, size_t max_bytes, int* saved_errno) {
 
 void Buffer::shrink_if_empty() {
   if (!empty()) return;
-  std::vector<char>().swap(storage_);  // clear() would keep the allocation
+  storage_.reset();
+  capacity_ = 0;
   read_ = write_ = 0;
 }
 

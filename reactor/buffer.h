@@ -17,8 +17,8 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <memory>
 #include <string_view>
-#include <vector>
 
 namespace reactor {
 
@@ -30,6 +30,11 @@ class Buffer {
   static constexpr size_t kSpillSize = 64u << 10;       // read_from's stack buffer
 
   explicit Buffer(size_t max_size = kDefaultMaxSize);
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  // A moved-from buffer is empty and unallocated, with the same max_size().
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
 
   size_t readable() const { return write_ - read_; }
   bool empty() const { return write_ == read_; }
@@ -49,7 +54,7 @@ class Buffer {
   // would exceed max_size(). writable() may then be larger than asked; commit(n) makes n
   // of those bytes readable.
   char* begin_write(size_t at_least);
-  size_t writable() const { return storage_.size() - write_; }
+  size_t writable() const { return capacity_ - write_; }
   void commit(size_t n);
 
   // Puts n bytes in front of the readable ones (a length header for a body already here).
@@ -79,15 +84,18 @@ class Buffer {
   // Frees the storage if nothing is readable, so idle connections hold almost nothing.
   void shrink_if_empty();
 
-  size_t capacity() const { return storage_.size(); }
+  size_t capacity() const { return capacity_; }
   size_t max_size() const { return max_size_; }
 
  private:
   bool ensure_writable(size_t n);
 
-  std::vector<char> storage_;
-  size_t read_ = 0;   // both indices are 0 while storage_ is empty,
-  size_t write_ = 0;  // kPrepend or more once it is allocated
+  // Not a std::vector: resizing one zero-fills every byte, and a 256 KiB read slice then
+  // costs a memset and a page fault per page before a single byte arrives.
+  std::unique_ptr<char[]> storage_;
+  size_t capacity_ = 0;
+  size_t read_ = 0;   // both indices are 0 while nothing is allocated,
+  size_t write_ = 0;  // kPrepend or more once it is
   size_t max_size_;
   int not_socket_fd_ = -1;  // the last fd send() called ENOTSOCK: write() it directly
 };

@@ -27,13 +27,15 @@ Connection::~Connection() {
   if (registered_) loop_.remove(fd_.get());
 }
 
-void Connection::connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout) {
+void Connection::connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout,
+                         const reactor::SocketAddress* source) {
   timeout_ = timeout;
   connector_ = std::make_unique<reactor::Connector>(
       loop_, std::move(addresses), timeout,
       [this](reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message) {
         on_connected(std::move(fd), error, message);
-      });
+      },
+      source);
 }
 
 void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message) {
@@ -44,7 +46,7 @@ void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error,
     return;
   }
   fd_ = std::move(fd);
-  if (std::optional<reactor::SocketAddress> peer = reactor::peer_address(fd_.get())) peer_ = peer->to_string();
+  peer_ = connector_->peer().to_string();
   std::string err;
   if (!loop_.add(fd_.get(), reactor::kReadable, [this](uint32_t events) { on_events(events); }, &err)) {
     fail(Failure::kConnect, err);
@@ -104,7 +106,9 @@ void Connection::check_silence() {
 
 void Connection::on_events(uint32_t events) {
   if (events & (reactor::kReadable | reactor::kHangup | reactor::kError)) {
-    in_.begin_write(kReadSlice);  // make room so one read can take a big slice
+    // While a body streams, make room so one read can take a big slice; for handshakes
+    // and small replies the buffer's default size (plus read_from's spill) is plenty.
+    if (decoder_.body_remaining() > 0) in_.begin_write(kReadSlice);
     int saved_errno = 0;
     ssize_t n = in_.read_from(fd_.get(), &saved_errno);
     if (n > 0) {
