@@ -55,9 +55,10 @@ const char* to_string(ConnectError kind) {
 }
 
 Connector::Connector(EventLoop& loop, std::vector<SocketAddress> addresses,
-                     Clock::duration timeout, Callback on_done)
+                     Clock::duration timeout, Callback on_done, const SocketAddress* source)
     : loop_(loop),
       addresses_(std::move(addresses)),
+      source_(source ? *source : SocketAddress()),
       timeout_(timeout),
       on_done_(std::move(on_done)) {
   // Deferred so that even an immediate outcome (connect() refused on the spot, an empty
@@ -108,6 +109,10 @@ void Connector::try_next() {
       note(ConnectError::kOther, what + ": " + err);
       continue;
     }
+    if (source_.family() == address.family() && !bind_source(fd.get(), source_, &err)) {
+      note(ConnectError::kOther, what + ": " + err);
+      continue;
+    }
     // EINTR does not abort a connect: it carries on in the background like EINPROGRESS
     // (and a second connect() would only say EALREADY).
     if (::connect(fd.get(), address.get(), address.length()) == 0) {
@@ -139,13 +144,9 @@ void Connector::on_writable() {
   UniqueFd fd = std::move(fd_);
   const std::string what = "connect " + addresses_[next_ - 1].to_string();
   int errnum = socket_error(fd.get());
-  std::string err;
-  std::optional<SocketAddress> peer;
   if (errnum != 0) {
     note(classify(errnum), sys_error(errnum, what));
-  } else if (!(peer = peer_address(fd.get(), &err))) {
-    note(ConnectError::kOther, what + ": " + err);
-  } else if (local_address(fd.get()) == peer) {
+  } else if (local_address(fd.get()) == addresses_[next_ - 1]) {
     // Loopback only: connecting to a free ephemeral port can pick that same port as the
     // source, and TCP's simultaneous open then "connects" the socket to itself.
     note(ConnectError::kRefused, what + ": connected to itself (nothing listening)");

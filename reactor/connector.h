@@ -12,6 +12,9 @@
 //   connect [::1]:9000: Connection refused; connect 127.0.0.1:9000: timed out after 5.0 s
 // The callback may destroy the Connector. Destroying it earlier cancels the attempt and the
 // callback is not called.
+//
+// With a `source` address, every attempt of that family is bound to it first (the port is
+// still chosen by the kernel); attempts of the other family go out unbound.
 
 #include <functional>
 #include <memory>
@@ -35,12 +38,14 @@ class Connector {
 
   // Starts at once: the first attempt is made from the loop's next deferred-task pass.
   Connector(EventLoop& loop, std::vector<SocketAddress> addresses, Clock::duration timeout,
-            Callback on_done);
+            Callback on_done, const SocketAddress* source = nullptr);
   ~Connector();
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
   bool done() const { return done_; }
+  // After a successful callback: the address the fd is connected to.
+  const SocketAddress& peer() const { return addresses_[next_ - 1]; }
 
  private:
   void try_next();
@@ -53,6 +58,7 @@ class Connector {
 
   EventLoop& loop_;
   std::vector<SocketAddress> addresses_;
+  SocketAddress source_;  // AF_UNSPEC: no source binding
   size_t next_ = 0;  // index of the next address to try
   Clock::duration timeout_;
   Callback on_done_;
