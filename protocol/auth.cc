@@ -3,11 +3,14 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <string>
 
 #include "protocol/openssl_error.h"
 
@@ -23,6 +26,58 @@ constexpr size_t kLabelLen = sizeof kClientLabel;
 
 constexpr size_t kTranscriptLen = kLabelLen + 2 * sizeof(Nonce);
 
+struct MacFree {
+  void operator()(EVP_MAC* mac) const { EVP_MAC_free(mac); }
+};
+struct MacCtxFree {
+  void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
+};
+using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, MacCtxFree>;
+
+// HMAC-SHA256 keyed with `secret`, kept from one proof to the next. Both programs use one
+// secret for every handshake, and the one-shot HMAC() would fetch the algorithm from the
+// provider and hash the key's pads again on each call: a third of a handshake's user-space
+// CPU. EVP_MAC_init with no key restarts a keyed context with the key it already has.
+// thread_local: each thread gets its own context, so no locking is needed.
+class KeyedHmac {
+ public:
+  ~KeyedHmac() { OPENSSL_cleanse(key_.data(), key_.size()); }
+
+  bool compute(std::string_view secret, const unsigned char* data, size_t len, Mac* out) {
+    if (ctx_ && secret == key_) {
+      if (EVP_MAC_init(ctx_.get(), nullptr, 0, nullptr) != 1) return false;
+    } else if (!rekey(secret)) {
+      return false;
+    }
+    size_t out_len = 0;
+    return EVP_MAC_update(ctx_.get(), data, len) == 1 &&
+           EVP_MAC_final(ctx_.get(), out->data(), &out_len, out->size()) == 1 && out_len == out->size();
+  }
+
+ private:
+  bool rekey(std::string_view secret) {
+    ctx_.reset();
+    OPENSSL_cleanse(key_.data(), key_.size());
+    key_.clear();
+    std::unique_ptr<EVP_MAC, MacFree> hmac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (!hmac) return false;
+    MacCtxPtr ctx(EVP_MAC_CTX_new(hmac.get()));
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    // A zero-length key still needs a valid pointer: HMAC treats a null key as "keep".
+    static const unsigned char kEmpty[1] = {0};
+    const unsigned char* key = secret.empty() ? kEmpty : reinterpret_cast<const unsigned char*>(secret.data());
+    if (!ctx || EVP_MAC_init(ctx.get(), key, secret.size(), params) != 1) return false;
+    ctx_ = std::move(ctx);
+    key_.assign(secret);
+    return true;
+  }
+
+  MacCtxPtr ctx_;
+  std::string key_;  // what ctx_ is keyed with
+};
+
 Mac proof(const char (&label)[kLabelLen], std::string_view secret, const Nonce& server_nonce,
           const Nonce& client_nonce) {
   unsigned char transcript[kTranscriptLen];
@@ -30,14 +85,9 @@ Mac proof(const char (&label)[kLabelLen], std::string_view secret, const Nonce& 
   std::memcpy(transcript + kLabelLen, server_nonce.data(), server_nonce.size());
   std::memcpy(transcript + kLabelLen + server_nonce.size(), client_nonce.data(),
               client_nonce.size());
+  thread_local KeyedHmac hmac;
   Mac mac{};
-  // HMAC() is the one-shot form: no context object to own, nothing to free.
-  unsigned int mac_len = 0;
-  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), transcript,
-           sizeof transcript, mac.data(), &mac_len) != nullptr &&
-      mac_len == mac.size()) {
-    return mac;
-  }
+  if (hmac.compute(secret, transcript, sizeof transcript, &mac)) return mac;
   ERR_clear_error();
   if (RAND_bytes(mac.data(), static_cast<int>(mac.size())) == 1) return mac;
   // Both the MAC and the CSPRNG failed: libcrypto is unusable. Returning anything would

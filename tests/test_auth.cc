@@ -8,7 +8,10 @@
 // and the same with "server" for the server proof.
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -52,6 +55,30 @@ Test(auth, worked_example_client_proof, .timeout = kTimeout) {
 }
 
 Test(auth, worked_example_server_proof, .timeout = kTimeout) {
+  expect_hex(protocol::server_proof(kSecret, kServerNonce, kClientNonce), kServerMac);
+}
+
+// The proofs reuse one keyed HMAC context while the secret stays the same: changing the
+// secret must rekey it, and going back must give the first answers again. Checked against
+// OpenSSL's one-shot HMAC(), which keys afresh every call, for several secrets in turn
+// (the empty one included).
+Test(auth, keyed_context_follows_the_secret, .timeout = kTimeout) {
+  const std::string secrets[] = {kSecret, "another secret, also long", "", kSecret, std::string(200, 'k'), ""};
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string& secret : secrets) {
+      unsigned char transcript[23 + 64];
+      std::memcpy(transcript, "reactor-auth-v1 client", 23);
+      std::memcpy(transcript + 23, kServerNonce.data(), 32);
+      std::memcpy(transcript + 55, kClientNonce.data(), 32);
+      Mac want{};
+      unsigned int len = 0;
+      cr_assert_not_null(HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), transcript,
+                              sizeof transcript, want.data(), &len));
+      Mac got = protocol::client_proof(secret, kServerNonce, kClientNonce);
+      cr_assert(got == want, "secret of %zu bytes, round %d", secret.size(), round);
+    }
+  }
+  expect_hex(protocol::client_proof(kSecret, kServerNonce, kClientNonce), kClientMac);
   expect_hex(protocol::server_proof(kSecret, kServerNonce, kClientNonce), kServerMac);
 }
 
