@@ -58,6 +58,15 @@ bool set_nodelay(int fd, bool on, std::string* err) {
   return set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "setsockopt TCP_NODELAY", err);
 }
 
+bool bind_source(int fd, const SocketAddress& source, std::string* err) {
+  if (source.family() == AF_INET &&
+      !set_int_option(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1, "setsockopt IP_BIND_ADDRESS_NO_PORT", err))
+    return false;
+  if (::bind(fd, source.get(), source.length()) != 0)
+    return set_error(err, sys_error("bind " + source.to_string()));
+  return true;
+}
+
 bool set_reuseaddr(int fd, bool on, std::string* err) {
   return set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, on ? 1 : 0, "setsockopt SO_REUSEADDR",
                         err);

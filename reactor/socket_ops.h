@@ -22,6 +22,10 @@ bool set_reuseaddr(int fd, bool on, std::string* err);  // SO_REUSEADDR
 // [a small minimum, net.core.{w,r}mem_max].
 bool set_send_buffer(int fd, int bytes, std::string* err);
 bool set_receive_buffer(int fd, int bytes, std::string* err);
+// Binds a socket about to connect() to `source` (port 0: any). For IPv4 it sets
+// IP_BIND_ADDRESS_NO_PORT first, so the port is chosen at connect() against the whole
+// address 4-tuple instead of being reserved here from the source address alone.
+bool bind_source(int fd, const SocketAddress& source, std::string* err);
 // shutdown(SHUT_WR): the peer reads end of file once the queued data is through.
 bool shutdown_write(int fd, std::string* err);
 

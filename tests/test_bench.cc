@@ -121,3 +121,28 @@ Test(bench, refused_handshakes_are_counted) {
   cr_assert_eq(json_number(out, "connect_errors"), 30, "%s", out.c_str());
   cr_assert_eq(json_number(out, "requests"), 0, "%s", out.c_str());
 }
+
+// --source spreads the connections over the prefix's addresses (127.0.0.0/30: .1 and .2),
+// as the server's log of peers shows; a bad prefix is a usage error before any connect.
+Test(bench, source_prefix_spreads_connections) {
+  Bench b = serve();
+  ClientResult r = run_bench(b, {"-c", "2", "-n", "8", "--source", "127.0.0.0/30", "handshake"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert_eq(json_number(r.stdout_text, "requests"), 8, "%s", r.stdout_text.c_str());
+  cr_assert(b.server.wait_for_stderr("127.0.0.2:", Millis(5000)), "%s", b.server.stderr_text().c_str());
+  cr_assert(b.server.wait_for_stderr("127.0.0.1:", Millis(5000)), "%s", b.server.stderr_text().c_str());
+  for (const char* bad : {"127.0.0.0", "127.0.0.0/7", "127.0.0.0/33", "localhost/24", "::1/128", "127.0.0.0/24x"}) {
+    ClientResult u = run_bench(b, {"--source", bad, "handshake"});
+    cr_assert(u.exited_with(2), "--source %s: %s", bad, u.describe().c_str());
+    cr_assert(u.stderr_text.find("invalid --source") != std::string::npos, "%s", u.stderr_text.c_str());
+  }
+}
+
+// An address no interface holds cannot be bound: every connect fails, each counted, and
+// the run says why (cannot connect, exit 3).
+Test(bench, unbindable_source_is_a_connect_error) {
+  Bench b = serve();
+  ClientResult r = run_bench(b, {"-c", "1", "-n", "2", "--source", "192.0.2.1/32", "handshake"});
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  cr_assert(r.stderr_text.find("bind 192.0.2.1") != std::string::npos, "%s", r.stderr_text.c_str());
+}

@@ -112,7 +112,13 @@ class BenchClient : public ConnectionListener {
     if (bench_.mode_ == BenchMode::kIdle)
       timeout = std::max<Connection::Clock::duration>(
           timeout, bench_.options_.bench_duration + bench_.options_.timeout);
-    connection_->connect(bench_.addresses_, timeout);
+    const SourceRange& sources = bench_.options_.bench_sources;
+    if (sources.empty()) {
+      connection_->connect(bench_.addresses_, timeout);
+    } else {
+      reactor::SocketAddress source = sources.at(bench_.connects_++);
+      connection_->connect(bench_.addresses_, timeout, &source);
+    }
   }
 
   // Sends requests until the pipeline is full or the run allows no more.

@@ -100,6 +100,7 @@ class Bench {
   bool idle_pinging_ = false;
   bool done_ = false;
   size_t ready_ = 0;
+  uint64_t connects_ = 0;  // connections started: picks the next --source address
   size_t live_ = 0;  // clients still running
   int first_failure_code_ = 0;
   std::string first_failure_;

@@ -52,7 +52,9 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // `timeout` bounds the connect and, afterwards, any silence while a response is due.
-  void connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout);
+  // `source`, if given, is the local address to connect from (see reactor::Connector).
+  void connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout,
+               const reactor::SocketAddress* source = nullptr);
   void send(const protocol::Message& message);
   void close();
 

@@ -14,8 +14,8 @@ namespace client {
 const char kUsage[] =
     "usage: reactorc [-fqv] [-s HOST:PORT] [-k FILE] [-t SECS] [--progress STYLE]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
-    "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--json]\n"
-    "                [ping | get PATH | stat PATH | handshake | idle]\n"
+    "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
+    "                [--json] [ping | get PATH | stat PATH | handshake | idle]\n"
     "Fetch files from a reactord server, authenticated and verified.\n"
     "\n"
     "Commands:\n"
@@ -37,6 +37,7 @@ const char kUsage[] =
     "  -n, --requests N        bench: requests in all (default: 10000 unless -d)\n"
     "  -d, --duration SECS     bench: run for SECS; idle: hold the connections for SECS\n"
     "      --pipeline K        bench: requests in flight per connection (default: 1)\n"
+    "      --source PREFIX     bench: connect from each address of an IPv4 PREFIX in turn\n"
     "      --json              bench: print the results as one JSON object\n"
     "  -q, --quiet             print errors only\n"
     "  -v, --verbose           say more about the connection\n"
@@ -47,7 +48,7 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kProgress = 256, kBackend, kPipeline, kJson };
+enum LongOnly { kProgress = 256, kBackend, kPipeline, kSource, kJson };
 
 
 struct CommandSpec {
@@ -81,6 +82,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
+      {"source", required_argument, nullptr, kSource},
       {"json", no_argument, nullptr, kJson},
       {"quiet", no_argument, nullptr, 'q'},
       {"verbose", no_argument, nullptr, 'v'},
@@ -126,6 +128,12 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         if (!app::parse_count(optarg, 1, 1024, &out->bench_pipeline))
           return app::fail_usage("reactorc", "invalid --pipeline '%s': expected 1 to 1024", optarg);
         break;
+      case kSource: {
+        std::string why;
+        if (!SourceRange::parse(optarg, &out->bench_sources, &why))
+          return app::fail_usage("reactorc", "invalid --source '%s': %s", optarg, why.c_str());
+        break;
+      }
       case kJson: out->json = true; break;
       case 'q': out->verbosity = -1; break;
       case 'v': if (out->verbosity >= 0) ++out->verbosity; break;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/reactorc/progress.h"
+#include "apps/reactorc/source_range.h"
 
 #include "apps/common/cli.h"
 
@@ -23,11 +24,12 @@ struct Options {
   std::chrono::milliseconds timeout{30'000};
   std::string backend;
   int verbosity = 0;  // -q: -1
-  // bench only (see bench.h): -c, -n, -d, --pipeline, --json
+  // bench only (see bench.h): -c, -n, -d, --pipeline, --source, --json
   uint64_t bench_connections = 50;
   uint64_t bench_requests = 0;  // 0: not given
   std::chrono::milliseconds bench_duration{0};  // 0: not given
   uint64_t bench_pipeline = 1;
+  SourceRange bench_sources;  // empty: connect from the address the kernel picks
   bool json = false;
   Command command = Command::kPing;
   std::vector<std::string> operands;
