@@ -38,6 +38,9 @@ DecodeEvent FrameDecoder::finish_header(const char* header, size_t len) {
 }
 
 DecodeEvent FrameDecoder::next(const char* data, size_t len, size_t* consumed) {
+  // The previous header has been handled by now: a parsed tree is several hundred bytes,
+  // and ten thousand idle connections would otherwise each keep their last one.
+  header_.reset();
   size_t used = 0;
   DecodeEvent ev = step(data, len, &used);
   *consumed = ev.kind == DecodeEvent::kError ? 0 : used;

@@ -68,8 +68,8 @@ class FrameDecoder {
   // through the end of the header; kError consumes nothing.
   DecodeEvent next(const char* data, size_t len, size_t* consumed);
 
-  // The last header decoded: valid from a kHeader event until the next kHeader (so it
-  // can be consulted while that frame's body streams). Precondition: has_header().
+  // The header a kHeader event announced: valid until the next call to next(), which
+  // frees it. Precondition: has_header(). body_length() stays valid while the body streams.
   const cJSON& header() const { return *header_; }
   bool has_header() const { return header_ != nullptr; }
   // The body size the current header announced ("body", absent = 0).

@@ -615,3 +615,26 @@ Test(frame, encode_frame_round_trips, .timeout = kTimeout) {
   const std::string expected = compact + " body=0";
   cr_assert_str_eq(t.headers[0].c_str(), expected.c_str());
 }
+
+// A parsed header is freed by the next call to next(): an idle connection keeps no tree
+// from its last request, while body_length() still describes the body that streams.
+Test(frame, header_is_released_by_the_next_call, .timeout = kTimeout) {
+  const std::string stream = frame(body_header(3), "abc") + frame(R"({"type":"ping"})", "");
+  FrameDecoder d;
+  size_t used = 0;
+  DecodeEvent ev = d.next(stream.data(), stream.size(), &used);
+  cr_assert_eq(ev.kind, DecodeEvent::kHeader);
+  cr_assert(d.has_header());
+  size_t pos = used;
+  ev = d.next(stream.data() + pos, stream.size() - pos, &used);
+  cr_assert_eq(ev.kind, DecodeEvent::kBody);
+  cr_assert_not(d.has_header(), "the header outlived the call after its event");
+  cr_assert_eq(d.body_length(), 3u);
+  pos += used;
+  ev = d.next(stream.data() + pos, stream.size() - pos, &used);
+  cr_assert_eq(ev.kind, DecodeEvent::kHeader);
+  pos += used;
+  ev = d.next(stream.data() + pos, stream.size() - pos, &used);
+  cr_assert_eq(ev.kind, DecodeEvent::kNeedMore);
+  cr_assert_not(d.has_header());
+}
