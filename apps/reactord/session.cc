@@ -56,22 +56,21 @@ Session::Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reacto
       id_(id),
       fd_(std::move(fd)),
       peer_(peer.to_string()),
-      peer_host_(host_of(peer_)),
       in_(kInputHighWater + 64 * 1024),
       out_(),
       decoder_(protocol::kMaxHeaderLenBeforeAuth) {}
 
 Session::~Session() {
-  if (verdict_timer_ != 0) server_.loop().cancel(verdict_timer_);
+  if (handshake_ && handshake_->verdict_timer != 0) server_.loop().cancel(handshake_->verdict_timer);
   if (registered_) server_.loop().remove(fd_.get());
 }
 
 bool Session::start() {
   Clock::time_point now = server_.loop().now();
   started_ = last_activity_ = now;
-  handshake_deadline_ = now + server_.options().handshake_timeout;
+  handshake_->deadline = now + server_.options().handshake_timeout;
   std::string err;
-  if (!protocol::random_nonce(&server_nonce_, &err)) {
+  if (!protocol::random_nonce(&handshake_->server_nonce, &err)) {
     app::log_error("%s #%llu: %s", peer_.c_str(), static_cast<unsigned long long>(id_), err.c_str());
     close("no randomness");
     return false;
@@ -87,7 +86,7 @@ bool Session::start() {
   hello.proto = protocol::kProtocolVersion;
   hello.server = kServerName;
   hello.features = server_.features();
-  hello.nonce = server_nonce_;
+  hello.nonce = handshake_->server_nonce;
   send(hello);
   drive();
   return state_ != SessionState::kClosed;
@@ -216,31 +215,32 @@ void Session::handle_auth(const protocol::Auth& auth) {
                                               " is not supported; this server speaks version 1");
     return;
   }
-  protocol::Mac expected = protocol::client_proof(server_.secret().key, server_nonce_, auth.nonce);
-  auth_ok_ = protocol::proofs_equal(expected, auth.mac);
+  Handshake& hs = *handshake_;
+  protocol::Mac expected = protocol::client_proof(server_.secret().key, hs.server_nonce, auth.nonce);
+  hs.auth_ok = protocol::proofs_equal(expected, auth.mac);
   protocol::AuthOk ok;
   ok.proto = protocol::kProtocolVersion;
-  ok.mac = protocol::server_proof(server_.secret().key, server_nonce_, auth.nonce);
-  pending_auth_ok_ = ok;
-  if (auth_ok_) {
+  ok.mac = protocol::server_proof(server_.secret().key, hs.server_nonce, auth.nonce);
+  hs.pending_auth_ok = ok;
+  if (hs.auth_ok) {
     // Until authenticated a client gets only 4 KiB headers; now the full limit.
     decoder_.set_header_limit(protocol::kMaxHeaderLen);
   }
   transition(SessionState::kVerdictPending);
   Clock::time_point now = server_.loop().now();
-  Clock::time_point when = server_.throttle().verdict_time(peer_host_, now);
+  Clock::time_point when = server_.throttle().verdict_time(host_of(peer_), now);
   // Verdicts from a throttled address queue behind each other; a connection must not
   // outlive its handshake deadline waiting in that queue, or many parallel attempts
   // from one address would hold descriptors indefinitely.
-  if (when > handshake_deadline_) {
+  if (when > hs.deadline) {
     fatal(ErrorCode::kTimeout, "too many recent authentication failures from this address; try again later");
     return;
   }
   if (when <= now) {
     deliver_verdict();
   } else {
-    verdict_timer_ = server_.loop().run_after(when - now, [this] {
-      verdict_timer_ = 0;
+    hs.verdict_timer = server_.loop().run_after(when - now, [this] {
+      handshake_->verdict_timer = 0;
       deliver_verdict();
       if (state_ != SessionState::kClosed) drive();
     });
@@ -248,15 +248,17 @@ void Session::handle_auth(const protocol::Auth& auth) {
 }
 
 void Session::deliver_verdict() {
-  if (!auth_ok_) {
-    server_.throttle().record_failure(peer_host_, server_.loop().now());
+  const std::string host = host_of(peer_);
+  if (!handshake_->auth_ok) {
+    server_.throttle().record_failure(host, server_.loop().now());
     app::log_warn("%s #%llu: authentication failed (%zu recent failures from this address)", peer_.c_str(),
-                  static_cast<unsigned long long>(id_), server_.throttle().failures(peer_host_));
+                  static_cast<unsigned long long>(id_), server_.throttle().failures(host));
     fatal(ErrorCode::kAuthFailed, "authentication failed: the client does not know the shared secret");
     return;
   }
-  server_.throttle().record_success(peer_host_);
-  send(pending_auth_ok_);
+  server_.throttle().record_success(host);
+  send(handshake_->pending_auth_ok);
+  handshake_.reset();
   transition(SessionState::kReady);
   app::log_info("%s #%llu authenticated", peer_.c_str(), static_cast<unsigned long long>(id_));
 }
@@ -459,7 +461,7 @@ void Session::check_timeouts(Clock::time_point now) {
     case SessionState::kAwaitAuth:
     case SessionState::kVerdictPending:
       // Absolute: a client trickling one byte at a time gains nothing.
-      if (now >= handshake_deadline_ && state_ == SessionState::kAwaitAuth) {
+      if (state_ == SessionState::kAwaitAuth && now >= handshake_->deadline) {
         fatal(ErrorCode::kTimeout, "no authentication within the handshake deadline");
         drive();
       }
@@ -494,9 +496,9 @@ void Session::close(const char* reason) {
                 static_cast<unsigned long long>(id_), reason, static_cast<unsigned long long>(requests_),
                 static_cast<unsigned long long>(bytes_out_), seconds);
   transition(SessionState::kClosed);
-  if (verdict_timer_ != 0) {
-    server_.loop().cancel(verdict_timer_);
-    verdict_timer_ = 0;
+  if (handshake_ && handshake_->verdict_timer != 0) {
+    server_.loop().cancel(handshake_->verdict_timer);
+    handshake_->verdict_timer = 0;
   }
   if (registered_) {
     server_.loop().remove(fd_.get());

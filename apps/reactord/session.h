@@ -92,21 +92,25 @@ class Session {
   Server& server_;
   uint64_t id_;
   reactor::UniqueFd fd_;
-  std::string peer_;       // "127.0.0.1:41234", for logs
-  std::string peer_host_;  // the address alone: the auth throttle's key
+  std::string peer_;  // "127.0.0.1:41234", for logs
   SessionState state_ = SessionState::kAwaitAuth;
   reactor::Buffer in_;
   reactor::Buffer out_;
   protocol::FrameDecoder decoder_;
-  protocol::Nonce server_nonce_{};
-  bool auth_ok_ = false;
-  protocol::AuthOk pending_auth_ok_;  // sent when the (possibly delayed) verdict is good
-  reactor::EventLoop::TimerId verdict_timer_ = 0;
+  // What only the handshake needs, freed once it succeeds: an idle authenticated
+  // connection should cost the server as little memory as possible.
+  struct Handshake {
+    protocol::Nonce server_nonce{};
+    bool auth_ok = false;
+    protocol::AuthOk pending_auth_ok;  // sent when the (possibly delayed) verdict is good
+    reactor::EventLoop::TimerId verdict_timer = 0;
+    Clock::time_point deadline;  // absolute: trickling bytes does not extend it
+  };
+  std::unique_ptr<Handshake> handshake_ = std::make_unique<Handshake>();
   std::unique_ptr<FileSender> sender_;
   std::unique_ptr<DirLister> lister_;
   std::string response_path_;  // what the current get/list is for, for logs
   Clock::time_point started_;
-  Clock::time_point handshake_deadline_;
   Clock::time_point last_activity_;
   Clock::time_point drain_deadline_;
   uint32_t interest_ = 0;
