@@ -23,7 +23,8 @@ FileSender::FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t
       size_(static_cast<uint64_t>(opened.st_size)),
       offset_(offset),
       hashing_(!cached),
-      zero_copy_(cached.has_value()) {
+      zero_copy_(cached.has_value() && size_ - offset_ >= kZeroCopyMin) {
+  if (hashing_) hash_.emplace();
   if (cached) {
     digest_ = *cached;
     pos_ = offset_;  // nothing to hash: the prefix is not read at all
@@ -71,7 +72,7 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
       continue;
     }
     size_t got = static_cast<size_t>(n);
-    if (hashing_) hash_.update(dst, got);
+    if (hashing_) hash_->update(dst, got);
     if (!in_prefix) {
       out.commit(got);
       body_done_ += got;
@@ -140,7 +141,7 @@ void FileSender::finish() {
     }
   }
   fd_.reset();  // release the descriptor as soon as the data is read, not when sent
-  if (!failed_ && hashing_) digest_ = hash_.finish();
+  if (!failed_ && hashing_) digest_ = hash_->finish();
 }
 
 protocol::Message FileSender::trailer() const {

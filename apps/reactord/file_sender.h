@@ -7,9 +7,12 @@
 // (offset > 0) the prefix [0, offset) is read and hashed but not sent, so the digest
 // still covers the whole file.
 //
-// Zero-copy (the digest is already known, see DigestCache): nothing is hashed or read
-// into user space; the body goes from the page cache to the socket with sendfile(2). If
-// sendfile is not supported for the file, it falls back to reading without hashing.
+// Zero-copy (the digest is already known, see DigestCache, and the body is at least
+// kZeroCopyMin bytes): nothing is hashed or read into user space; the body goes from the
+// page cache to the socket with sendfile(2). If sendfile is not supported for the file,
+// it falls back to reading without hashing. A smaller body with a known digest is read
+// into the output buffer unhashed: header, body and trailer then leave in one send(),
+// where sendfile would need a send of its own for each, and as many TCP segments.
 //
 // Either way, size, data and digest come from the one descriptor opened for the request,
 // and a file that changes while it is sent is detected and reported, never sent silently
@@ -38,6 +41,8 @@ class FileSender {
   // Largest single read: big enough that syscalls and hashing calls amortise, small
   // enough that 1,000 concurrent downloads stay within a few hundred MiB.
   static constexpr size_t kChunk = 128 * 1024;
+  // Smallest body worth sendfile(2); see above.
+  static constexpr uint64_t kZeroCopyMin = 64 * 1024;
 
   // `cached`: the file's digest if already known for exactly this identity.
   FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
@@ -79,7 +84,7 @@ class FileSender {
   uint64_t body_done_ = 0;  // body bytes appended to the output or sent (data or padding)
   bool hashing_;            // false when the digest came from the cache
   bool zero_copy_;          // send_to() with sendfile(2)
-  protocol::Sha256 hash_;
+  std::optional<protocol::Sha256> hash_;  // only while hashing_
   std::vector<char> prefix_scratch_;  // only for resumed downloads
   bool failed_ = false;               // the file changed or could not be read
   protocol::ErrorCode failure_code_ = protocol::ErrorCode::kFileChanged;

@@ -287,7 +287,8 @@ void Session::handle_get(const protocol::GetRequest& request) {
   response_path_ = app::escape_for_terminal(request.path);
   app::log_info("%s #%llu get \"%s\" (%llu bytes from offset %llu%s)", peer_.c_str(),
                 static_cast<unsigned long long>(id_), response_path_.c_str(), static_cast<unsigned long long>(size),
-                static_cast<unsigned long long>(request.offset), cached ? ", digest cached: zero-copy" : "");
+                static_cast<unsigned long long>(request.offset),
+                !cached ? "" : sender_->zero_copy() ? ", digest cached: zero-copy" : ", digest cached");
   transition(SessionState::kSending);
 }
 
