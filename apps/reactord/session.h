@@ -45,8 +45,10 @@ class Session {
  public:
   using Clock = reactor::EventLoop::Clock;
 
-  // Bytes written to one socket per wakeup before yielding to the other connections.
-  static constexpr size_t kWriteBudget = 1024 * 1024;
+  // Bytes written to one socket per wakeup before yielding to the other connections. At
+  // 1 MiB, four hashed downloads made each loop pass take ~2.5 ms and a ping waited
+  // 7 ms (p50) behind them; at 256 KiB its p99 is under 2 ms (BENCHMARKS.md, scenario 6).
+  static constexpr size_t kWriteBudget = 256 * 1024;
 
   Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer);
   ~Session();
