@@ -672,3 +672,52 @@ Test(security, sighup_rotates_the_secret) {
   before.close();
   stop_cleanly(s);
 }
+
+// With no -k, reactord creates a secret on first start in $XDG_CONFIG_HOME/reactor/secret
+// (mode 0600, directory 0700), says where, and never serves it, not even from inside the
+// served tree; reactorc finds it there
+// with the same environment. A second start uses the file as it is.
+Test(security, first_start_creates_the_default_secret) {
+  TempDir dir = *TempDir::create("security-test");
+  std::string err;
+  cr_assert(make_dirs(dir.path("root"), &err), "%s", err.c_str());
+  cr_assert(write_file(dir.path("root/hello.txt"), "hello\n"));
+  std::string xdg = dir.path("root/.config");  // inside the served tree, on purpose
+  std::string secret_path = xdg + "/reactor/secret";
+  ServerOptions o;
+  o.root = dir.path("root");
+  o.env = {{"XDG_CONFIG_HOME", xdg}};
+  std::optional<ServerProcess> server = ServerProcess::start(o, &err);
+  cr_assert(server.has_value(), "%s", err.c_str());
+  ASSERT_CONTAINS(server->stderr_text(), "created a new secret in \"" + secret_path + "\"");
+  struct stat st {};
+  cr_assert_eq(stat(secret_path.c_str(), &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0600u, "secret mode %04o", static_cast<unsigned>(st.st_mode & 07777));
+  cr_assert_eq(stat((xdg + "/reactor").c_str(), &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0700u, "directory mode %04o", static_cast<unsigned>(st.st_mode & 07777));
+  std::optional<std::string> first = read_file(secret_path);
+  cr_assert(first.has_value() && first->size() >= 32, "a secret of %zu bytes", first ? first->size() : 0);
+
+  RunOptions with_env;
+  with_env.env = {{"XDG_CONFIG_HOME", xdg}};
+  ClientResult r = server->run_client({"get", "hello.txt", dir.path("hello.txt")}, Millis(30000), with_env);
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  r = server->run_client({"get", ".config/reactor/secret", dir.path("stolen")}, Millis(30000), with_env);
+  cr_assert(r.exited_with(5), "the secret was served: %s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "forbidden");
+  RunOptions elsewhere;
+  elsewhere.env = {{"XDG_CONFIG_HOME", dir.path("elsewhere")}};
+  r = server->run_client({"ping"}, Millis(30000), elsewhere);
+  cr_assert(r.exited_with(9), "no secret in another config home: %s", r.describe().c_str());
+  cr_assert(server->stop().exited_with(0));
+
+  std::optional<ServerProcess> again = ServerProcess::start(o, &err);
+  cr_assert(again.has_value(), "%s", err.c_str());
+  cr_assert(again->stderr_text().find("created a new secret") == std::string::npos, "%s",
+            again->stderr_text().c_str());
+  std::optional<std::string> second = read_file(secret_path);
+  cr_assert(second.has_value() && *second == *first, "the secret was rewritten");
+  r = again->run_client({"ping"}, Millis(30000), with_env);
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert(again->stop().exited_with(0));
+}

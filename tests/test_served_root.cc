@@ -4,7 +4,15 @@
 
 #include <string>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
 #include "apps/reactord/served_root.h"
+#include "protocol/error_code.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 using protocol::ErrorCode;
 
@@ -51,3 +59,123 @@ Test(request_path, malformed_paths_are_bad_path) {
   cr_assert(normalized(std::string(255, 'n')) == std::string(255, 'n'));
   cr_assert_eq(refusal(std::string("a\0b", 3)), ErrorCode::kBadPath);
 }
+
+// ---------------------------------------------------------------- resolution beneath the root
+// The same attack tree through both ways of resolving: openat2(RESOLVE_BENEATH) and the
+// component-by-component walk used where openat2 is missing. The walk may refuse more
+// (any symlink on the way), never less.
+
+namespace {
+
+using server::ServedRoot;
+using testsupport::TempDir;
+
+struct Tree {
+  TempDir dir;
+  std::string root;
+};
+
+Tree attack_tree() {
+  std::string err;
+  std::optional<TempDir> dir = TempDir::create("served-root", &err);
+  cr_assert(dir.has_value(), "%s", err.c_str());
+  std::string root = dir->path("root");
+  cr_assert(testsupport::make_dirs(root + "/sub/deeper", &err), "%s", err.c_str());
+  cr_assert(testsupport::make_dirs(dir->path("outside"), &err), "%s", err.c_str());
+  cr_assert(testsupport::write_file(root + "/file.txt", "file\n"));
+  cr_assert(testsupport::write_file(root + "/sub/inner.txt", "inner\n"));
+  cr_assert(testsupport::write_file(root + "/hidden.key", "a secret\n"));
+  cr_assert(testsupport::write_file(dir->path("outside/private.txt"), "private\n"));
+  cr_assert_eq(symlink("/etc/passwd", (root + "/link-passwd").c_str()), 0);
+  cr_assert_eq(symlink("../outside", (root + "/link-out").c_str()), 0);
+  cr_assert_eq(symlink("file.txt", (root + "/link-in").c_str()), 0);
+  cr_assert_eq(symlink("sub", (root + "/link-sub").c_str()), 0);
+  cr_assert_eq(symlink("../../../outside", (root + "/sub/deeper/up").c_str()), 0);
+  cr_assert_eq(mkfifo((root + "/fifo").c_str(), 0644), 0);
+  return Tree{std::move(*dir), root};
+}
+
+std::unique_ptr<ServedRoot> open_root(const Tree& t, ServedRoot::Resolution how) {
+  std::string err;
+  std::unique_ptr<ServedRoot> root = ServedRoot::open(t.root, &err, how);
+  cr_assert(root != nullptr, "%s", err.c_str());
+  struct stat st {};
+  cr_assert_eq(stat((t.root + "/hidden.key").c_str(), &st), 0);
+  root->hide(st.st_dev, st.st_ino);
+  return root;
+}
+
+// "ok" or the error code's wire name.
+std::string get_outcome(const ServedRoot& root, const char* path) {
+  struct stat st {};
+  protocol::ProtocolError err;
+  reactor::UniqueFd fd = root.open_file(path, &st, &err);
+  return fd ? "ok" : protocol::to_string(err.code);
+}
+
+std::string list_outcome(const ServedRoot& root, const char* path) {
+  protocol::ProtocolError err;
+  reactor::UniqueFd fd = root.open_directory(path, &err);
+  return fd ? "ok" : protocol::to_string(err.code);
+}
+
+struct Case {
+  const char* path;
+  const char* with_openat2;
+  const char* walking;
+};
+
+const Case kGets[] = {
+    {"file.txt", "ok", "ok"},
+    {"sub/inner.txt", "ok", "ok"},
+    {"/etc/passwd", "forbidden", "forbidden"},
+    {"../outside/private.txt", "forbidden", "forbidden"},
+    {"link-passwd", "forbidden", "forbidden"},
+    {"link-out/private.txt", "forbidden", "forbidden"},
+    {"sub/deeper/up/private.txt", "forbidden", "forbidden"},
+    {"link-in", "forbidden", "forbidden"},        // a final symlink is never followed
+    {"link-sub/inner.txt", "ok", "forbidden"},    // inside the tree: only openat2 can tell
+    {"hidden.key", "forbidden", "forbidden"},
+    {"fifo", "not_regular", "not_regular"},
+    {"sub", "is_directory", "is_directory"},
+    {"file.txt/x", "not_directory", "not_directory"},
+    {"missing", "not_found", "not_found"},
+    {"sub/missing/x", "not_found", "not_found"},
+};
+
+const Case kLists[] = {
+    {".", "ok", "ok"},
+    {"sub", "ok", "ok"},
+    {"link-out", "forbidden", "forbidden"},
+    {"sub/deeper/up", "forbidden", "forbidden"},
+    {"link-sub", "forbidden", "forbidden"},
+    {"file.txt", "not_directory", "not_directory"},
+    {"missing", "not_found", "not_found"},
+};
+
+void check_all(ServedRoot::Resolution how) {
+  Tree t = attack_tree();
+  std::unique_ptr<ServedRoot> root = open_root(t, how);
+  bool walking = how == ServedRoot::Resolution::kWalk;
+  cr_assert_eq(root->uses_openat2(), !walking);
+  for (const Case& c : kGets) {
+    std::string want = walking ? c.walking : c.with_openat2;
+    std::string got = get_outcome(*root, c.path);
+    cr_assert_eq(got, want, "get %s (%s): %s, expected %s", c.path, walking ? "walk" : "openat2", got.c_str(),
+                 want.c_str());
+  }
+  for (const Case& c : kLists) {
+    std::string want = walking ? c.walking : c.with_openat2;
+    std::string got = list_outcome(*root, c.path);
+    cr_assert_eq(got, want, "list %s (%s): %s, expected %s", c.path, walking ? "walk" : "openat2", got.c_str(),
+                 want.c_str());
+  }
+}
+
+}  // namespace
+
+TestSuite(served_root, .timeout = 10);
+
+Test(served_root, attacks_with_openat2) { check_all(ServedRoot::Resolution::kAuto); }
+
+Test(served_root, attacks_with_the_fallback_walk) { check_all(ServedRoot::Resolution::kWalk); }

@@ -91,7 +91,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {nullptr, 0, nullptr, 0},
   };
   opterr = 0;
-  optind = 1;
+  optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;
   while ((c = getopt_long(argc, argv, ":s:k:ft:c:n:d:qvhV", kLong, nullptr)) != -1) {
     switch (c) {

@@ -56,7 +56,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {nullptr, 0, nullptr, 0},
   };
   opterr = 0;  // our own messages, with the program name and a hint
-  optind = 1;
+  optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;
   while ((c = getopt_long(argc, argv, ":r:l:k:m:qvhV", kLong, nullptr)) != -1) {
     switch (c) {
@@ -85,7 +85,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         out->backend = optarg;
         break;
       case 'q': out->verbosity = -1; break;
-      case 'v': out->verbosity = 1; break;
+      case 'v': if (out->verbosity >= 0) out->verbosity = 1; break;  // -q wins, in any order
       case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
       case 'V': app::print_version("reactord"); return ParseResult::kExitOk;
       case ':': return app::fail_usage("reactord", "option '%s' needs an argument", argv[optind - 1]);

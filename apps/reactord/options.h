@@ -19,7 +19,7 @@ struct Options {
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds grace{10'000};
   std::string backend;  // empty means $REACTOR_BACKEND, else epoll
-  int verbosity = 0;    // -q: -1, -v: +1 per flag
+  int verbosity = 0;    // -q: -1 (whatever -v says), -v: 1
 };
 
 using ParseResult = app::ParseResult;

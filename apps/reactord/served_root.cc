@@ -66,13 +66,15 @@ bool normalize_request_path(std::string_view path, std::string* out, ProtocolErr
 ServedRoot::ServedRoot(reactor::UniqueFd root, std::string dir)
     : root_(std::move(root)), dir_(std::move(dir)) {}
 
-std::unique_ptr<ServedRoot> ServedRoot::open(const std::string& dir, std::string* err) {
+std::unique_ptr<ServedRoot> ServedRoot::open(const std::string& dir, std::string* err, Resolution resolution) {
   reactor::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) {
     *err = reactor::sys_error("open served root", dir);
     return nullptr;
   }
-  return std::unique_ptr<ServedRoot>(new ServedRoot(std::move(fd), dir));
+  std::unique_ptr<ServedRoot> root(new ServedRoot(std::move(fd), dir));
+  root->have_openat2_ = resolution == Resolution::kAuto;
+  return root;
 }
 
 void ServedRoot::hide(dev_t dev, ino_t ino) {

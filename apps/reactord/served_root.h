@@ -29,7 +29,12 @@ bool normalize_request_path(std::string_view path, std::string* out, protocol::P
 
 class ServedRoot {
  public:
-  static std::unique_ptr<ServedRoot> open(const std::string& dir, std::string* err);
+  // kAuto: openat2 where the kernel has it, else the walk. kWalk: always the walk (for
+  // tests: the fallback must refuse what openat2 refuses).
+  enum class Resolution { kAuto, kWalk };
+
+  static std::unique_ptr<ServedRoot> open(const std::string& dir, std::string* err,
+                                          Resolution resolution = Resolution::kAuto);
 
   // Never serve, stat or list this file (the server's own secret).
   void hide(dev_t dev, ino_t ino);

@@ -124,9 +124,7 @@ std::optional<ServerProcess> ServerProcess::start(const ServerOptions& options,
     if (err) *err = why;
     return std::nullopt;
   };
-  if (options.root.empty() || options.secret_file.empty()) {
-    return fail("ServerProcess::start: root and secret_file are required");
-  }
+  if (options.root.empty()) return fail("ServerProcess::start: root is required");
   if (options.listen.empty()) return fail("ServerProcess::start: no listen address");
   std::string binary = options.binary;
   if (binary.empty()) {
@@ -149,8 +147,10 @@ std::optional<ServerProcess> ServerProcess::start(const ServerOptions& options,
     spawn.argv.push_back("-l");
     spawn.argv.push_back(l);
   }
-  spawn.argv.push_back("-k");
-  spawn.argv.push_back(options.secret_file);
+  if (!options.secret_file.empty()) {
+    spawn.argv.push_back("-k");
+    spawn.argv.push_back(options.secret_file);
+  }
   if (options.verbose) spawn.argv.push_back("-v");
   spawn.argv.insert(spawn.argv.end(), options.extra_args.begin(), options.extra_args.end());
   spawn.env = options.env;
@@ -205,7 +205,9 @@ bool ServerProcess::wait_for_stderr(std::string_view needle, Millis timeout) con
 }
 
 std::vector<std::string> ServerProcess::client_args(const std::vector<std::string>& args) const {
-  std::vector<std::string> out{"-s", address(), "-k", secret_file_, "--progress=none"};
+  std::vector<std::string> out{"-s", address()};
+  if (!secret_file_.empty()) out.insert(out.end(), {"-k", secret_file_});
+  out.push_back("--progress=none");
   out.insert(out.end(), args.begin(), args.end());
   return out;
 }

@@ -40,7 +40,7 @@ std::vector<Endpoint> parse_listening_lines(std::string_view log);
 
 struct ServerOptions {
   std::string root;         // -r (required)
-  std::string secret_file;  // -k (required)
+  std::string secret_file;  // -k; empty: none (the server's default path, see `env`)
   std::vector<std::string> listen{"127.0.0.1:0"};  // one -l each
   bool verbose = false;                           // -v
   std::vector<std::string> extra_args;            // appended after the above
@@ -84,7 +84,8 @@ class ServerProcess {
   // Polls stderr every 10 ms until NEEDLE appears; false after timeout.
   bool wait_for_stderr(std::string_view needle, Millis timeout) const;
 
-  // {"-s", address(), "-k", secret_file(), "--progress=none", args...}
+  // {"-s", address(), "-k", secret_file(), "--progress=none", args...}; no -k when the
+  // server was started without one.
   std::vector<std::string> client_args(const std::vector<std::string>& args) const;
   // run_client(client_args(args), timeout, options).
   ClientResult run_client(const std::vector<std::string>& args, Millis timeout = Millis(30000),
