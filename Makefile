@@ -105,16 +105,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(SUPPORT_SRCS)) $(SERVER_LI
 tests: $(TEST_BINS) $(REACTORD) $(REACTORC)
 .PHONY: tests
 
-# The whole suite: both poller backends, then the same under ASan+UBSan, then the
-# man pages through mandoc's linter. scripts/run-tests.sh prints the summary line.
+# The whole suite: the man pages through mandoc's linter, both poller backends, then the
+# same under ASan+UBSan. A failing phase does not stop the next: the run always ends with
+# scripts/run-tests.sh's summary line, and fails if anything failed.
 check: all tests lint-man
 	@scripts/run-tests.sh --reset
-	@scripts/run-tests.sh $(BUILD) epoll poll
-ifneq ($(SANITIZE),1)
-	@$(MAKE) --no-print-directory SANITIZE=1 tests
-	@scripts/run-tests.sh build/asan epoll poll
-endif
-	@scripts/run-tests.sh --summary
+	@status=0; \
+	scripts/run-tests.sh $(BUILD) epoll poll || status=1; \
+	if [ "$(SANITIZE)" != 1 ]; then \
+	  { $(MAKE) --no-print-directory SANITIZE=1 tests && scripts/run-tests.sh build/asan epoll poll; } || status=1; \
+	fi; \
+	scripts/run-tests.sh --summary || status=1; \
+	exit $$status
 
 # Runs the unsanitized suite only, for quick iteration.
 test: all tests

@@ -13,10 +13,11 @@ set -euo pipefail
 ours=$(mktemp -d)
 trap 'rm -rf "$ours"' EXIT
 names=()
-for page in "$@"; do
+# Every page of the project goes on the private manpath, whichever are being linted.
+for page in "$@" "$(dirname "$0")"/../man/*.[0-9]; do
   section=${page##*.}
   mkdir -p "$ours/man$section"
-  cp "$page" "$ours/man$section/"
+  cp -f "$page" "$ours/man$section/"
   base=${page##*/}
   names+=("${base%.*}")
 done

@@ -619,6 +619,8 @@ Test(security, unsafe_secret_file_stops_both_programs) {
     cr_assert(d.exited_with(4), "reactord with a %04o secret: %s", static_cast<unsigned>(mode),
               d.describe().c_str());
     ASSERT_CONTAINS(d.stderr_text, "chmod");
+    cr_assert(d.stderr_text.rfind("reactord: error: ", 0) == 0, "not prefixed with the program's name: %s",
+              d.stderr_text.c_str());
     cr_assert(d.stderr_text.find("listening on") == std::string::npos, "%s", d.stderr_text.c_str());
     ClientResult c = run_client({"-s", "127.0.0.1:9", "-k", secret->path, "ping"}, Millis(10000));
     cr_assert(c.exited_with(9), "reactorc with a %04o secret: %s", static_cast<unsigned>(mode),

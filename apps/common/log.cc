@@ -55,6 +55,8 @@ void log_init(const char* program, LogLevel level, bool timestamps) {
   g_timestamps = timestamps;
 }
 
+void log_set_timestamps(bool timestamps) { g_timestamps = timestamps; }
+
 LogLevel log_level() { return g_level; }
 bool log_enabled(LogLevel level) { return level <= g_level; }
 const char* program_name() { return g_program; }

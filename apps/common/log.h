@@ -14,6 +14,7 @@ namespace app {
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 
 void log_init(const char* program, LogLevel level, bool timestamps);
+void log_set_timestamps(bool timestamps);
 LogLevel log_level();
 bool log_enabled(LogLevel level);
 const char* program_name();

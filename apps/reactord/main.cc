@@ -26,7 +26,10 @@ constexpr char kDefaultListen[] = "127.0.0.1:9000";
 // open files being served, directory streams, the spare for EMFILE.
 constexpr rlim_t kSpareDescriptors = 64;
 
+// The last words of a reactord that cannot start (or go on) read like any Unix tool's:
+// "reactord: error: ...", no timestamp in front of the program's name.
 int fail(int code, const std::string& message) {
+  app::log_set_timestamps(false);
   app::log_error("%s", message.c_str());
   return code;
 }
@@ -77,7 +80,8 @@ int main(int argc, char** argv) {
   app::LogLevel level = options.verbosity < 0   ? app::LogLevel::kError
                         : options.verbosity == 0 ? app::LogLevel::kInfo
                                                  : app::LogLevel::kDebug;
-  app::log_init("reactord", level, true);
+  // Stamped from the first "listening on" line on; start-up messages are plain.
+  app::log_init("reactord", level, false);
   reactor::ignore_sigpipe();
 
   std::vector<reactor::SocketAddress> addresses;
@@ -110,6 +114,7 @@ int main(int argc, char** argv) {
 
   fit_descriptor_limit(&options);
   server::Server server(*loop, options, std::move(root), std::move(secret));
+  app::log_set_timestamps(true);
   if (!server.start(addresses, &err)) return fail(server::kExitListen, err);
   if (!loop->run(&err)) return fail(server::kExitFailure, "event loop failed: " + err);
   return server::kExitOk;
