@@ -22,6 +22,7 @@
 #include "tests/support/address.h"
 #include "tests/support/assertions.h"
 #include "tests/support/binaries.h"
+#include "tests/support/black_hole.h"
 #include "tests/support/client.h"
 #include "tests/support/deadline.h"
 #include "tests/support/fd.h"
@@ -149,6 +150,36 @@ Test(client_cli, connection_refused_exits_3) {
   cr_assert(r.exited_with(3), "%s", r.describe().c_str());
   cr_assert_not(read_file(dir.path("x.bin")).has_value());
   assert_no_debris(dir.path());
+}
+
+// A server that never answers the SYN: the connect gives up after -t and it is "cannot
+// connect" (3), saying it timed out.
+Test(client_cli, connect_timeout_exits_3) {
+  TempDir dir = *TempDir::create("client-cli-test");
+  auto secret = write_secret(dir.path());
+  cr_assert(secret.has_value());
+  BlackHole hole;
+  std::string err;
+  cr_assert(BlackHole::open(&hole, &err), "%s", err.c_str());
+  ClientResult r = run_client({"-s", hole.address(), "-k", secret->path, "-t", "0.5", "ping"}, Millis(30000));
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "connect " + hole.address() + ": timed out after 500 ms");
+}
+
+// In a network namespace of its own, loopback is down: connecting to 127.0.0.1 fails at
+// once with "Network is unreachable", and that too is "cannot connect" (3). Needs the
+// right to create a namespace (root, as CI runs); skipped, and said so, without it.
+Test(client_cli, unreachable_network_exits_3) {
+  TempDir dir = *TempDir::create("client-cli-test");
+  auto secret = write_secret(dir.path());
+  cr_assert(secret.has_value());
+  ClientResult probe = run_program({"unshare", "-n", "true"}, Millis(10000));
+  if (!probe.exited_with(0)) cr_skip_test("cannot create a network namespace here: %s", probe.describe().c_str());
+  std::string reactorc = *find_binary("reactorc");
+  ClientResult r = run_program({"unshare", "-n", reactorc, "-s", "127.0.0.1:9000", "-k", secret->path, "ping"},
+                               Millis(30000));
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "Network is unreachable");
 }
 
 Test(client_cli, secret_problems_exit_9) {

@@ -24,6 +24,7 @@
 #include "reactor/socket_address.h"
 #include "reactor/socket_ops.h"
 #include "reactor/unique_fd.h"
+#include "tests/support/black_hole.h"
 
 // Criterion's Test() macro expands to a C-style cast.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
@@ -73,22 +74,15 @@ SocketAddress refused_address() {
 
 // A listener whose accept queue is full: further SYNs are dropped, connects hang.
 struct FullListener {
-  RawListener listener;
-  std::vector<UniqueFd> queued;
+  testsupport::BlackHole hole;
+  RawListener listener;  // only .addr: the hole's address as a reactor::SocketAddress
 };
 
 FullListener full_listener() {
-  FullListener full{raw_listener(0), {}};
-  for (int i = 0; i < 8; ++i) {
-    UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    int rc = ::connect(c.get(), full.listener.addr.get(), full.listener.addr.length());
-    cr_assert(rc == 0 || errno == EINPROGRESS);
-    pollfd p{c.get(), POLLOUT, 0};
-    bool connected = ::poll(&p, 1, 200) == 1;
-    full.queued.push_back(std::move(c));
-    if (!connected) return full;  // this one hangs: the queue is full
-  }
-  cr_assert_fail("could not fill the accept queue of a backlog-0 listener");
+  FullListener full;
+  std::string err;
+  cr_assert(testsupport::BlackHole::open(&full.hole, &err), "%s", err.c_str());
+  cr_assert(reactor::parse_address(full.hole.address(), &full.listener.addr, &err), "%s", err.c_str());
   return full;
 }
 

@@ -159,6 +159,44 @@ Test(transfer, sparse_file_over_2_gib_has_64_bit_sizes_end_to_end) {
   stop_cleanly(s);
 }
 
+// Past 2^32 bytes: a resumed get near the end of a 4 GiB + 7 sparse file returns the
+// bytes written there and the digest of the whole file (the server reads and hashes the
+// 4 GiB before the offset), and reactorc bench streams all of it through the client's
+// decoder and checks it against the trailer. Nothing is written to disk.
+Test(transfer, sparse_file_over_4_gib_streams_and_verifies) {
+  Served s = serve(options());
+  const uint64_t size = (uint64_t{1} << 32) + 7;
+  std::string served = s.in_root("huger.bin");
+  std::string err;
+  cr_assert(make_sparse_file(served, size, &err), "%s", err.c_str());
+  const uint64_t tail = (uint64_t{1} << 32) - 8;
+  {
+    int fd = open(served.c_str(), O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, "below4G|above4G", 15, static_cast<off_t>(tail)), 15);
+    close(fd);
+  }
+  auto want_hash = sha256_file_hex(served, &err);
+  cr_assert(want_hash.has_value(), "%s", err.c_str());
+
+  RawClient c = connect_authenticated(s);
+  cr_assert(c.send_frame(R"({"type":"get","path":"huger.bin","offset":)" + std::to_string(tail) + "}"));
+  ReadResult header = c.read_frame(Millis(60000));
+  cr_assert(header.ok(), "%s", header.describe().c_str());
+  cr_assert_eq(header.frame.type(), "file", "%s", header.frame.header.c_str());
+  cr_assert_eq(header.frame.number_field("size").value_or(-1), static_cast<double>(size));
+  ASSERT_STR_EQ(header.frame.body, "below4G|above4G");
+  ReadResult end = c.read_frame(Millis(60000));
+  cr_assert(end.ok(), "%s", end.describe().c_str());
+  ASSERT_STR_EQ(end.frame.string_field("sha256").value_or(""), *want_hash);
+  c.close();
+
+  ClientResult r = s.server.run_client({"bench", "--json", "-c", "1", "-n", "1", "get", "huger.bin"}, Millis(100000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stdout_text, "\"bytes\":" + std::to_string(size));
+  stop_cleanly(s);
+}
+
 Test(transfer, two_hundred_clients_at_once) {
   Served s = serve(options());
   const uint64_t size = 512 * 1024 + 333;
