@@ -38,7 +38,8 @@ OPT      = -O2 -g
 LDSAN    =
 endif
 CPPFLAGS_ALL = -I. -D_GNU_SOURCE -DREACTOR_VERSION='"$(VERSION)"'
-CXXFLAGS_ALL = $(CXXSTD) $(OPT) $(WARNINGS) -MMD -MP $(PKG_CFLAGS) $(CXXFLAGS)
+# -pthread: reactorc hashes downloads on a second thread (apps/reactorc/background_sha256.h).
+CXXFLAGS_ALL = $(CXXSTD) $(OPT) $(WARNINGS) -pthread -MMD -MP $(PKG_CFLAGS) $(CXXFLAGS)
 VERSION  = 0.1.0
 
 REACTOR_SRCS  := $(sort $(wildcard reactor/*.cc))
@@ -93,14 +94,14 @@ $(BUILD)/%.a:
 APP_LIBS = $(LIBCOMMON) $(LIBPROTOCOL) $(LIBREACTOR)
 
 $(REACTORD): $(call obj,apps/reactord/main.cc) $(SERVER_LIB) $(APP_LIBS)
-	$(CXX) $(LDSAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CXX) $(LDSAN) -pthread $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(REACTORC): $(call obj,apps/reactorc/main.cc) $(CLIENT_LIB) $(APP_LIBS)
-	$(CXX) $(LDSAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CXX) $(LDSAN) -pthread $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(SUPPORT_SRCS)) $(SERVER_LIB) $(CLIENT_LIB) $(APP_LIBS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDSAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+	$(CXX) $(LDSAN) -pthread $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
 
 tests: $(TEST_BINS) $(REACTORD) $(REACTORC)
 .PHONY: tests

@@ -197,6 +197,7 @@ void CommandRunner::on_get_message(protocol::Message& message) {
       return;
     }
     header_seen_ = true;
+    hash_.emplace();
     expected_ = header->size;
     mtime_ = header->mtime;
     body_done_ = expected_ == 0;
@@ -219,7 +220,7 @@ void CommandRunner::on_get_message(protocol::Message& message) {
       fail_transfer(kExitProtocol, "the server ended the transfer early");
       return;
     }
-    protocol::Digest actual = hash_.finish();
+    protocol::Digest actual = hash_->finish();
     if (actual != end->sha256) {
       fail_transfer(kExitVerify, "verification failed: SHA-256 mismatch (expected " + protocol::to_hex(end->sha256) +
                                      ", got " + protocol::to_hex(actual) + "); nothing was kept");
@@ -242,7 +243,7 @@ void CommandRunner::on_body(Connection&, const char* data, size_t len, uint64_t 
     if (!done_) fail(kExitProtocol, "the server sent an unexpected body");
     return;
   }
-  hash_.update(data, len);
+  hash_->update(data, len);
   received_ += len;
   std::string err;
   if (!target_->write(data, len, &err)) {

@@ -4,10 +4,12 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "apps/common/secret.h"
+#include "apps/reactorc/background_sha256.h"
 #include "apps/reactorc/connection.h"
 #include "apps/reactorc/download_target.h"
 #include "apps/reactorc/options.h"
@@ -54,7 +56,7 @@ class CommandRunner : public ConnectionListener {
   std::string remote_;
   std::unique_ptr<DownloadTarget> target_;
   std::unique_ptr<Progress> progress_;
-  protocol::Sha256 hash_;
+  std::optional<BackgroundSha256> hash_;  // from the file header on
   bool header_seen_ = false;
   bool body_done_ = false;
   int64_t mtime_ = 0;
