@@ -549,7 +549,9 @@ def scenario_6():
     runs = []
     for run in range(RUNS):
         log("scenario 6 run %d/%d" % (run + 1, RUNS))
-        streams = start(reactorc(addr, "bench", "--json", "-c", "4", "-n", "4", "get", "big.bin"))
+        # Two 1 GiB files per connection, so that the streams outlast the 3 s of pings even
+        # when the digest is cached and the client keeps up (one each ended first here).
+        streams = start(reactorc(addr, "bench", "--json", "-c", "4", "-n", "8", "get", "big.bin"))
         time.sleep(0.5)
         r = measure(reactorc(addr, "bench", "--json", "-c", "1", "-d", "3", "ping"))
         still_streaming = streams.poll() is None

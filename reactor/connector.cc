@@ -92,10 +92,30 @@ void Connector::finish(UniqueFd fd, ConnectError kind) {
   if (on_done) on_done(std::move(fd), kind, message);
 }
 
-void Connector::succeed(UniqueFd fd) {
+void Connector::hand_over(uint32_t events, EventLoop::IoHandler handler) {
+  handover_events_ = events;
+  handover_ = std::move(handler);
+}
+
+// `registered`: the fd is still watched for the connect's completion.
+void Connector::succeed(UniqueFd fd, bool registered) {
   // Requests and replies are small and latency-bound; the OS default would hold them back
   // waiting for an ACK. A failure here costs speed, not correctness.
   set_nodelay(fd.get(), true, nullptr);
+  if (handover_) {
+    std::string err;
+    bool ok = registered ? loop_.replace(fd.get(), handover_events_, handover_, &err)
+                         : loop_.add(fd.get(), handover_events_, handover_, &err);
+    if (!ok) {
+      if (registered) loop_.remove_before_close(fd.get());
+      note(ConnectError::kOther, "connect " + addresses_[next_ - 1].to_string() + ": " + err);
+      fd.reset();
+      try_next();
+      return;
+    }
+  } else if (registered) {
+    loop_.remove(fd.get());
+  }
   finish(std::move(fd), ConnectError::kNone);
 }
 
@@ -116,7 +136,7 @@ void Connector::try_next() {
     // EINTR does not abort a connect: it carries on in the background like EINPROGRESS
     // (and a second connect() would only say EALREADY).
     if (::connect(fd.get(), address.get(), address.length()) == 0) {
-      succeed(std::move(fd));
+      succeed(std::move(fd), false);
       return;
     }
     int errnum = errno;
@@ -140,22 +160,30 @@ void Connector::try_next() {
 }
 
 void Connector::on_writable() {
-  stop_waiting();
-  UniqueFd fd = std::move(fd_);
-  const std::string what = "connect " + addresses_[next_ - 1].to_string();
+  if (timer_ != 0) loop_.cancel(timer_);
+  timer_ = 0;
+  UniqueFd fd = std::move(fd_);  // still registered: succeed() or the failure below settles that
+  const SocketAddress& address = addresses_[next_ - 1];
   int errnum = socket_error(fd.get());
   if (errnum != 0) {
-    note(classify(errnum), sys_error(errnum, what));
-  } else if (local_address(fd.get()) == addresses_[next_ - 1]) {
+    note(classify(errnum), sys_error(errnum, "connect " + address.to_string()));
+  } else if (may_connect_to_itself(address) && local_address(fd.get()) == address) {
     // Loopback only: connecting to a free ephemeral port can pick that same port as the
     // source, and TCP's simultaneous open then "connects" the socket to itself.
-    note(ConnectError::kRefused, what + ": connected to itself (nothing listening)");
+    note(ConnectError::kRefused, "connect " + address.to_string() + ": connected to itself (nothing listening)");
   } else {
-    succeed(std::move(fd));
+    succeed(std::move(fd), true);
     return;
   }
+  loop_.remove_before_close(fd.get());
   fd.reset();
   try_next();
+}
+
+// A socket bound to another source address than the one it connects to cannot end up
+// connected to itself; only then is the getsockname() check worth its system call.
+bool Connector::may_connect_to_itself(const SocketAddress& address) const {
+  return source_.family() != address.family() || !source_.same_host(address);
 }
 
 void Connector::on_timeout() {

@@ -75,6 +75,11 @@ void EpollPoller::unwatch(int fd) {
   ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev);
 }
 
+void EpollPoller::forget(int fd) {
+  size_t index = static_cast<size_t>(fd);
+  if (fd >= 0 && index < registered_.size()) registered_[index] = false;
+}
+
 int EpollPoller::wait(int timeout_ms, std::vector<Ready>& out, std::string* err) {
   out.clear();
   int n = ::epoll_wait(epfd_.get(), events_.data(), static_cast<int>(events_.size()),

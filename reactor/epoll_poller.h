@@ -20,6 +20,7 @@ class EpollPoller final : public Poller {
 
   bool watch(int fd, uint32_t events, std::string* err) override;
   void unwatch(int fd) override;
+  void forget(int fd) override;
   int wait(int timeout_ms, std::vector<Ready>& out, std::string* err) override;
   const char* name() const override { return "epoll"; }
 

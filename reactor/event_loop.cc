@@ -109,16 +109,40 @@ uint32_t EventLoop::events(int fd) const {
 
 bool EventLoop::watching(int fd) const { return slot(fd) != nullptr; }
 
-void EventLoop::remove(int fd) {
-  Slot* s = slot(fd);
-  if (s == nullptr) return;
-  poller_->unwatch(fd);
-  std::unique_ptr<IoHandler> handler = std::move(s->handler);
-  s->events = 0;
+void EventLoop::drop_handler(Slot& s) {
+  std::unique_ptr<IoHandler> handler = std::move(s.handler);
+  s.events = 0;
   // The generation stays: the next add() stamps a new one, which is what invalidates any
   // event for this fd still pending in the current pass.
   if (dispatching_) retired_.push_back(std::move(handler));
   // Otherwise `handler` dies here: no handler can be running outside an iteration.
+}
+
+void EventLoop::remove(int fd) {
+  Slot* s = slot(fd);
+  if (s == nullptr) return;
+  poller_->unwatch(fd);
+  drop_handler(*s);
+}
+
+void EventLoop::remove_before_close(int fd) {
+  Slot* s = slot(fd);
+  if (s == nullptr) return;
+  poller_->forget(fd);
+  drop_handler(*s);
+}
+
+bool EventLoop::replace(int fd, uint32_t events, IoHandler h, std::string* err) {
+  Slot* s = slot(fd);
+  if (s == nullptr) return set_error(err, "event loop: fd " + std::to_string(fd) + " is not registered");
+  if (!h) return set_error(err, "event loop: empty handler for fd " + std::to_string(fd));
+  events &= kReadable | kWritable;
+  if (events != s->events && !poller_->watch(fd, events, err)) return false;
+  drop_handler(*s);
+  s->handler = std::make_unique<IoHandler>(std::move(h));
+  s->events = events;
+  s->generation = next_generation_++;
+  return true;
 }
 
 EventLoop::TimerId EventLoop::run_after(Clock::duration delay, Task task) {

@@ -60,6 +60,15 @@ class EventLoop {
   // Forgets `fd`. Safe from inside that fd's own handler or any other; a no-op for an fd
   // not registered. Call it before closing the fd (see Poller::unwatch).
   void remove(int fd);
+  // remove() for an fd the caller closes right after and never duplicated (no dup(), no
+  // fork() while it was open), which lets epoll skip a system call: see Poller::forget.
+  // reactord and reactorc use it for their connections: neither forks nor dups them.
+  void remove_before_close(int fd);
+  // Gives a registered fd a new handler and interest mask, at most one epoll_ctl MOD: for
+  // handing a descriptor from one owner to the next (Connector to Connection) without the
+  // kernel forgetting and relearning it. Events still pending for the fd in the current
+  // pass are dropped, as after remove() and add(). Safe from inside the old handler.
+  bool replace(int fd, uint32_t events, IoHandler h, std::string* err);
 
   // Timers. Deadlines are taken from the clock at the call, not the cached now(), so a timer
   // never fires early. A callback may cancel any timer, itself included. run_every() with a
@@ -114,6 +123,7 @@ class EventLoop {
   void dispatch();
   void run_deferred();
   void read_signals();
+  void drop_handler(Slot& s);
 
   std::unique_ptr<Poller> poller_;
   std::vector<Slot> slots_;

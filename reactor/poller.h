@@ -42,6 +42,12 @@ class Poller {
   // fork), and the kernel would keep reporting an fd number that no longer means anything.
   virtual void unwatch(int fd) = 0;
 
+  // Stops watching `fd` that the caller is about to close and of whose open file it holds
+  // no other descriptor (no dup(), no fork() while it was open): closing the last
+  // descriptor ends an epoll registration by itself, so epoll skips the EPOLL_CTL_DEL
+  // system call. Otherwise the same as unwatch().
+  virtual void forget(int fd) { unwatch(fd); }
+
   // Waits up to timeout_ms (-1: forever, 0: just look) and replaces `out` with the ready
   // descriptors. Returns their count; an interrupted wait (EINTR) returns 0, not an error.
   // -1 + *err only for failures that retrying cannot fix.

@@ -141,19 +141,23 @@ std::string SocketAddress::to_string() const {
   return "(address family " + std::to_string(family()) + ")";
 }
 
-bool operator==(const SocketAddress& a, const SocketAddress& b) {
-  if (a.family() != b.family() || a.port() != b.port()) return false;
-  if (a.family() == AF_INET) {
-    return reinterpret_cast<const sockaddr_in*>(&a.storage_)->sin_addr.s_addr ==
-           reinterpret_cast<const sockaddr_in*>(&b.storage_)->sin_addr.s_addr;
+bool SocketAddress::same_host(const SocketAddress& other) const {
+  if (family() != other.family()) return false;
+  if (family() == AF_INET) {
+    return reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr ==
+           reinterpret_cast<const sockaddr_in*>(&other.storage_)->sin_addr.s_addr;
   }
-  if (a.family() == AF_INET6) {
-    const auto* x = reinterpret_cast<const sockaddr_in6*>(&a.storage_);
-    const auto* y = reinterpret_cast<const sockaddr_in6*>(&b.storage_);
+  if (family() == AF_INET6) {
+    const auto* x = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    const auto* y = reinterpret_cast<const sockaddr_in6*>(&other.storage_);
     return std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0 &&
            x->sin6_scope_id == y->sin6_scope_id;
   }
-  return a.len_ == b.len_ && std::memcmp(&a.storage_, &b.storage_, a.len_) == 0;
+  return len_ == other.len_ && std::memcmp(&storage_, &other.storage_, len_) == 0;
+}
+
+bool operator==(const SocketAddress& a, const SocketAddress& b) {
+  return a.port() == b.port() && a.same_host(b);
 }
 
 bool parse_address(std::string_view text, SocketAddress* out, std::string* err) {

@@ -36,6 +36,9 @@ class SocketAddress {
   void set_length(socklen_t len);
   static constexpr socklen_t capacity() { return sizeof(sockaddr_storage); }
 
+  // The same family and IP address (and IPv6 scope), whatever the ports.
+  bool same_host(const SocketAddress& other) const;
+
   friend bool operator==(const SocketAddress& a, const SocketAddress& b);
   friend bool operator!=(const SocketAddress& a, const SocketAddress& b) { return !(a == b); }
 

@@ -140,6 +140,41 @@ Test(connector, connects, .timeout = 10) {
   cr_assert(::fcntl(out.fd.get(), F_GETFD) & FD_CLOEXEC);
 }
 
+// Without hand_over() the fd comes back unregistered; with it, registered for the new
+// handler, which then gets the connection's events (here: the server's first bytes).
+// A failed attempt leaves nothing registered either way.
+Test(connector, hands_the_fd_over_registered, .timeout = 10) {
+  auto loop = make_loop();
+  RawListener server = raw_listener(16);
+  Outcome plain;
+  Connector c1(*loop, {server.addr}, std::chrono::seconds(2), record(plain, *loop));
+  run(*loop);
+  cr_assert(plain.fd);
+  cr_assert_not(loop->watching(plain.fd.get()), "registered without hand_over()");
+
+  Outcome out;
+  int handled = 0;
+  Connector c2(*loop, {refused_address(), server.addr}, std::chrono::seconds(2), record(out, *loop));
+  c2.hand_over(reactor::kReadable, [&](uint32_t events) {
+    if (events & reactor::kReadable) ++handled;
+    loop->stop();
+  });
+  run(*loop);
+  cr_assert(out.kind == ConnectError::kNone, "%s: %s", reactor::to_string(out.kind), out.err.c_str());
+  cr_assert(out.fd);
+  cr_assert(loop->watching(out.fd.get()));
+  cr_assert_eq(loop->events(out.fd.get()), reactor::kReadable);
+  // Both connections wait in the listener's queue (c1's first): greet both.
+  UniqueFd first(::accept4(server.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  UniqueFd second(::accept4(server.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  cr_assert(first && second);
+  cr_assert_eq(::write(first.get(), "x", 1), 1);
+  cr_assert_eq(::write(second.get(), "x", 1), 1);
+  run(*loop);
+  cr_assert_eq(handled, 1);
+  loop->remove(out.fd.get());
+}
+
 Test(connector, refused, .timeout = 10) {
   auto loop = make_loop();
   SocketAddress nobody = refused_address();

@@ -595,3 +595,70 @@ Test(event_loop, ignore_sigpipe_makes_writes_fail_with_epipe, .timeout = 10) {
   cr_assert_eq(::write(w.get(), "x", 1), -1);
   cr_assert_eq(errno, EPIPE);
 }
+
+// replace(): the new handler and mask take over at once, from inside the old handler; the
+// old handler is not called again (it is retired, destroyed after the pass), and the new
+// one sees only what its own mask asks for.
+Test(event_loop, replace_hands_a_registered_fd_to_a_new_handler, .timeout = 10) {
+  auto loop = make_loop();
+  Pair p = socket_pair();
+  int old_calls = 0;
+  int new_calls = 0;
+  std::string got;
+  auto fresh = [&](uint32_t events) {
+    ++new_calls;
+    cr_assert(events & reactor::kReadable, "events %#x", events);
+    char buf[16];
+    ssize_t n = ::read(p.a.get(), buf, sizeof buf);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+    loop->remove(p.a.get());
+    loop->stop();
+  };
+  cr_assert(loop->add(p.a.get(), reactor::kWritable,
+                      [&](uint32_t) {
+                        ++old_calls;
+                        std::string err;
+                        cr_assert(loop->replace(p.a.get(), reactor::kReadable, fresh, &err), "%s", err.c_str());
+                        cr_assert_eq(loop->events(p.a.get()), reactor::kReadable);
+                      },
+                      nullptr));
+  loop->run_after(milliseconds(30), [&] { send_text(p.b.get(), "hi"); });
+  run(*loop);
+  cr_assert_eq(old_calls, 1, "the old handler ran %d times", old_calls);
+  cr_assert_eq(new_calls, 1);
+  cr_assert_eq(got, "hi");
+  std::string err;
+  cr_assert_not(loop->replace(p.a.get(), reactor::kReadable, fresh, &err), "not registered any more");
+  cr_assert_not(err.empty());
+}
+
+// remove_before_close(): after it and close(), the same descriptor number, reused by a new
+// socket, can be added again and reports that socket's events, with either backend.
+Test(event_loop, remove_before_close_then_reuse_the_number, .timeout = 10) {
+  auto loop = make_loop();
+  Pair first = socket_pair();
+  int number = first.a.get();
+  cr_assert(loop->add(number, reactor::kReadable, [](uint32_t) { cr_assert_fail("the closed socket's handler ran"); },
+                      nullptr));
+  loop->remove_before_close(number);
+  cr_assert_not(loop->watching(number));
+  first.a.reset();
+  Pair second = socket_pair();
+  int fds[2] = {second.a.get(), second.b.get()};
+  int reused = fds[0] == number ? 0 : fds[1] == number ? 1 : -1;
+  cr_assert_neq(reused, -1, "the lowest free number %d was not reused", number);
+  int other = fds[1 - reused];
+  bool seen = false;
+  std::string err;
+  cr_assert(loop->add(number, reactor::kReadable,
+                      [&](uint32_t events) {
+                        seen = (events & reactor::kReadable) != 0;
+                        loop->remove(number);
+                        loop->stop();
+                      },
+                      &err),
+            "%s", err.c_str());
+  send_text(other, "x");
+  run(*loop);
+  cr_assert(seen);
+}

@@ -130,6 +130,16 @@ Test(socket_address, set_port_and_equality, .timeout = 10) {
   cr_assert(SocketAddress::ipv4_loopback(5) != SocketAddress::ipv6_loopback(5));
 }
 
+Test(socket_address, same_host_ignores_the_port, .timeout = 10) {
+  cr_assert(parse_ok("192.0.2.7:1").same_host(parse_ok("192.0.2.7:2")));
+  cr_assert_not(parse_ok("192.0.2.7:1").same_host(parse_ok("192.0.2.8:1")));
+  cr_assert(parse_ok("[::1]:1").same_host(parse_ok("[::1]:9")));
+  cr_assert_not(parse_ok("[::1]:1").same_host(parse_ok("[::2]:1")));
+  cr_assert_not(parse_ok("[fe80::1%1]:1").same_host(parse_ok("[fe80::1%2]:1")), "the scope counts");
+  cr_assert_not(SocketAddress::ipv4_loopback(5).same_host(SocketAddress::ipv6_loopback(5)));
+  cr_assert_not(SocketAddress().same_host(SocketAddress::ipv4_loopback(0)));
+}
+
 Test(socket_address, resolve_numeric, .timeout = 10) {
   std::vector<SocketAddress> out;
   std::string err;

@@ -7,13 +7,19 @@
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,6 +27,7 @@
 #include "tests/support/assertions.h"
 #include "tests/support/client.h"
 #include "tests/support/deadline.h"
+#include "tests/support/fd.h"
 #include "tests/support/files.h"
 #include "tests/support/fixture.h"
 #include "tests/support/hmac_auth.h"
@@ -194,6 +201,46 @@ Test(transfer, sparse_file_over_4_gib_streams_and_verifies) {
   ClientResult r = s.server.run_client({"bench", "--json", "-c", "1", "-n", "1", "get", "huger.bin"}, Millis(100000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stdout_text, "\"bytes\":" + std::to_string(size));
+  stop_cleanly(s);
+}
+
+namespace {
+
+// Duplicates into this process the descriptor of reactord's end of connection `c` (the
+// socket whose peer is c's local address), with pidfd_getfd(2). Invalid if not found.
+Fd server_end_of(ServerProcess& server, const RawClient& c) {
+  sockaddr_storage mine{};
+  socklen_t mine_len = sizeof mine;
+  cr_assert_eq(getsockname(c.fd(), reinterpret_cast<sockaddr*>(&mine), &mine_len), 0);
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, server.process().pid(), 0)));
+  cr_assert(pidfd.valid(), "pidfd_open: %s", std::strerror(errno));
+  for (int fd = 3; fd < 1024; ++fd) {
+    Fd dup(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), fd, 0)));
+    if (!dup.valid()) continue;
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    if (getpeername(dup.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0 && peer_len == mine_len &&
+        std::memcmp(&peer, &mine, mine_len) == 0)
+      return dup;
+  }
+  return Fd();
+}
+
+}  // namespace
+
+// Small frames (a pong, a get's trailer) go out at once: Nagle's algorithm would hold each
+// until the client's delayed ACK, ~40 ms. reactord sets TCP_NODELAY on its listeners and
+// relies on Linux copying it to every accepted socket; this checks the copy is there.
+Test(transfer, accepted_sockets_have_nodelay) {
+  Served s = serve(options());
+  RawClient c = connect_authenticated(s);
+  Fd end = server_end_of(s.server, c);
+  if (!end.valid()) cr_skip_test("%s", "cannot duplicate reactord's descriptors here (pidfd_getfd needs ptrace rights)");
+  int nodelay = 0;
+  socklen_t len = sizeof nodelay;
+  cr_assert_eq(getsockopt(end.get(), IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+  cr_assert_neq(nodelay, 0, "TCP_NODELAY is off on an accepted connection");
+  c.close();
   stop_cleanly(s);
 }
 

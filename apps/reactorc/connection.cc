@@ -22,9 +22,10 @@ constexpr size_t kInputLimit = 512 * 1024;
 Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener)
     : loop_(loop), secret_(secret), listener_(listener), in_(kInputLimit), decoder_(protocol::kMaxHeaderLen) {}
 
+// remove_before_close: a connection's socket is never duplicated, and closes right after.
 Connection::~Connection() {
   if (silence_timer_ != 0) loop_.cancel(silence_timer_);
-  if (registered_) loop_.remove(fd_.get());
+  if (registered_) loop_.remove_before_close(fd_.get());
 }
 
 void Connection::connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout,
@@ -36,6 +37,7 @@ void Connection::connect(std::vector<reactor::SocketAddress> addresses, Clock::d
         on_connected(std::move(fd), error, message);
       },
       source);
+  connector_->hand_over(reactor::kReadable, [this](uint32_t events) { on_events(events); });
 }
 
 void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message) {
@@ -47,12 +49,7 @@ void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error,
   }
   fd_ = std::move(fd);
   peer_ = connector_->peer().to_string();
-  std::string err;
-  if (!loop_.add(fd_.get(), reactor::kReadable, [this](uint32_t events) { on_events(events); }, &err)) {
-    fail(Failure::kConnect, err);
-    return;
-  }
-  registered_ = true;
+  registered_ = true;  // by the connector, for on_events (see connect())
   interest_ = reactor::kReadable;
   state_ = State::kAwaitHello;
   last_activity_ = loop_.now();
@@ -81,7 +78,7 @@ void Connection::close() {
     silence_timer_ = 0;
   }
   if (registered_) {
-    loop_.remove(fd_.get());
+    loop_.remove_before_close(fd_.get());
     registered_ = false;
   }
   fd_.reset();

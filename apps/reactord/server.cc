@@ -36,6 +36,11 @@ bool Server::start(const std::vector<reactor::SocketAddress>& addresses, std::st
         },
         err);
     if (!listener) return false;
+    // Responses end with small frames (a get's trailer after a sendfile body, a pong):
+    // with Nagle on, each would wait for the client's delayed ACK, ~40 ms. Linux copies
+    // TCP_NODELAY from the listener to every socket accept() returns, which saves a
+    // setsockopt per connection (tests/test_security.cc checks an accepted socket).
+    if (!reactor::set_nodelay(listener->fd(), true, err)) return false;
     listener->set_error_handler([](const std::string& message) { app::log_warn("%s", message.c_str()); });
     app::log_info("listening on %s", listener->local_address().to_string().c_str());
     listeners_.push_back(std::move(listener));
@@ -65,9 +70,6 @@ void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer)
                   static_cast<unsigned long long>(options_.max_connections));
     return;
   }
-  // Responses end with small frames (a get's trailer after a sendfile body, a pong):
-  // with Nagle on, each would wait for the client's delayed ACK, ~40 ms.
-  reactor::set_nodelay(fd.get(), true, nullptr);
   uint64_t id = next_id_++;
   app::log_info("%s #%llu connected", peer.to_string().c_str(), static_cast<unsigned long long>(id));
   auto session = std::make_unique<Session>(*this, id, std::move(fd), peer);

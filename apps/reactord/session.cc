@@ -62,7 +62,7 @@ Session::Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reacto
 
 Session::~Session() {
   if (handshake_ && handshake_->verdict_timer != 0) server_.loop().cancel(handshake_->verdict_timer);
-  if (registered_) server_.loop().remove(fd_.get());
+  if (registered_) server_.loop().remove_before_close(fd_.get());  // reactord never dups or forks
 }
 
 bool Session::start() {
@@ -502,7 +502,7 @@ void Session::close(const char* reason) {
     handshake_->verdict_timer = 0;
   }
   if (registered_) {
-    server_.loop().remove(fd_.get());
+    server_.loop().remove_before_close(fd_.get());  // fd_ closes below; reactord never dups or forks
     registered_ = false;
   }
   sender_.reset();
