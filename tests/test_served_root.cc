@@ -153,23 +153,23 @@ const Case kLists[] = {
     {"missing", "not_found", "not_found"},
 };
 
+template <size_t N, typename Outcome>
+void check_cases(const ServedRoot& root, bool walking, const char* verb, const Case (&cases)[N], Outcome outcome) {
+  for (const Case& c : cases) {
+    std::string want = walking ? c.walking : c.with_openat2;
+    std::string got = outcome(root, c.path);
+    cr_assert_eq(got, want, "%s %s (%s): %s, expected %s", verb, c.path, walking ? "walk" : "openat2", got.c_str(),
+                 want.c_str());
+  }
+}
+
 void check_all(ServedRoot::Resolution how) {
   Tree t = attack_tree();
   std::unique_ptr<ServedRoot> root = open_root(t, how);
   bool walking = how == ServedRoot::Resolution::kWalk;
   cr_assert_eq(root->uses_openat2(), !walking);
-  for (const Case& c : kGets) {
-    std::string want = walking ? c.walking : c.with_openat2;
-    std::string got = get_outcome(*root, c.path);
-    cr_assert_eq(got, want, "get %s (%s): %s, expected %s", c.path, walking ? "walk" : "openat2", got.c_str(),
-                 want.c_str());
-  }
-  for (const Case& c : kLists) {
-    std::string want = walking ? c.walking : c.with_openat2;
-    std::string got = list_outcome(*root, c.path);
-    cr_assert_eq(got, want, "list %s (%s): %s, expected %s", c.path, walking ? "walk" : "openat2", got.c_str(),
-                 want.c_str());
-  }
+  check_cases(*root, walking, "get", kGets, get_outcome);
+  check_cases(*root, walking, "list", kLists, list_outcome);
 }
 
 }  // namespace
