@@ -122,15 +122,16 @@ void Connector::succeed(UniqueFd fd, bool registered) {
 void Connector::try_next() {
   while (next_ < addresses_.size()) {
     const SocketAddress& address = addresses_[next_++];
-    const std::string what = "connect " + address.to_string();
+    // Formatted only for an error: the common path connects without building strings.
+    auto what = [&address] { return "connect " + address.to_string(); };
     std::string err;
     UniqueFd fd = tcp_socket(address.family(), &err);
     if (!fd) {
-      note(ConnectError::kOther, what + ": " + err);
+      note(ConnectError::kOther, what() + ": " + err);
       continue;
     }
     if (source_.family() == address.family() && !bind_source(fd.get(), source_, &err)) {
-      note(ConnectError::kOther, what + ": " + err);
+      note(ConnectError::kOther, what() + ": " + err);
       continue;
     }
     // EINTR does not abort a connect: it carries on in the background like EINPROGRESS
@@ -141,11 +142,11 @@ void Connector::try_next() {
     }
     int errnum = errno;
     if (errnum != EINPROGRESS && errnum != EINTR) {
-      note(classify(errnum), sys_error(errnum, what));
+      note(classify(errnum), sys_error(errnum, what()));
       continue;
     }
     if (!loop_.add(fd.get(), kWritable, [this](uint32_t) { on_writable(); }, &err)) {
-      note(ConnectError::kOther, what + ": " + err);
+      note(ConnectError::kOther, what() + ": " + err);
       continue;
     }
     fd_ = std::move(fd);
