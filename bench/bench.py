@@ -642,8 +642,8 @@ def bounds(sha_mbps):
                      "The critical path: reactorc's loop thread receives and writes the file, as curl's one "
                      "thread does, and took about %s CPU s per GiB for it (%s in all less %s of hashing on the "
                      "other thread); curl took %s; dd alone, with no network, writes 1 GiB into tmpfs in %s s. "
-                     "So the two clients are held to about the same speed by the same work, and verifying costs "
-                     "reactorc a core beside it, not time. The cores: reactord's %s and reactorc's %s CPU s per "
+                     "So the two clients are held to about the same speed by the same work; verifying costs "
+                     "reactorc mostly a core beside it, and what time it costs is the next bound. The cores: reactord's %s and reactorc's %s CPU s per "
                      "GiB, %s in all, cannot run on %d cores in less than %s s a GiB, %s MB/s at best, where 1.2x "
                      "curl is %s MB/s. Beating curl by that much would take less work per byte, not more "
                      "threads: receiving straight into the file's pages (splice, or recv into a mapping of it) "
@@ -655,6 +655,13 @@ def bounds(sha_mbps):
                          fmt(r["server_cpu"] + r["client_cpu"], "%.2f"), cores,
                          fmt((r["server_cpu"] + r["client_cpu"]) / cores, "%.2f"),
                          fmt(cores * GIB / 1e6 / (r["server_cpu"] + r["client_cpu"])), fmt(1.2 * ng["mbps"])))
+        sc = s1.get("scp", {})
+        if sc.get("mbps") and r["mbps"] < 2 * sc["mbps"]:
+            L.append("  Not met against scp: 2x its %s MB/s is %s MB/s, and reactorc reached %s MB/s under the "
+                     "bounds above. scp's own cost is its cipher and a MAC on every packet, on both ends (%s and "
+                     "%s CPU s per GiB, server and client), against reactorc's one SHA-256 of the file." % (
+                         fmt(sc["mbps"]), fmt(2 * sc["mbps"]), fmt(r["mbps"]), fmt(sc.get("server_cpu"), "%.2f"),
+                         fmt(sc.get("client_cpu"), "%.2f")))
         if py.get("mbps") and sha_mbps and r["mbps"] < 5 * py["mbps"]:
             L.append("  Not met against the tutorial-style Python pair: it hashes on both ends too (its server "
                      "hashes the whole file before sending, as the tutorial does) and reached %s MB/s (%s/%s CPU s "
