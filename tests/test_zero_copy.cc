@@ -161,6 +161,17 @@ Test(zero_copy, a_resumed_cached_send_still_carries_the_whole_file_digest) {
   cr_assert(end.frame.string_field("sha256") == *whole, "trailer %s, file %s", end.frame.header.c_str(),
             whole->c_str());
   cr_assert_eq(count(s.server.stderr_text(), kZeroCopyLog), 1u, "%s", s.server.stderr_text().c_str());
+  // Resumed this close to the end the body is under 64 KiB: copied, not sent with
+  // sendfile, still from the offset and still with the whole file's digest.
+  const uint64_t near_end = size - 1000;
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"r.bin\",\"offset\":" + std::to_string(near_end) + "}"));
+  file = c.read_frame(Millis(10000));
+  cr_assert(file.ok(), "%s", file.describe().c_str());
+  cr_assert(file.frame.body == pattern_bytes(near_end, size - near_end, 42), "the resumed tail differs");
+  end = c.read_frame(Millis(10000));
+  cr_assert(end.ok(), "%s", end.describe().c_str());
+  cr_assert(end.frame.string_field("sha256") == *whole, "trailer %s", end.frame.header.c_str());
+  cr_assert_eq(count(s.server.stderr_text(), kZeroCopyLog), 1u, "%s", s.server.stderr_text().c_str());
   c.close();
   stop_cleanly(s);
 }
