@@ -114,15 +114,24 @@ DecodeEvent FrameDecoder::step(const char* data, size_t len, size_t* used) {
 }
 
 void append_frame(std::string& out, const cJSON& header) {
-  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(&header), &cJSON_free);
-  if (!text) throw std::bad_alloc();
-  const size_t n = std::strlen(text.get());
+  // Printed into one reusable buffer per thread: cJSON_PrintUnformatted would allocate and
+  // grow a fresh one for every frame. cJSON wants 5 bytes of slack beyond the text; a
+  // header too big for the buffer (over the protocol's limit anyway) takes the slow path.
+  thread_local std::unique_ptr<char[]> scratch(new char[kMaxHeaderLen + 64]);
+  std::unique_ptr<char, decltype(&cJSON_free)> allocated(nullptr, &cJSON_free);
+  const char* text = scratch.get();
+  if (!cJSON_PrintPreallocated(const_cast<cJSON*>(&header), scratch.get(), static_cast<int>(kMaxHeaderLen + 64), 0)) {
+    allocated.reset(cJSON_PrintUnformatted(&header));
+    if (!allocated) throw std::bad_alloc();
+    text = allocated.get();
+  }
+  const size_t n = std::strlen(text);
   const auto n32 = static_cast<uint32_t>(n);
   const char prefix[kFramePrefixLen] = {
       static_cast<char>(n32 >> 24), static_cast<char>(n32 >> 16 & 0xff),
       static_cast<char>(n32 >> 8 & 0xff), static_cast<char>(n32 & 0xff)};
   out.append(prefix, kFramePrefixLen);
-  out.append(text.get(), n);
+  out.append(text, n);
 }
 
 std::string encode_frame(const cJSON& header) {

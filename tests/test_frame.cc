@@ -638,3 +638,23 @@ Test(frame, header_is_released_by_the_next_call, .timeout = kTimeout) {
   cr_assert_eq(ev.kind, DecodeEvent::kNeedMore);
   cr_assert_not(d.has_header());
 }
+
+// encode_frame prints into a reusable buffer sized for the protocol's limit; a header
+// beyond it (a peer with a larger limit could take one) takes cJSON's allocating path and
+// must come out the same.
+Test(frame, encoding_within_and_beyond_the_print_buffer, .timeout = kTimeout) {
+  for (size_t len : {size_t{10}, protocol::kMaxHeaderLen - 40, protocol::kMaxHeaderLen + 1000}) {
+    protocol::JsonPtr header(cJSON_CreateObject());
+    cr_assert_not_null(cJSON_AddStringToObject(header.get(), "type", "msg"));
+    cr_assert_not_null(cJSON_AddStringToObject(header.get(), "text", std::string(len, 'x').c_str()));
+    std::string frame = protocol::encode_frame(*header);
+    std::string expected_json = R"({"type":"msg","text":")" + std::string(len, 'x') + "\"}";
+    cr_assert_eq(frame.size(), 4 + expected_json.size(), "length %zu", len);
+    cr_assert(frame.compare(4, std::string::npos, expected_json) == 0, "length %zu", len);
+    uint32_t prefix = static_cast<uint32_t>(static_cast<unsigned char>(frame[0])) << 24 |
+                      static_cast<uint32_t>(static_cast<unsigned char>(frame[1])) << 16 |
+                      static_cast<uint32_t>(static_cast<unsigned char>(frame[2])) << 8 |
+                      static_cast<uint32_t>(static_cast<unsigned char>(frame[3]));
+    cr_assert_eq(prefix, expected_json.size());
+  }
+}

@@ -71,9 +71,10 @@ void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer)
     return;
   }
   uint64_t id = next_id_++;
-  app::log_info("%s #%llu connected", peer.to_string().c_str(), static_cast<unsigned long long>(id));
   auto session = std::make_unique<Session>(*this, id, std::move(fd), peer);
   Session* raw = session.get();
+  // The session's copy of the address text: log arguments are built even at -q.
+  app::log_info("%s #%llu connected", raw->peer().c_str(), static_cast<unsigned long long>(id));
   sessions_.emplace(id, std::move(session));
   raw->start();
 }

@@ -66,6 +66,7 @@ class Session {
 
   SessionState state() const { return state_; }
   uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
   bool busy() const { return state_ == SessionState::kSending || state_ == SessionState::kListing; }
 
  private:
