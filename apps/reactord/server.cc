@@ -39,7 +39,7 @@ bool Server::start(const std::vector<reactor::SocketAddress>& addresses, std::st
     // Responses end with small frames (a get's trailer after a sendfile body, a pong):
     // with Nagle on, each would wait for the client's delayed ACK, ~40 ms. Linux copies
     // TCP_NODELAY from the listener to every socket accept() returns, which saves a
-    // setsockopt per connection (tests/test_security.cc checks an accepted socket).
+    // setsockopt per connection (tests/test_transfer.cc checks an accepted socket).
     if (!reactor::set_nodelay(listener->fd(), true, err)) return false;
     listener->set_error_handler([](const std::string& message) { app::log_warn("%s", message.c_str()); });
     app::log_info("listening on %s", listener->local_address().to_string().c_str());
