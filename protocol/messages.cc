@@ -357,6 +357,7 @@ EntryKind entry_kind_from_string(std::string_view name) {
 }
 
 const char* type_name(const Message& message) { return kTypeNames[message.index()]; }
+const char* type_name(MessageType type) { return kTypeNames[static_cast<size_t>(type)]; }
 
 std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
                                      ProtocolError* err) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -131,8 +132,23 @@ using Message = std::variant<Hello, Auth, AuthOk, GetRequest, StatRequest, ListR
                              MsgRequest, FileHeader, End, StatReply, Entries, ListEnd, Pong, MsgOk,
                              ErrorMessage>;
 
+// The Message alternatives by name, in variant order, for dispatch tables: a handler
+// table row names the type it handles instead of testing std::get_if in a chain.
+enum class MessageType : uint8_t {
+  kHello, kAuth, kAuthOk, kGet, kStat, kList, kPing, kMsg,
+  kFile, kEnd, kStatOk, kEntries, kListEnd, kPong, kMsgOk, kError,
+};
+inline constexpr size_t kMessageTypes = 16;
+static_assert(std::variant_size_v<Message> == kMessageTypes, "MessageType must name every Message alternative");
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kGet), Message>, GetRequest> &&
+                  std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kError), Message>,
+                                 ErrorMessage>,
+              "MessageType follows the variant's order");
+inline MessageType type_of(const Message& message) { return static_cast<MessageType>(message.index()); }
+
 // The wire "type" of a message: "hello", "get", "stat_ok", ...
 const char* type_name(const Message& message);
+const char* type_name(MessageType type);
 
 // Validates a header (from FrameDecoder::header()) whose frame announced body_length
 // body bytes. Returns the message, or std::nullopt with *err set: missing_field,

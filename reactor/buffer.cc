@@ -122,9 +122,10 @@ bool Buffer::prepend(const void* data, size_t n) {
   return true;
 }
 
-ssize_t Buffer::read_from(int fd, int* saved_errno) {
-  size_t room = max_size_ - readable();
-  if (room == 0) {
+ssize_t Buffer::read_from(int fd, int* saved_errno, size_t max_bytes, size_t* offered) {
+  size_t room = std::min(max_size_ - readable(), max_bytes);
+  if (offered != nullptr) *offered = 0;
+  if (max_size_ == readable()) {
     *saved_errno = EMSGSIZE;
     return -1;
   }
@@ -142,6 +143,11 @@ ssize_t Buffer::read_from(int fd, int* saved_errno) {
     iov[count].iov_base = spill;
     iov[count].iov_len = extra;
     ++count;
+  }
+  if (offered != nullptr) *offered = direct + extra;
+  if (count == 0) {  // max_bytes == 0: nothing asked; 0 would read as end of file
+    *saved_errno = EAGAIN;
+    return -1;
   }
   ssize_t n;
   do {

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -75,7 +76,11 @@ class Buffer {
   // -1 with EMSGSIZE. A level-triggered caller must then either stop watching kReadable
   // until it has consumed something (backpressure) or treat it as a protocol violation;
   // calling again without consuming just returns EMSGSIZE again.
-  ssize_t read_from(int fd, int* saved_errno);
+  //
+  // `max_bytes` caps the read further (a per-wakeup budget); `*offered`, if given, is set
+  // to the room the read offered, so a caller can tell a read that filled it (more may be
+  // waiting) from one that emptied the kernel's queue.
+  ssize_t read_from(int fd, int* saved_errno, size_t max_bytes = SIZE_MAX, size_t* offered = nullptr);
 
   // Writes up to max_bytes of the readable bytes to `fd` and consumes what was written.
   // Returns the count (possibly less than asked), 0 if the buffer is empty, or -1 with

@@ -1,4 +1,4 @@
-// apps/reactorc/background_sha256: the same digest as a one-shot SHA-256 whatever the
+// apps/common/background_sha256: the same digest as a one-shot SHA-256 whatever the
 // slicing, below, at and far beyond its chunk pool; no thread for small inputs; and a
 // destructor that stops the worker mid-stream without waiting for the rest.
 
@@ -10,11 +10,11 @@
 #include <random>
 #include <string>
 
-#include "apps/reactorc/background_sha256.h"
+#include "apps/common/background_sha256.h"
 #include "protocol/hex.h"
 #include "protocol/sha256.h"
 
-using client::BackgroundSha256;
+using app::BackgroundSha256;
 
 namespace {
 

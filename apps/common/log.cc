@@ -15,7 +15,8 @@ const char* g_program = "reactor";
 LogLevel g_level = LogLevel::kInfo;
 bool g_timestamps = false;
 
-void emit(LogLevel level, const char* fmt, va_list args) {
+// `peer` non-null: the line is about connection `id` from `peer`, written before fmt.
+void emit(LogLevel level, const char* peer, unsigned long long id, const char* fmt, va_list args) {
   if (level > g_level) return;
   int saved_errno = errno;  // callers often log and then inspect errno
   char line[2048];
@@ -31,6 +32,8 @@ void emit(LogLevel level, const char* fmt, va_list args) {
   }
   const char* tag = level == LogLevel::kError ? "error: " : level == LogLevel::kWarn ? "warning: " : "";
   used += static_cast<size_t>(snprintf(line + used, sizeof line - used, "%s: %s", g_program, tag));
+  if (peer != nullptr && used < sizeof line)
+    used += static_cast<size_t>(snprintf(line + used, sizeof line - used, "%s #%llu", peer, id));
   if (used < sizeof line) {
     int n = vsnprintf(line + used, sizeof line - used, fmt, args);
     if (n > 0) used += static_cast<size_t>(n);
@@ -65,7 +68,7 @@ const char* program_name() { return g_program; }
   void name(const char* fmt, ...) {     \
     va_list args;                       \
     va_start(args, fmt);                \
-    emit(level, fmt, args);             \
+    emit(level, nullptr, 0, fmt, args); \
     va_end(args);                       \
   }
 REACTOR_DEFINE_LOG(log_error, LogLevel::kError)
@@ -73,5 +76,12 @@ REACTOR_DEFINE_LOG(log_warn, LogLevel::kWarn)
 REACTOR_DEFINE_LOG(log_info, LogLevel::kInfo)
 REACTOR_DEFINE_LOG(log_debug, LogLevel::kDebug)
 #undef REACTOR_DEFINE_LOG
+
+void log_connection(LogLevel level, const char* peer, unsigned long long id, const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  emit(level, peer, id, fmt, args);
+  va_end(args);
+}
 
 }  // namespace app

@@ -24,4 +24,10 @@ void log_warn(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// A line about one connection: "PEER #ID" and then fmt, which usually starts with a
+// space or a colon ("127.0.0.1:41234 #7 authenticated"). Nothing is formatted when the
+// level is off, so callers on hot paths build no strings for it.
+void log_connection(LogLevel level, const char* peer, unsigned long long id, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 }  // namespace app

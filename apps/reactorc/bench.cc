@@ -10,9 +10,11 @@
 #include "apps/common/cli.h"
 #include "apps/common/log.h"
 #include "apps/common/terminal_text.h"
+#include "apps/common/body_sink.h"
+#include "apps/reactorc/command.h"
 #include "apps/reactorc/connection.h"
+#include "apps/reactorc/get_command.h"
 #include "apps/reactorc/exit_codes.h"
-#include "protocol/sha256.h"
 
 namespace client {
 namespace {
@@ -99,6 +101,8 @@ uint64_t LatencyHistogram::percentile(double q) const {
 }
 
 // One connection's worth of work. Its Connection calls back into it; it reports to Bench.
+// The requests are the same Command state machines reactorc runs (get verifies every
+// body against its trailer, hashing on the loop's thread, and drops it).
 class BenchClient : public ConnectionListener {
  public:
   BenchClient(Bench& bench, size_t index) : bench_(bench), index_(index) {}
@@ -106,52 +110,41 @@ class BenchClient : public ConnectionListener {
   void start() {
     connect_started_ = SteadyClock::now();
     connection_ = std::make_unique<Connection>(bench_.loop_, bench_.secret_, *this);
-    Connection::Clock::duration timeout = bench_.options_.timeout;
-    // Connection's silence check does not know whether a reply is due: an idle
-    // connection held longer than the timeout would be dropped as "silent".
-    if (bench_.mode_ == BenchMode::kIdle)
-      timeout = std::max<Connection::Clock::duration>(
-          timeout, bench_.options_.bench_duration + bench_.options_.timeout);
     const SourceRange& sources = bench_.options_.bench_sources;
     if (sources.empty()) {
-      connection_->connect(bench_.addresses_, timeout);
+      connection_->connect(bench_.addresses_, bench_.options_.timeout);
     } else {
       reactor::SocketAddress source = sources.at(bench_.connects_++);
-      connection_->connect(bench_.addresses_, timeout, &source);
+      connection_->connect(bench_.addresses_, bench_.options_.timeout, &source);
     }
   }
 
   // Sends requests until the pipeline is full or the run allows no more.
   void fill() {
-    while (inflight_.size() < bench_.options_.bench_pipeline && bench_.may_issue(*this)) {
+    while (inflight_.size() < bench_.options_.bench_pipeline && usable() && bench_.may_issue(*this)) {
       ++bench_.issued_[index_];
       send_one();
     }
   }
 
   void send_one() {
-    inflight_.push_back(SteadyClock::now());
+    std::unique_ptr<Command> command;
     switch (bench_.mode_) {
-      case BenchMode::kGet: {
-        protocol::GetRequest request;
-        request.path = bench_.path_;
-        connection_->send(request);
+      case BenchMode::kGet:
+        command = std::make_unique<GetCommand>(
+            bench_.path_, std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline));
         break;
-      }
-      case BenchMode::kStat: {
-        protocol::StatRequest request;
-        request.path = bench_.path_;
-        connection_->send(request);
+      case BenchMode::kStat:
+        command = std::make_unique<StatCommand>(bench_.path_);
         break;
-      }
       case BenchMode::kPing:
       case BenchMode::kHandshake:
-      case BenchMode::kIdle: {
-        protocol::PingRequest request;
-        connection_->send(request);
+      case BenchMode::kIdle:
+        command = std::make_unique<PingCommand>();
         break;
-      }
     }
+    inflight_.push_back(InFlight{std::move(command), SteadyClock::now()});
+    connection_->submit(*inflight_.back().command);
   }
 
   void close() {
@@ -163,53 +156,23 @@ class BenchClient : public ConnectionListener {
   size_t inflight() const { return inflight_.size(); }
   bool ready() const { return ready_; }
   bool finished() const { return finished_; }
-  SteadyClock::time_point connect_started() const { return connect_started_; }
+  bool usable() const { return !finished_ && connection_ && connection_->state() == Connection::State::kReady; }
 
   void on_ready(Connection&) override {
     ready_ = true;
     bench_.on_client_ready(*this);
   }
 
-  void on_message(Connection&, protocol::Message& message) override {
-    if (finished_) return;
-    if (inflight_.empty()) {
-      bench_.on_client_failure(*this, kExitProtocol,
-                               std::string("unexpected reply from the server: ") + protocol::type_name(message));
-      return;
-    }
-    if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) {
-      note_error(kExitRemote, std::string(protocol::to_string(error->code)) + ": " +
-                                  app::escape_for_terminal(error->message));
-      return complete(false, 0);
-    }
-    if (bench_.mode_ == BenchMode::kGet) {
-      if (auto* header = std::get_if<protocol::FileHeader>(&message)) {
-        if (header_seen_) return protocol_error("a second file header before the trailer");
-        header_seen_ = true;
-        expected_ = header->body_length();
-        received_ = 0;
-        return;
-      }
-      if (auto* end = std::get_if<protocol::End>(&message)) {
-        if (!header_seen_ || received_ != expected_) return protocol_error("the server ended the transfer early");
-        header_seen_ = false;
-        bool ok = hash_.finish() == end->sha256;
-        if (!ok) note_error(kExitVerify, "verification failed: SHA-256 mismatch");
-        return complete(ok, received_);
-      }
-    } else if (bench_.mode_ == BenchMode::kStat) {
-      if (std::get_if<protocol::StatReply>(&message) != nullptr) return complete(true, 0);
-    } else if (std::get_if<protocol::Pong>(&message) != nullptr) {
-      return complete(true, 0);
-    }
-    protocol_error(std::string("unexpected reply from the server: ") + protocol::type_name(message));
-  }
-
-  void on_body(Connection&, const char* data, size_t len, uint64_t) override {
-    if (finished_) return;
-    if (bench_.mode_ != BenchMode::kGet || !header_seen_) return protocol_error("the server sent an unexpected body");
-    hash_.update(data, len);
-    received_ += len;
+  void on_command_done(Connection&, Command& command) override {
+    if (finished_ || inflight_.empty() || inflight_.front().command.get() != &command) return;
+    InFlight done = std::move(inflight_.front());
+    inflight_.pop_front();
+    bool ok = command.succeeded();
+    if (!ok) note_error(command.result().exit_code, command.result().message);
+    uint64_t bytes = 0;
+    if (bench_.mode_ == BenchMode::kGet) bytes = static_cast<GetCommand&>(command).received();
+    SteadyClock::time_point sent = bench_.mode_ == BenchMode::kHandshake ? connect_started_ : done.sent;
+    bench_.on_response(*this, micros_since(sent), ok, bytes);
   }
 
   void on_failure(Connection&, Failure failure, const std::string& message) override {
@@ -218,6 +181,11 @@ class BenchClient : public ConnectionListener {
   }
 
  private:
+  struct InFlight {
+    std::unique_ptr<Command> command;
+    SteadyClock::time_point sent;
+  };
+
   void note_error(int code, const std::string& message) {
     if (bench_.first_failure_code_ == 0) {
       bench_.first_failure_code_ = code;
@@ -225,30 +193,13 @@ class BenchClient : public ConnectionListener {
     }
   }
 
-  void protocol_error(const std::string& message) {
-    if (connection_) connection_->close();
-    bench_.on_client_failure(*this, kExitProtocol, message);
-  }
-
-  void complete(bool ok, uint64_t bytes) {
-    SteadyClock::time_point sent = inflight_.front();
-    inflight_.pop_front();
-    if (bench_.mode_ == BenchMode::kHandshake) sent = connect_started_;
-    bench_.on_response(*this, micros_since(sent), ok, bytes);
-  }
-
   Bench& bench_;
   size_t index_;
   std::unique_ptr<Connection> connection_;
-  std::deque<SteadyClock::time_point> inflight_;
+  std::deque<InFlight> inflight_;
   SteadyClock::time_point connect_started_{};
   bool ready_ = false;
   bool finished_ = false;
-  // get
-  protocol::Sha256 hash_;
-  bool header_seen_ = false;
-  uint64_t expected_ = 0;
-  uint64_t received_ = 0;
 };
 
 Bench::Bench(reactor::EventLoop& loop, const Options& options, const app::Secret& secret)

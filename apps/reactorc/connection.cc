@@ -1,31 +1,88 @@
 #include "apps/reactorc/connection.h"
 
-#include <sys/socket.h>
-
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "apps/common/terminal_text.h"
+#include "apps/reactorc/exit_codes.h"
 #include "protocol/auth.h"
-#include "reactor/socket_ops.h"
+#include "protocol/features.h"
 
 namespace client {
 namespace {
 
+using protocol::MessageType;
+using S = Connection::State;
+
 constexpr const char kClientName[] = "reactorc/" REACTOR_VERSION;
-// Read in big slices: at GiB/s, syscall count is what costs.
+// Read in big slices while a body streams in: at GiB/s, syscall count is what costs.
 constexpr size_t kReadSlice = 256 * 1024;
 constexpr size_t kInputLimit = 512 * 1024;
+constexpr auto kSilenceCheck = std::chrono::milliseconds(250);
+
+constexpr app::Edge<S> kEdges[] = {
+    {S::kConnecting, S::kAwaitHello},  {S::kConnecting, S::kClosed}, {S::kAwaitHello, S::kAwaitAuthOk},
+    {S::kAwaitHello, S::kClosed},      {S::kAwaitAuthOk, S::kReady}, {S::kAwaitAuthOk, S::kClosed},
+    {S::kReady, S::kClosed},
+};
+
+constexpr uint32_t in(S state) { return 1u << static_cast<unsigned>(state); }
+
+protocol::StreamLimits connection_limits() {
+  protocol::StreamLimits limits;
+  limits.header_limit = protocol::kMaxHeaderLen;
+  limits.input_max = kInputLimit;
+  limits.input_high_water = kInputLimit;
+  limits.body_read_slice = kReadSlice;
+  return limits;
+}
 
 }  // namespace
 
-Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener)
-    : loop_(loop), secret_(secret), listener_(listener), in_(kInputLimit), decoder_(protocol::kMaxHeaderLen) {}
+const char* to_string(Connection::State state) {
+  switch (state) {
+    case S::kConnecting: return "connecting";
+    case S::kAwaitHello: return "await-hello";
+    case S::kAwaitAuthOk: return "await-auth-ok";
+    case S::kReady: return "ready";
+    case S::kClosed: return "closed";
+  }
+  return "?";
+}
 
-// remove_before_close: a connection's socket is never duplicated, and closes right after.
+// What the server may send in each state (an error, in any state, is handled first).
+struct Connection::Rule {
+  MessageType type;
+  uint32_t states;
+  void (Connection::*handle)(protocol::Message&);
+};
+
+const Connection::Rule Connection::kRules[] = {
+    {MessageType::kHello, in(S::kAwaitHello), &Connection::handle_hello},
+    {MessageType::kAuthOk, in(S::kAwaitAuthOk), &Connection::handle_auth_ok},
+    {MessageType::kFile, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kEnd, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kStatOk, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kEntries, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kListEnd, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kPong, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kMsgOk, in(S::kReady), &Connection::handle_reply},
+};
+
+Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener)
+    : loop_(loop),
+      secret_(secret),
+      listener_(listener),
+      machine_(S::kConnecting, kEdges, to_string),
+      stream_(loop, *this, connection_limits()) {}
+
 Connection::~Connection() {
   if (silence_timer_ != 0) loop_.cancel(silence_timer_);
-  if (registered_) loop_.remove_before_close(fd_.get());
+}
+
+bool Connection::transition(State next) {
+  return machine_.transition(next, [this] { return "connection to " + (peer_.empty() ? std::string("?") : peer_); });
 }
 
 void Connection::connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout,
@@ -37,7 +94,8 @@ void Connection::connect(std::vector<reactor::SocketAddress> addresses, Clock::d
         on_connected(std::move(fd), error, message);
       },
       source);
-  connector_->hand_over(reactor::kReadable, [this](uint32_t events) { on_events(events); });
+  // The connected socket stays registered, its events routed to the stream.
+  connector_->hand_over(reactor::kReadable, [this](uint32_t events) { stream_.on_events(events); });
 }
 
 void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message) {
@@ -47,21 +105,41 @@ void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error,
     fail(Failure::kConnect, message);
     return;
   }
-  fd_ = std::move(fd);
   peer_ = connector_->peer().to_string();
-  registered_ = true;  // by the connector, for on_events (see connect())
-  interest_ = reactor::kReadable;
-  state_ = State::kAwaitHello;
-  last_activity_ = loop_.now();
-  silence_timer_ = loop_.run_every(std::chrono::milliseconds(250), [this] { check_silence(); });
+  int raw = fd.get();
+  stream_.attach_registered(std::move(fd), reactor::make_socket_transport(raw), reactor::kReadable);
+  if (state() == S::kClosed || !transition(S::kAwaitHello)) return;
+  start_handshake_timer();
 }
 
-void Connection::send(const protocol::Message& message) {
-  std::string frame = protocol::encode(message);
-  out_.append(frame.data(), frame.size());
-  if (state_ == State::kReady || state_ == State::kAwaitHello || state_ == State::kAwaitAuthOk) {
-    if (flush()) update_interest();
+void Connection::adopt(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, Clock::duration timeout,
+                       const std::string& peer) {
+  timeout_ = timeout;
+  peer_ = peer;
+  std::string err;
+  if (!stream_.attach(std::move(fd), std::move(transport), &err)) {
+    fail(Failure::kConnect, err);
+    return;
   }
+  if (!transition(S::kAwaitHello)) return;
+  start_handshake_timer();
+}
+
+void Connection::start_handshake_timer() {
+  waiting_since_ = loop_.now();
+  silence_timer_ = loop_.run_every(kSilenceCheck, [this] { check_silence(); });
+}
+
+void Connection::submit(Command& command) {
+  if (state() != S::kReady) {
+    command.abandon(kExitFailure, "internal error: request before the connection is ready");
+    return;
+  }
+  // The silence clock starts when a response becomes due, not at the last traffic: a
+  // connection idle for an hour may then wait its full timeout for this reply.
+  if (in_flight_.empty()) waiting_since_ = loop_.now();
+  in_flight_.push_back(&command);
+  stream_.send(command.request());
 }
 
 bool Connection::server_offers(const std::string& feature) const {
@@ -71,185 +149,173 @@ bool Connection::server_offers(const std::string& feature) const {
 }
 
 void Connection::close() {
-  if (state_ == State::kClosed) return;
-  state_ = State::kClosed;
+  if (state() == S::kClosed) return;
+  transition(S::kClosed);
   if (silence_timer_ != 0) {
     loop_.cancel(silence_timer_);
     silence_timer_ = 0;
   }
-  if (registered_) {
-    loop_.remove_before_close(fd_.get());
-    registered_ = false;
-  }
-  fd_.reset();
+  stream_.close();
   connector_.reset();
 }
 
 void Connection::fail(Failure failure, const std::string& message) {
-  if (state_ == State::kClosed) return;
+  if (state() == S::kClosed) return;
   close();
+  std::deque<Command*> abandoned;
+  abandoned.swap(in_flight_);
+  for (Command* command : abandoned) command->abandon(exit_code_for(failure), message);
   listener_.on_failure(*this, failure, message);
 }
 
 void Connection::check_silence() {
-  if (state_ == State::kClosed) return;
-  if (loop_.now() - last_activity_ >= timeout_) {
-    double seconds = std::chrono::duration<double>(timeout_).count();
+  if (state() == S::kClosed) return;
+  // Silence counts only while a response is due: the handshake, or a command in flight.
+  if (state() == S::kReady && in_flight_.empty()) return;
+  Clock::time_point since = std::max(stream_.last_activity(), waiting_since_);
+  if (loop_.now() - since >= timeout_) {
     char text[96];
-    snprintf(text, sizeof text, "the server sent nothing for %.1f s", seconds);
-    fail(state_ == State::kReady ? Failure::kTimeout : Failure::kTimeout, text);
+    std::snprintf(text, sizeof text, "the server sent nothing for %.1f s",
+                  std::chrono::duration<double>(timeout_).count());
+    fail(Failure::kTimeout, text);
   }
 }
 
-void Connection::on_events(uint32_t events) {
-  if (events & (reactor::kReadable | reactor::kHangup | reactor::kError)) {
-    // While a body streams, make room so one read can take a big slice; for handshakes
-    // and small replies the buffer's default size (plus read_from's spill) is plenty.
-    if (decoder_.body_remaining() > 0) in_.begin_write(kReadSlice);
-    int saved_errno = 0;
-    ssize_t n = in_.read_from(fd_.get(), &saved_errno);
-    if (n > 0) {
-      last_activity_ = loop_.now();
-      process_input();
-      if (state_ == State::kClosed) return;
-    } else if (n == 0) {
-      fail(Failure::kClosed, state_ == State::kAwaitHello ? "the server closed the connection before greeting"
-                                                          : "the server closed the connection");
-      return;
-    } else if (saved_errno != EAGAIN && saved_errno != EWOULDBLOCK && saved_errno != EINTR) {
-      fail(Failure::kClosed, std::string("connection to the server failed: ") + std::strerror(saved_errno));
-      return;
-    }
-  }
-  if (events & reactor::kWritable) {
-    if (!flush()) return;
-  }
-  update_interest();
-}
-
-void Connection::process_input() {
-  while (state_ != State::kClosed) {
-    size_t consumed = 0;
-    protocol::DecodeEvent event = decoder_.next(in_.peek(), in_.readable(), &consumed);
-    switch (event.kind) {
-      case protocol::DecodeEvent::kNeedMore:
-        in_.consume(consumed);
-        return;
-      case protocol::DecodeEvent::kError:
-        in_.consume(consumed);
-        fail(Failure::kProtocol, "malformed frame from the server: " + decoder_.error().message);
-        return;
-      case protocol::DecodeEvent::kBody:
-        // Deliver before consuming: the chunk points into the input buffer.
-        listener_.on_body(*this, event.data, event.size, decoder_.body_remaining());
-        in_.consume(consumed);
-        break;
-      case protocol::DecodeEvent::kHeader: {
-        in_.consume(consumed);
-        protocol::ProtocolError err;
-        std::optional<protocol::Message> message =
-            protocol::parse_message(decoder_.header(), decoder_.body_length(), &err);
-        if (!message) {
-          fail(Failure::kProtocol, "bad message from the server: " + err.message);
-          return;
-        }
-        handle_header(*message);
-        break;
-      }
-    }
-  }
-}
-
-void Connection::handle_header(protocol::Message& message) {
+void Connection::on_message(protocol::Message& message) {
   if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) {
-    if (state_ != State::kReady || protocol::is_fatal(error->code)) {
-      Failure failure = error->code == protocol::ErrorCode::kAuthFailed ? Failure::kAuth : Failure::kProtocol;
-      if (error->code == protocol::ErrorCode::kTimeout) failure = Failure::kTimeout;
-      // At its connection limit the server turns a client away before greeting it:
-      // for a script that is "cannot connect, try later", like a refused connection.
-      if (error->code == protocol::ErrorCode::kBusy) failure = Failure::kConnect;
-      // A fatal error while ready may still be a reply the listener wants to report
-      // in its own words (busy, shutting_down): it decides, then the connection ends.
-      if (state_ == State::kReady) listener_.on_message(*this, message);
-      fail(failure, std::string(protocol::to_string(error->code)) + ": " + app::escape_for_terminal(error->message));
-      return;
-    }
+    if (state() != S::kReady || protocol::is_fatal(error->code)) return on_error_message(*error);
+    return handle_reply(message);  // a per-request refusal: the command's answer
   }
-  switch (state_) {
-    case State::kAwaitHello: {
-      auto* hello = std::get_if<protocol::Hello>(&message);
-      if (hello == nullptr) {
-        fail(Failure::kProtocol, std::string("expected hello from the server, got ") + protocol::type_name(message));
-        return;
-      }
-      if (hello->proto < protocol::kProtocolVersion) {
-        fail(Failure::kProtocol, "the server speaks protocol " + std::to_string(hello->proto) + "; this client needs 1");
-        return;
-      }
-      server_software_ = app::escape_for_terminal(hello->server);
-      server_features_ = hello->features;
-      server_nonce_ = hello->nonce;
-      std::string err;
-      if (!protocol::random_nonce(&client_nonce_, &err)) {
-        fail(Failure::kAuth, err);
-        return;
-      }
-      protocol::Auth auth;
-      auth.proto = protocol::kProtocolVersion;
-      auth.client = kClientName;
-      auth.features = {"get", "stat", "list", "ping", "msg"};
-      auth.nonce = client_nonce_;
-      auth.mac = protocol::client_proof(secret_.key, server_nonce_, client_nonce_);
-      state_ = State::kAwaitAuthOk;
-      send(auth);
-      return;
-    }
-    case State::kAwaitAuthOk: {
-      auto* ok = std::get_if<protocol::AuthOk>(&message);
-      if (ok == nullptr) {
-        fail(Failure::kProtocol, std::string("expected auth_ok from the server, got ") + protocol::type_name(message));
-        return;
-      }
-      protocol::Mac expected = protocol::server_proof(secret_.key, server_nonce_, client_nonce_);
-      if (!protocol::proofs_equal(expected, ok->mac)) {
-        fail(Failure::kAuth, "the server failed to prove it knows the secret: it may be an impostor");
-        return;
-      }
-      state_ = State::kReady;
-      listener_.on_ready(*this);
-      return;
-    }
-    case State::kReady:
-      listener_.on_message(*this, message);
-      return;
-    case State::kConnecting:
-    case State::kClosed:
-      return;
+  MessageType type = protocol::type_of(message);
+  for (const Rule& rule : kRules) {
+    if (rule.type == type && (rule.states & in(state())) != 0) return (this->*rule.handle)(message);
+  }
+  switch (state()) {
+    case S::kAwaitHello:
+      return fail(Failure::kProtocol, std::string("expected hello from the server, got ") + protocol::type_name(message));
+    case S::kAwaitAuthOk:
+      return fail(Failure::kProtocol,
+                  std::string("expected auth_ok from the server, got ") + protocol::type_name(message));
+    default:
+      return fail(Failure::kProtocol, std::string("unexpected reply from the server: ") + protocol::type_name(message));
   }
 }
 
-bool Connection::flush() {
-  while (out_.readable() > 0) {
-    int saved_errno = 0;
-    ssize_t n = out_.write_to(fd_.get(), SIZE_MAX, &saved_errno);
-    if (n > 0) continue;
-    if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == EINTR) break;
-    fail(Failure::kClosed, std::string("sending to the server failed: ") + std::strerror(saved_errno));
-    return false;
+// A fatal error ends the connection. While ready, the command in flight gets it first,
+// so that it reports it in its own words (busy, shutting_down).
+void Connection::on_error_message(const protocol::ErrorMessage& error) {
+  Failure failure = error.code == protocol::ErrorCode::kAuthFailed ? Failure::kAuth : Failure::kProtocol;
+  if (error.code == protocol::ErrorCode::kTimeout) failure = Failure::kTimeout;
+  // At its connection limit the server turns a client away before greeting it: for a
+  // script that is "cannot connect, try later", like a refused connection.
+  if (error.code == protocol::ErrorCode::kBusy) failure = Failure::kConnect;
+  if (state() == S::kReady && !in_flight_.empty()) {
+    protocol::Message message = error;
+    in_flight_.front()->on_message(message);
+    finish_front_if_done(0);
   }
-  return true;
+  fail(failure, describe(error));
 }
 
-void Connection::update_interest() {
-  if (state_ == State::kClosed || !registered_) return;
-  uint32_t want = reactor::kReadable | (out_.readable() > 0 ? reactor::kWritable : 0u);
-  if (want == interest_) return;
-  std::string err;
-  if (!loop_.modify(fd_.get(), want, &err)) {
-    fail(Failure::kClosed, err);
+void Connection::handle_hello(protocol::Message& message) {
+  auto& hello = std::get<protocol::Hello>(message);
+  if (hello.proto < protocol::kProtocolVersion) {
+    fail(Failure::kProtocol, "the server speaks protocol " + std::to_string(hello.proto) + "; this client needs 1");
     return;
   }
-  interest_ = want;
+  server_software_ = app::escape_for_terminal(hello.server);
+  server_features_ = hello.features;
+  server_nonce_ = hello.nonce;
+  std::string err;
+  if (!protocol::random_nonce(&client_nonce_, &err)) {
+    fail(Failure::kAuth, err);
+    return;
+  }
+  protocol::Auth auth;
+  auth.proto = protocol::kProtocolVersion;
+  auth.client = kClientName;
+  auth.features = protocol::client_features();
+  auth.nonce = client_nonce_;
+  auth.mac = protocol::client_proof(secret_.key, server_nonce_, client_nonce_);
+  if (!transition(S::kAwaitAuthOk)) return;
+  stream_.send(auth);
+}
+
+void Connection::handle_auth_ok(protocol::Message& message) {
+  auto& ok = std::get<protocol::AuthOk>(message);
+  protocol::Mac expected = protocol::server_proof(secret_.key, server_nonce_, client_nonce_);
+  if (!protocol::proofs_equal(expected, ok.mac)) {
+    fail(Failure::kAuth, "the server failed to prove it knows the secret: it may be an impostor");
+    return;
+  }
+  if (!transition(S::kReady)) return;
+  listener_.on_ready(*this);
+}
+
+void Connection::handle_reply(protocol::Message& message) {
+  if (in_flight_.empty()) {
+    fail(Failure::kProtocol, std::string("unexpected reply from the server: ") + protocol::type_name(message));
+    return;
+  }
+  uint64_t body = 0;
+  if (auto* header = std::get_if<protocol::FileHeader>(&message)) body = header->body_length();
+  in_flight_.front()->on_message(message);
+  finish_front_if_done(body);
+}
+
+void Connection::on_body(const char* data, size_t len, uint64_t remaining) {
+  if (skipping_body_) {
+    skipping_body_ = remaining > 0;
+    return;
+  }
+  if (state() != S::kReady || in_flight_.empty()) {
+    fail(Failure::kProtocol, "the server sent an unexpected body");
+    return;
+  }
+  in_flight_.front()->on_body(data, len, remaining);
+  finish_front_if_done(remaining);
+}
+
+// A command that has its answer leaves the queue. One that failed on a protocol
+// violation takes the connection with it: nothing after it on the stream can be
+// trusted. One that failed mid-body (a local write error) has the rest of its body
+// skipped, so the next command's response starts where it should.
+void Connection::finish_front_if_done(uint64_t body_remaining) {
+  if (in_flight_.empty() || !in_flight_.front()->finished()) return;
+  Command* command = in_flight_.front();
+  in_flight_.pop_front();
+  if (command->result().exit_code == kExitProtocol) {
+    std::string why = command->result().message;
+    in_flight_.push_front(command);  // abandoned with the rest; it is failed already
+    fail(Failure::kProtocol, why);
+    return;
+  }
+  skipping_body_ = body_remaining > 0;
+  if (!in_flight_.empty()) waiting_since_ = loop_.now();
+  listener_.on_command_done(*this, *command);
+}
+
+void Connection::on_failure(const protocol::StreamFailure& failure) {
+  using F = protocol::StreamFailure;
+  switch (failure.kind) {
+    case F::kBadFrame:
+      return fail(Failure::kProtocol, "malformed frame from the server: " + failure.error.message);
+    case F::kBadMessage:
+      return fail(Failure::kProtocol, "bad message from the server: " + failure.error.message);
+    case F::kEndOfInput:
+      return fail(Failure::kClosed, state() == S::kAwaitHello ? "the server closed the connection before greeting"
+                                                              : "the server closed the connection");
+    case F::kReadFailed:
+      return fail(Failure::kClosed, std::string("connection to the server failed: ") + std::strerror(failure.errnum));
+    case F::kWriteFailed:
+      return fail(Failure::kClosed, std::string("sending to the server failed: ") + std::strerror(failure.errnum));
+    case F::kOutputFull:
+      return fail(Failure::kClosed, "too much output queued for the server");
+    case F::kHandshake:
+      return fail(Failure::kProtocol, failure.text);
+    case F::kLoop:
+      return fail(Failure::kClosed, failure.text);
+  }
 }
 
 }  // namespace client

@@ -1,31 +1,36 @@
 #pragma once
 // The client's end of one connection: connect with a deadline, check the server's
-// hello, prove the secret, check the server's proof back, then carry requests and
-// deliver the decoded responses to a listener. A state machine on the event loop, the
-// mirror image of the server's Session:
+// hello, prove the secret, check the server's proof back, then carry commands and feed
+// each its response. A pure protocol state machine over a FramedStream, the mirror
+// image of the server's Session:
 //
-//   Connecting -> AwaitHello -> AwaitAuthOk -> Ready -> Closed
+//   Connecting -> AwaitHello -> AwaitAuthOk -> Ready -> Closed   (and any -> Closed)
 //
-// Bodies are handed to the listener straight out of the input buffer, chunk by chunk,
-// so a multi-GiB download never sits in memory.
+// Commands may be pipelined: submit() sends at once, and responses, which the server
+// returns strictly in order, go to the oldest command in flight. Bodies are handed to
+// the command straight out of the stream's input, chunk by chunk, so a multi-GiB
+// download never sits in memory.
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "apps/common/secret.h"
-#include "protocol/frame.h"
+#include "apps/common/state_machine.h"
+#include "apps/reactorc/command.h"
+#include "protocol/framed_stream.h"
 #include "protocol/messages.h"
-#include "reactor/buffer.h"
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
 #include "reactor/socket_address.h"
+#include "reactor/transport.h"
 #include "reactor/unique_fd.h"
 
 namespace client {
 
-// Why a connection ended badly; each maps to one exit status.
+// Why a connection ended badly; each maps to one exit status (exit_code_for).
 enum class Failure { kConnect, kAuth, kProtocol, kClosed, kTimeout };
 
 class Connection;
@@ -34,20 +39,21 @@ class ConnectionListener {
  public:
   virtual ~ConnectionListener() = default;
   virtual void on_ready(Connection& connection) = 0;
-  // Responses in order, including per-request `error` messages.
-  virtual void on_message(Connection& connection, protocol::Message& message) = 0;
-  // Body bytes of the last message that announced a body; `remaining` is what follows.
-  virtual void on_body(Connection& connection, const char* data, size_t len, uint64_t remaining) = 0;
+  // `command` is finished (succeeded or failed) and no longer in flight; it is the
+  // listener's again, to destroy or reuse.
+  virtual void on_command_done(Connection& connection, Command& command) = 0;
+  // The connection is closed. Commands still in flight were abandoned with this
+  // failure's status and message first (and are not reported to on_command_done).
   virtual void on_failure(Connection& connection, Failure failure, const std::string& message) = 0;
 };
 
-class Connection {
+class Connection final : public protocol::StreamHandler {
  public:
   using Clock = reactor::EventLoop::Clock;
   enum class State { kConnecting, kAwaitHello, kAwaitAuthOk, kReady, kClosed };
 
   Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener);
-  ~Connection();
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -55,44 +61,63 @@ class Connection {
   // `source`, if given, is the local address to connect from (see reactor::Connector).
   void connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout,
                const reactor::SocketAddress* source = nullptr);
-  void send(const protocol::Message& message);
+  // Sends the command's request; its response goes to it. Ready only. `command` stays
+  // the caller's and must outlive its time in flight.
+  void submit(Command& command);
+  size_t in_flight() const { return in_flight_.size(); }
   void close();
 
-  State state() const { return state_; }
+  State state() const { return machine_.state(); }
   const std::string& peer() const { return peer_; }
   const std::string& server_software() const { return server_software_; }
   // Whether the server's hello offered `feature` (the usable set is the intersection).
   bool server_offers(const std::string& feature) const;
 
+  // For tests: the connection as a FramedStream over `fd` with `transport`, already
+  // connected, as if the connector had just finished.
+  void adopt(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, Clock::duration timeout,
+             const std::string& peer);
+
+  // protocol::StreamHandler
+  bool accepting_input() const override { return true; }
+  void on_message(protocol::Message& message) override;
+  void on_body(const char* data, size_t len, uint64_t remaining) override;
+  void on_produced() override {}
+  void on_failure(const protocol::StreamFailure& failure) override;
+
  private:
+  struct Rule;
+  static const Rule kRules[];
+
   void on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message);
-  void on_events(uint32_t events);
-  void process_input();
-  void handle_header(protocol::Message& message);
-  bool flush();
-  void update_interest();
+  void start_handshake_timer();
+  void on_error_message(const protocol::ErrorMessage& error);
+  void handle_hello(protocol::Message& message);
+  void handle_auth_ok(protocol::Message& message);
+  void handle_reply(protocol::Message& message);
+  void finish_front_if_done(uint64_t body_remaining);
   void check_silence();
   void fail(Failure failure, const std::string& message);
+  bool transition(State next);
 
   reactor::EventLoop& loop_;
   const app::Secret& secret_;
   ConnectionListener& listener_;
-  State state_ = State::kConnecting;
+  app::StateMachine<State> machine_;
   std::unique_ptr<reactor::Connector> connector_;
-  reactor::UniqueFd fd_;
+  protocol::FramedStream stream_;
   std::string peer_;
   std::string server_software_;
   std::vector<std::string> server_features_;
-  reactor::Buffer in_;
-  reactor::Buffer out_;
-  protocol::FrameDecoder decoder_;
   protocol::Nonce client_nonce_{};
   protocol::Nonce server_nonce_{};
+  std::deque<Command*> in_flight_;
+  bool skipping_body_ = false;  // the command it belonged to finished early
   Clock::duration timeout_{};
-  Clock::time_point last_activity_{};
+  Clock::time_point waiting_since_{};  // when a response last became due
   reactor::EventLoop::TimerId silence_timer_ = 0;
-  uint32_t interest_ = 0;
-  bool registered_ = false;
 };
+
+const char* to_string(Connection::State state);
 
 }  // namespace client

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create(backend, &err);
   if (!loop) return fail(client::kExitFailure, err);
 
-  if (options.command == client::Command::kBench) {
+  if (options.verb == client::Verb::kBench) {
     client::Bench bench(*loop, options, secret);
     if (!bench.prepare()) return bench.exit_code();
     if (!loop->on_signal(SIGINT, [&bench] { bench.interrupt("SIGINT"); }, &err) ||

@@ -53,19 +53,19 @@ enum LongOnly { kProgress = 256, kBackend, kPipeline, kSource, kJson };
 
 struct CommandSpec {
   const char* name;
-  Command command;
+  Verb verb;
   size_t min_operands;
   size_t max_operands;
   const char* synopsis;
 };
 
 const CommandSpec kCommands[] = {
-    {"get", Command::kGet, 1, 2, "get REMOTE [LOCAL]"},
-    {"stat", Command::kStat, 1, 1, "stat PATH"},
-    {"ls", Command::kList, 0, 1, "ls [PATH]"},
-    {"ping", Command::kPing, 0, 0, "ping"},
-    {"send", Command::kSend, 1, 1, "send MESSAGE"},
-    {"bench", Command::kBench, 0, 2, "bench [ping | get PATH | stat PATH | handshake | idle]"},
+    {"get", Verb::kGet, 1, 2, "get REMOTE [LOCAL]"},
+    {"stat", Verb::kStat, 1, 1, "stat PATH"},
+    {"ls", Verb::kList, 0, 1, "ls [PATH]"},
+    {"ping", Verb::kPing, 0, 0, "ping"},
+    {"send", Verb::kSend, 1, 1, "send MESSAGE"},
+    {"bench", Verb::kBench, 0, 2, "bench [ping | get PATH | stat PATH | handshake | idle]"},
 };
 
 }  // namespace
@@ -149,14 +149,14 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   for (const CommandSpec& candidate : kCommands)
     if (std::strcmp(candidate.name, name) == 0) spec = &candidate;
   if (spec == nullptr) return app::fail_usage("reactorc", "unknown command '%s' (get, stat, ls, ping, send or bench)", name);
-  out->command = spec->command;
+  out->verb = spec->verb;
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);
-  if (out->command == Command::kSend && out->operands[0].size() > protocol::kMaxTextLen)
+  if (out->verb == Verb::kSend && out->operands[0].size() > protocol::kMaxTextLen)
     return app::fail_usage("reactorc", "the message is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxTextLen);
-  if (out->command != Command::kSend && out->command != Command::kPing && out->command != Command::kBench &&
+  if (out->verb != Verb::kSend && out->verb != Verb::kPing && out->verb != Verb::kBench &&
       !out->operands.empty() && out->operands[0].size() > protocol::kMaxPathLen)
     return app::fail_usage("reactorc", "the path is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxPathLen);

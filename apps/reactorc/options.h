@@ -13,7 +13,7 @@
 
 namespace client {
 
-enum class Command { kGet, kStat, kList, kPing, kSend, kBench };
+enum class Verb { kGet, kStat, kList, kPing, kSend, kBench };
 
 struct Options {
   std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
@@ -31,7 +31,7 @@ struct Options {
   uint64_t bench_pipeline = 1;
   SourceRange bench_sources;  // empty: connect from the address the kernel picks
   bool json = false;
-  Command command = Command::kPing;
+  Verb verb = Verb::kPing;
   std::vector<std::string> operands;
 };
 

@@ -15,9 +15,11 @@
 namespace server {
 namespace {
 
-bool append(reactor::Buffer& out, const protocol::Message& message) {
+// The frame's size, or 0 if the output buffer refused it (it is at its 64 MiB limit:
+// the stream stops producing until the socket drains, and the frame is built again).
+size_t append(reactor::Buffer& out, const protocol::Message& message) {
   std::string frame = protocol::encode(message);
-  return out.append(frame.data(), frame.size());
+  return out.append(frame.data(), frame.size()) ? frame.size() : 0;
 }
 
 }  // namespace
@@ -32,8 +34,9 @@ std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRo
   return std::unique_ptr<DirLister>(new DirLister(stream, root));
 }
 
-bool DirLister::produce(reactor::Buffer& out) {
-  if (done_) return false;
+size_t DirLister::produce(reactor::Buffer& out, size_t) {
+  if (done_) return 0;
+  size_t produced = 0;
   protocol::Entries frame;
   // Exact header size as entries are added (see protocol::encoded_entry_size), so each
   // frame is packed up to the 64 KiB limit and never over it.
@@ -48,11 +51,13 @@ bool DirLister::produce(reactor::Buffer& out) {
     struct dirent* entry = readdir(dir_.get());
     if (entry == nullptr) {
       if (errno != 0) {
+        int errnum = errno;
         done_ = true;
-        if (!frame.entries.empty()) append(out, frame);
-        append(out, protocol::ErrorMessage{protocol::ErrorCode::kIoError,
-                                           std::string("reading the directory failed: ") + std::strerror(errno)});
-        return false;
+        if (!frame.entries.empty()) produced += append(out, frame);
+        produced += append(out, protocol::ErrorMessage{protocol::ErrorCode::kIoError,
+                                                       std::string("reading the directory failed: ") +
+                                                           std::strerror(errnum)});
+        return produced;
       }
       done_ = true;
       break;
@@ -82,15 +87,14 @@ bool DirLister::produce(reactor::Buffer& out) {
     used += cost;
     frame.entries.push_back(std::move(item));
   }
-  if (!frame.entries.empty()) append(out, frame);
+  if (!frame.entries.empty()) produced += append(out, frame);
   if (done_) {
     protocol::ListEnd end;
     end.count = count_;
     end.skipped = skipped_;
-    append(out, end);
-    return false;
+    produced += append(out, end);
   }
-  return true;
+  return produced;
 }
 
 }  // namespace server

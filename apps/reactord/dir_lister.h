@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "protocol/framed_stream.h"
 #include "protocol/messages.h"
 #include "reactor/buffer.h"
 #include "reactor/unique_fd.h"
@@ -19,13 +20,15 @@ namespace server {
 
 class ServedRoot;
 
-class DirLister {
+class DirLister final : public protocol::Producer {
  public:
   static std::unique_ptr<DirLister> open(reactor::UniqueFd dir, const ServedRoot& root, std::string* err);
 
-  // Appends the next frame to `out`. Returns false once the final frame (list_end, or
-  // an io_error if reading the directory failed) has been appended.
-  bool produce(reactor::Buffer& out);
+  // Appends the next frame to `out` and returns its size; finished() once the final
+  // frame (list_end, or an io_error if reading the directory failed) is appended.
+  // `budget` is not split: a frame is at most one 64 KiB header.
+  size_t produce(reactor::Buffer& out, size_t budget) override;
+  bool finished() const override { return done_; }
 
  private:
   struct DirCloser {

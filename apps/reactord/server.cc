@@ -7,6 +7,7 @@
 
 #include "apps/common/log.h"
 #include "apps/reactord/session.h"
+#include "protocol/features.h"
 #include "protocol/messages.h"
 #include "reactor/socket_ops.h"
 
@@ -17,7 +18,7 @@ Server::Server(reactor::EventLoop& loop, Options options, std::unique_ptr<Served
       options_(std::move(options)),
       root_(std::move(root)),
       secret_(std::move(secret)),
-      features_{"get", "stat", "list", "ping", "msg", "resume"} {
+      features_(protocol::server_features()) {
   root_->hide(secret_.dev, secret_.ino);
 }
 

@@ -1,20 +1,25 @@
 #pragma once
-// One client connection: a state machine driven by the event loop.
+// One client connection on the server: a pure protocol state machine over a
+// FramedStream (protocol/framed_stream.h), which does all of the connection's I/O.
 //
 //   AwaitAuth --auth--> VerdictPending --ok--> Ready <--> Sending (get)
 //       |                     |                  ^  <--> Listing (list)
 //       |                     +--bad--+          |
 //       +-- any fatal error ----------+--> Draining --> Closed
 //
-// Every state change goes through transition(), which logs it at debug level. Input is
-// decoded only in AwaitAuth and Ready, so pipelined requests wait in the input buffer
-// (and then in the kernel: reading stops once a few frames are queued) until the
-// current response is complete; responses therefore go out strictly in order.
+// (and any state --> Closed when the connection ends). Every change of state goes
+// through transition(), which refuses an edge this diagram does not have. Frames are
+// delivered only in AwaitAuth and Ready, so pipelined requests wait in the stream's
+// input (and then in the kernel) until the current response is complete; responses
+// therefore go out strictly in order.
 //
-// The session never blocks: output goes to a Buffer, and writability is watched only
-// while that buffer holds bytes or a response is still being produced. A response
-// produces at most kChunk bytes ahead of the socket and writes at most kWriteBudget
-// bytes per wakeup, so one big download cannot starve the other connections.
+// Requests are dispatched through one table, after OpenSSH's sftp-server: for each
+// message type, the states it is allowed in, whether it writes to the file system, and
+// its handler. Anything else is refused with unexpected_message.
+//
+// A response is a header frame and, for get and list, a Producer (a BodySource, a
+// DirLister) that the stream drains into the socket as it has room, zero copy where the
+// transport can: one big download never starves the other connections.
 
 #include <sys/stat.h>
 
@@ -23,15 +28,15 @@
 #include <memory>
 #include <string>
 
-#include "apps/reactord/digest_cache.h"
+#include "apps/common/body_source.h"
+#include "apps/common/state_machine.h"
 #include "apps/reactord/dir_lister.h"
-#include "apps/reactord/file_sender.h"
-#include "protocol/frame.h"
+#include "protocol/framed_stream.h"
 #include "protocol/messages.h"
 #include "protocol/types.h"
-#include "reactor/buffer.h"
 #include "reactor/event_loop.h"
 #include "reactor/socket_address.h"
+#include "reactor/transport.h"
 #include "reactor/unique_fd.h"
 
 namespace server {
@@ -41,7 +46,7 @@ class Server;
 enum class SessionState { kAwaitAuth, kVerdictPending, kReady, kSending, kListing, kDraining, kClosed };
 const char* to_string(SessionState state);
 
-class Session {
+class Session final : public protocol::StreamHandler {
  public:
   using Clock = reactor::EventLoop::Clock;
 
@@ -50,12 +55,14 @@ class Session {
   // 7 ms (p50) behind them; at 256 KiB its p99 is under 2 ms (BENCHMARKS.md, scenario 6).
   static constexpr size_t kWriteBudget = 256 * 1024;
 
-  Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer);
-  ~Session();
+  // `transport`: how the connection's bytes move; null means the plain socket transport.
+  Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
+          std::unique_ptr<reactor::Transport> transport = nullptr);
+  ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Registers with the loop and sends the hello. False: the session is already closed.
+  // Registers with the loop and queues the hello. False: the session is already closed.
   bool start();
   // SIGINT/SIGTERM: finish the response in progress, then close; idle sessions close now.
   void begin_shutdown();
@@ -64,42 +71,48 @@ class Session {
   // Ends the connection immediately (grace period over, server stopping).
   void abort(const char* reason);
 
-  SessionState state() const { return state_; }
+  SessionState state() const { return machine_.state(); }
   uint64_t id() const { return id_; }
   const std::string& peer() const { return peer_; }
-  bool busy() const { return state_ == SessionState::kSending || state_ == SessionState::kListing; }
+  bool busy() const { return state() == SessionState::kSending || state() == SessionState::kListing; }
+  const protocol::FramedStream& stream() const { return stream_; }
+
+  // protocol::StreamHandler
+  bool accepting_input() const override;
+  void on_message(protocol::Message& message) override;
+  void on_body(const char* data, size_t len, uint64_t remaining) override;
+  void on_produced() override;
+  void on_failure(const protocol::StreamFailure& failure) override;
 
  private:
-  void on_events(uint32_t events);
-  void on_readable();
-  void drive();
-  // Decodes and handles requests; true if it stopped because too much output is queued.
-  bool process_input();
-  void handle_message(protocol::Message&& message);
+  struct Rule;
+  static const Rule kRules[];
+  template <typename T, void (Session::*Handle)(const T&)>
+  void dispatch_as(protocol::Message& message);
+
+  void refuse_unexpected(const protocol::Message& message);
   void handle_auth(const protocol::Auth& auth);
   void deliver_verdict();
   void handle_get(const protocol::GetRequest& request);
   void handle_stat(const protocol::StatRequest& request);
   void handle_list(const protocol::ListRequest& request);
   void handle_msg(const protocol::MsgRequest& request);
-  void produce_response();
+  void handle_ping(const protocol::PingRequest& request);
   void finish_response();
-  bool flush();
-  void update_interest();
-  void send(const protocol::Message& message);
+  void end_response();
   void request_error(const protocol::ProtocolError& error);
   void fatal(protocol::ErrorCode code, const std::string& message);
   void close(const char* reason);
-  void transition(SessionState next);
+  bool transition(SessionState next);
+  std::string who() const;
 
   Server& server_;
   uint64_t id_;
-  reactor::UniqueFd fd_;
   std::string peer_;  // "127.0.0.1:41234", for logs
-  SessionState state_ = SessionState::kAwaitAuth;
-  reactor::Buffer in_;
-  reactor::Buffer out_;
-  protocol::FrameDecoder decoder_;
+  app::StateMachine<SessionState> machine_;
+  reactor::UniqueFd pending_fd_;  // until start() hands it to the stream
+  std::unique_ptr<reactor::Transport> pending_transport_;
+  protocol::FramedStream stream_;
   // What only the handshake needs, freed once it succeeds: an idle authenticated
   // connection should cost the server as little memory as possible.
   struct Handshake {
@@ -110,18 +123,13 @@ class Session {
     Clock::time_point deadline;  // absolute: trickling bytes does not extend it
   };
   std::unique_ptr<Handshake> handshake_ = std::make_unique<Handshake>();
-  std::unique_ptr<FileSender> sender_;
+  std::unique_ptr<app::BodySource> sender_;
   std::unique_ptr<DirLister> lister_;
   std::string response_path_;  // what the current get/list is for, for logs
   Clock::time_point started_;
-  Clock::time_point last_activity_;
   Clock::time_point drain_deadline_;
-  uint32_t interest_ = 0;
-  bool registered_ = false;
   bool closing_after_response_ = false;
-  bool write_shut_ = false;
   uint64_t requests_ = 0;
-  uint64_t bytes_out_ = 0;
 };
 
 }  // namespace server

@@ -1,13 +1,12 @@
-#include "apps/reactord/file_sender.h"
+#include "apps/common/body_source.h"
 
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 
-namespace server {
+namespace app {
 namespace {
 
 bool same_timespec(const struct timespec& a, const struct timespec& b) {
@@ -16,14 +15,15 @@ bool same_timespec(const struct timespec& a, const struct timespec& b) {
 
 }  // namespace
 
-FileSender::FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
+BodySource::BodySource(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
                        std::optional<protocol::Digest> cached)
     : fd_(std::move(fd)),
       opened_(opened),
       size_(static_cast<uint64_t>(opened.st_size)),
       offset_(offset),
       hashing_(!cached),
-      zero_copy_(cached.has_value() && size_ - offset_ >= kZeroCopyMin) {
+      zero_copy_(cached.has_value() && size_ - offset_ >= kZeroCopyMin),
+      planned_zero_copy_(zero_copy_) {
   if (hashing_) hash_.emplace();
   if (cached) {
     digest_ = *cached;
@@ -32,13 +32,13 @@ FileSender::FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t
   if (pos_ == size_) finish();
 }
 
-void FileSender::fail(protocol::ErrorCode code, std::string message) {
+void BodySource::fail(protocol::ErrorCode code, std::string message) {
   failed_ = true;
   failure_code_ = code;
   failure_message_ = std::move(message);
 }
 
-size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
+size_t BodySource::produce(reactor::Buffer& out, size_t budget) {
   size_t processed = 0;
   while (!finished_ && budget > 0) {
     if (failed_) {
@@ -49,7 +49,7 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
       if (before == budget) break;  // no room until the socket drains
       continue;
     }
-    if (zero_copy_) break;  // send_to() moves the body
+    if (zero_copy_) break;  // send_file() moves the body
     bool in_prefix = pos_ < offset_;
     uint64_t limit = in_prefix ? offset_ : size_;
     size_t want = static_cast<size_t>(std::min<uint64_t>({kChunk, limit - pos_, budget}));
@@ -86,38 +86,37 @@ size_t FileSender::produce(reactor::Buffer& out, size_t budget) {
   return processed;
 }
 
-ssize_t FileSender::send_to(int sock, size_t budget, int* saved_errno) {
-  if (!zero_copy()) return 0;
+reactor::IoResult BodySource::send_file(reactor::Transport& transport, size_t budget) {
+  reactor::IoResult r;
+  if (!zero_copy()) return r;
   size_t want = static_cast<size_t>(std::min<uint64_t>(size_ - pos_, budget));
-  off_t offset = static_cast<off_t>(pos_);
-  ssize_t n = sendfile(sock, fd_.get(), &offset, want);
-  if (n > 0) {
-    pos_ += static_cast<uint64_t>(n);
-    body_done_ += static_cast<uint64_t>(n);
+  uint64_t offset = pos_;
+  r = transport.send_file(fd_.get(), &offset, want);
+  if (r.bytes > 0) {
+    pos_ += static_cast<uint64_t>(r.bytes);
+    body_done_ += static_cast<uint64_t>(r.bytes);
     if (pos_ == size_) finish();
-    return n;
+    return r;
   }
-  if (n == 0) {
+  if (r.bytes == 0) {
     fail(protocol::ErrorCode::kFileChanged,
          "the file shrank while it was being sent (to " + std::to_string(pos_) + " bytes)");
-    return 0;
+    return r;
   }
-  int err = errno;
-  if (err == EINVAL || err == ENOSYS || err == EOPNOTSUPP) {
+  if (r.error == EINVAL || r.error == ENOSYS || r.error == EOPNOTSUPP) {
     // A file system without sendfile support: read it instead (still unhashed: the
     // digest is known).
     zero_copy_ = false;
-    return 0;
+    return reactor::IoResult{};
   }
-  if (err == EIO) {
-    fail(protocol::ErrorCode::kIoError, std::string("read failed while sending: ") + std::strerror(err));
-    return 0;
+  if (r.error == EIO) {
+    fail(protocol::ErrorCode::kIoError, std::string("read failed while sending: ") + std::strerror(r.error));
+    return reactor::IoResult{};
   }
-  *saved_errno = err;  // the socket's problem: EAGAIN, EPIPE, ECONNRESET, ...
-  return -1;
+  return r;  // the connection's problem: EAGAIN, EPIPE, ECONNRESET, ...
 }
 
-void FileSender::pad(reactor::Buffer& out, size_t* budget) {
+void BodySource::pad(reactor::Buffer& out, size_t* budget) {
   size_t want = static_cast<size_t>(std::min<uint64_t>({kChunk, body_length() - body_done_, *budget}));
   char* dst = want == 0 ? nullptr : out.begin_write(want);
   if (dst == nullptr) return;
@@ -127,7 +126,7 @@ void FileSender::pad(reactor::Buffer& out, size_t* budget) {
   *budget -= want;
 }
 
-void FileSender::finish() {
+void BodySource::finish() {
   finished_ = true;
   if (!failed_) {
     // Modified in place (same size) is caught by mtime; ctime catches even a writer
@@ -144,14 +143,14 @@ void FileSender::finish() {
   if (!failed_ && hashing_) digest_ = hash_->finish();
 }
 
-protocol::Message FileSender::trailer() const {
+protocol::Message BodySource::trailer() const {
   if (failed_) return protocol::ErrorMessage{failure_code_, failure_message_};
   return protocol::End{digest_};
 }
 
-std::optional<protocol::Digest> FileSender::computed_digest() const {
+std::optional<protocol::Digest> BodySource::computed_digest() const {
   if (!finished_ || failed_ || !hashing_) return std::nullopt;
   return digest_;
 }
 
-}  // namespace server
+}  // namespace app

@@ -28,7 +28,7 @@
 #include "protocol/sha256.h"
 #include "protocol/types.h"
 
-namespace client {
+namespace app {
 
 class BackgroundSha256 {
  public:
@@ -79,4 +79,4 @@ class BackgroundSha256 {
   std::thread worker_;
 };
 
-}  // namespace client
+}  // namespace app

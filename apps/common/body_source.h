@@ -1,5 +1,9 @@
 #pragma once
-// Streams one file for a `get`, in one of two ways.
+// BodySource: streams one file as a frame body, for whichever side sends it (the
+// server's answer to a get; an upload, from the client). It is a protocol::Producer: the
+// FramedStream asks it for bytes as the output drains, and never sees the file.
+//
+// It works in one of two ways.
 //
 // Hashing (the first send of a file): reads it once, straight into the connection's
 // output buffer, and hashes exactly the bytes it reads, so the SHA-256 in the trailer
@@ -7,10 +11,11 @@
 // (offset > 0) the prefix [0, offset) is read and hashed but not sent, so the digest
 // still covers the whole file.
 //
-// Zero-copy (the digest is already known, see DigestCache, and the body is at least
-// kZeroCopyMin bytes): nothing is hashed or read into user space; the body goes from the
-// page cache to the socket with sendfile(2). If sendfile is not supported for the file,
-// it falls back to reading without hashing. A smaller body with a known digest is read
+// Zero-copy (the digest is already known, see DigestCache, the body is at least
+// kZeroCopyMin bytes, and the stream's transport can send files): nothing is hashed or
+// read into user space; the body goes from the page cache to the socket through
+// Transport::send_file (sendfile(2) on a plain socket). If the file cannot be sent that
+// way, it falls back to reading without hashing. A smaller body with a known digest is read
 // into the output buffer unhashed: header, body and trailer then leave in one send(),
 // where sendfile would need a send of its own for each, and as many TCP segments.
 //
@@ -29,14 +34,15 @@
 #include <string>
 #include <vector>
 
+#include "protocol/framed_stream.h"
 #include "protocol/messages.h"
 #include "protocol/sha256.h"
 #include "reactor/buffer.h"
 #include "reactor/unique_fd.h"
 
-namespace server {
+namespace app {
 
-class FileSender {
+class BodySource final : public protocol::Producer {
  public:
   // Largest single read: big enough that syscalls and hashing calls amortise, small
   // enough that 1,000 concurrent downloads stay within a few hundred MiB.
@@ -45,23 +51,27 @@ class FileSender {
   static constexpr uint64_t kZeroCopyMin = 64 * 1024;
 
   // `cached`: the file's digest if already known for exactly this identity.
-  FileSender(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
+  BodySource(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
              std::optional<protocol::Digest> cached = std::nullopt);
 
   // Hashing mode, and padding after a failure: processes up to `budget` bytes, appending
   // body bytes to `out` (prefix bytes are only hashed). Returns the bytes processed.
-  size_t produce(reactor::Buffer& out, size_t budget);
+  size_t produce(reactor::Buffer& out, size_t budget) override;
 
-  // True while the body should go straight from the file to the socket with send_to();
-  // the caller must have flushed everything queued before it (the frame header).
-  bool zero_copy() const { return zero_copy_ && !failed_ && !finished_; }
-  // Zero-copy mode: sends up to `budget` body bytes to `sock`. Returns the bytes sent,
-  // 0 if nothing could be sent for a reason this object handled (the file shrank; or
-  // sendfile is unsupported and produce() takes over), or -1 with *saved_errno from the
-  // socket (EAGAIN: wait for writability).
-  ssize_t send_to(int sock, size_t budget, int* saved_errno);
+  // Zero copy is used only if the transport can (see protocol::Producer).
+  void allow_zero_copy(bool possible) override { zero_copy_ = zero_copy_ && possible; }
+  // True while the body should go straight from the file to the socket with
+  // send_file(); the stream has flushed everything queued before it (the frame header).
+  bool zero_copy() const override { return zero_copy_ && !failed_ && !finished_; }
+  // Zero-copy mode: sends up to `budget` body bytes. Returns the bytes sent, 0 if
+  // nothing could be sent for a reason this object handled (the file shrank; or the
+  // file cannot be sent this way and produce() takes over), or -1 with the transport's
+  // error (EAGAIN: wait for writability).
+  reactor::IoResult send_file(reactor::Transport& transport, size_t budget) override;
+  // Whether zero copy was planned (a cached digest and a body worth it), for logs.
+  bool planned_zero_copy() const { return planned_zero_copy_; }
 
-  bool finished() const { return finished_; }
+  bool finished() const override { return finished_; }
   protocol::Message trailer() const;
   // After a successful finish in hashing mode: the digest just computed, for the cache.
   std::optional<protocol::Digest> computed_digest() const;
@@ -83,7 +93,8 @@ class FileSender {
   uint64_t pos_ = 0;        // next file offset to read
   uint64_t body_done_ = 0;  // body bytes appended to the output or sent (data or padding)
   bool hashing_;            // false when the digest came from the cache
-  bool zero_copy_;          // send_to() with sendfile(2)
+  bool zero_copy_;          // send_file()
+  bool planned_zero_copy_;
   std::optional<protocol::Sha256> hash_;  // only while hashing_
   std::vector<char> prefix_scratch_;  // only for resumed downloads
   bool failed_ = false;               // the file changed or could not be read
@@ -93,4 +104,4 @@ class FileSender {
   protocol::Digest digest_{};
 };
 
-}  // namespace server
+}  // namespace app

@@ -1,4 +1,4 @@
-#include "apps/reactorc/background_sha256.h"
+#include "apps/common/background_sha256.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <system_error>
 
-namespace client {
+namespace app {
 
 BackgroundSha256::BackgroundSha256() { chunks_[0].reset(new char[kChunk]); }
 
@@ -102,4 +102,4 @@ protocol::Digest BackgroundSha256::finish() {
   return hash_.finish();
 }
 
-}  // namespace client
+}  // namespace app

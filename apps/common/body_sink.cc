@@ -1,0 +1,158 @@
+#include "apps/common/body_sink.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "reactor/errors.h"
+
+namespace app {
+namespace {
+
+// ".NAME.XXXXXX.part", the six characters random, as mkstemp(3) makes them.
+std::string temp_name_for(const std::string& name) {
+  static const char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  unsigned char random[6] = {};
+  if (getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) {
+    // Uniqueness, not secrecy, is what matters here; O_EXCL catches a collision.
+    uint64_t fallback = static_cast<uint64_t>(getpid()) * 2654435761u ^ static_cast<uint64_t>(time(nullptr));
+    for (unsigned char& c : random) {
+      c = static_cast<unsigned char>(fallback);
+      fallback >>= 8;
+    }
+  }
+  std::string suffix;
+  for (unsigned char c : random) suffix += kLetters[c % (sizeof kLetters - 1)];
+  return "." + name + "." + suffix + ".part";
+}
+
+}  // namespace
+
+BodySink::BodySink(Hashing hashing) : hashing_(hashing) {
+  if (hashing_ == Hashing::kBackground) background_hash_ = std::make_unique<BackgroundSha256>();
+}
+
+BodySink::~BodySink() { discard(); }
+
+bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
+                         std::string* err) {
+  dir_ = std::move(dir);
+  name_ = name;
+  display_ = display;
+  overwrite_ = overwrite;
+  struct stat st {};
+  if (fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!overwrite) {
+      *err = "\"" + display + "\" exists; use --force to overwrite it";
+      return false;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      *err = "\"" + display + "\" is a directory";
+      return false;
+    }
+  }
+  // Mode 0600 while incomplete, so nobody can read a half-written file; commit() widens
+  // it to what the umask allows, like any new file. O_NOFOLLOW: a symlink planted under
+  // the temporary's name is refused, never written through.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string candidate = temp_name_for(name);
+    int fd = openat(dir_.get(), candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      file_.reset(fd);
+      temp_name_ = candidate;
+      written_ = 0;
+      return true;
+    }
+    if (errno != EEXIST) break;
+  }
+  size_t slash = display.find_last_of('/');
+  std::string dir_display = slash == std::string::npos ? "." : slash == 0 ? "/" : display.substr(0, slash);
+  *err = reactor::sys_error("create temporary file in", dir_display);
+  dir_.reset();
+  return false;
+}
+
+void BodySink::hash(const char* data, size_t len) {
+  if (background_hash_) {
+    background_hash_->update(data, len);
+  } else {
+    inline_hash_.update(data, len);
+  }
+}
+
+bool BodySink::write(const char* data, size_t len, std::string* err) {
+  hash(data, len);
+  if (!file_) {
+    written_ += len;
+    return true;
+  }
+  while (len > 0) {
+    ssize_t n = ::write(file_.get(), data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *err = reactor::sys_error("write", display_);
+      return false;
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+    written_ += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+bool BodySink::verify(const protocol::Digest& expected, protocol::Digest* actual) {
+  protocol::Digest got = background_hash_ ? background_hash_->finish() : inline_hash_.finish();
+  if (actual != nullptr) *actual = got;
+  if (got == expected) return true;
+  discard();
+  return false;
+}
+
+bool BodySink::commit(int64_t mtime, std::string* err) {
+  if (!file_) return true;
+  mode_t mask = umask(0);
+  umask(mask);
+  if (fchmod(file_.get(), 0666 & ~mask) != 0) {
+    *err = reactor::sys_error("chmod", display_);
+    return false;
+  }
+  struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
+  if (futimens(file_.get(), times) != 0) {
+    *err = reactor::sys_error("set modification time of", display_);
+    return false;
+  }
+  // close() is where NFS and friends report deferred write errors; check it before the
+  // rename makes the file visible.
+  if (close(file_.release()) != 0) {
+    *err = reactor::sys_error("close", display_);
+    return false;
+  }
+  int rc = overwrite_ ? renameat(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str())
+                      : renameat2(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && !overwrite_ && (errno == EINVAL || errno == ENOSYS)) {
+    // A file system without RENAME_NOREPLACE: link() also refuses to replace.
+    rc = linkat(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str(), 0);
+    if (rc == 0) unlinkat(dir_.get(), temp_name_.c_str(), 0);
+  }
+  if (rc != 0) {
+    *err = errno == EEXIST ? "\"" + display_ + "\" appeared during the download; use --force to overwrite it"
+                           : reactor::sys_error("rename to", display_);
+    return false;
+  }
+  temp_name_.clear();
+  return true;
+}
+
+void BodySink::discard() {
+  file_.reset();
+  if (!temp_name_.empty()) {
+    unlinkat(dir_.get(), temp_name_.c_str(), 0);
+    temp_name_.clear();
+  }
+}
+
+}  // namespace app

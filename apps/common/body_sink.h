@@ -1,0 +1,76 @@
+#pragma once
+// BodySink: where a received frame body goes, for whichever side receives it (a
+// download, in reactorc; an upload, in reactord). It hashes every byte as it arrives
+// and, when it has a file, writes it into a temporary file created beside the
+// destination, relative to a directory descriptor, so that a rename of the directory
+// or a symlink planted at its path cannot redirect the writes. Only after verify() has
+// matched the digest does commit() rename the temporary into place; until then nothing
+// exists under the final name. If the sink is discarded or destroyed uncommitted, the
+// temporary file is removed. (A SIGKILL can still leave one behind: it is named
+// ".NAME.XXXXXX.part" so it is obviously debris, never mistaken for the file.)
+//
+// Without a file the sink only hashes: reactorc bench verifies bodies and drops them.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "apps/common/background_sha256.h"
+#include "protocol/sha256.h"
+#include "protocol/types.h"
+#include "reactor/unique_fd.h"
+
+namespace app {
+
+class BodySink {
+ public:
+  // kBackground hashes on a second thread beside the event loop (see
+  // BackgroundSha256), for one big stream; kInline on the caller's, for many small ones.
+  enum class Hashing { kInline, kBackground };
+
+  explicit BodySink(Hashing hashing);
+  ~BodySink();
+  BodySink(const BodySink&) = delete;
+  BodySink& operator=(const BodySink&) = delete;
+
+  // Gives the sink a file: a temporary in `dir` (a directory descriptor, O_PATH is
+  // enough), to become `name` in it. `display` is how the final path is shown in
+  // messages. Fails early, before any byte is fetched, if `name` exists and !overwrite,
+  // if it is a directory, or if the directory is not writable.
+  bool open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
+                 std::string* err);
+
+  bool write(const char* data, size_t len, std::string* err);
+  // The body is complete: the digest of everything written, compared with `expected`.
+  // On a mismatch the file is discarded. *actual (if given) receives the digest.
+  bool verify(const protocol::Digest& expected, protocol::Digest* actual = nullptr);
+  // After verify(): sets the modification time and the mode the umask allows, closes
+  // (checked: close is where NFS reports deferred write errors) and renames into place,
+  // with RENAME_NOREPLACE unless overwriting, so a file created meanwhile is never
+  // clobbered. A sink without a file commits trivially.
+  bool commit(int64_t mtime, std::string* err);
+  void discard();
+
+  bool has_file() const { return static_cast<bool>(dir_); }
+  const std::string& display() const { return display_; }
+  const std::string& temp_name() const { return temp_name_; }
+  uint64_t written() const { return written_; }
+
+ private:
+  void hash(const char* data, size_t len);
+
+  Hashing hashing_;
+  protocol::Sha256 inline_hash_;
+  std::unique_ptr<BackgroundSha256> background_hash_;
+  reactor::UniqueFd dir_;
+  reactor::UniqueFd file_;
+  std::string name_;
+  std::string display_;
+  std::string temp_name_;  // empty: no temporary on disk
+  bool overwrite_ = false;
+  uint64_t written_ = 0;
+};
+
+}  // namespace app

@@ -1,0 +1,141 @@
+#include "apps/reactorc/command.h"
+
+#include "apps/common/terminal_text.h"
+#include "apps/reactorc/exit_codes.h"
+#include "protocol/features.h"
+
+namespace client {
+namespace {
+
+using C = CommandState;
+
+// The one-reply commands: stat, ping, msg.
+constexpr app::Edge<C> kOneReply[] = {{C::kRequested, C::kDone}, {C::kRequested, C::kFailed}};
+
+constexpr app::Edge<C> kStreamed[] = {
+    {C::kRequested, C::kReceiving}, {C::kRequested, C::kDone}, {C::kRequested, C::kFailed},
+    {C::kReceiving, C::kDone},      {C::kReceiving, C::kFailed},
+};
+
+}  // namespace
+
+const char* to_string(CommandState state) {
+  switch (state) {
+    case C::kRequested: return "requested";
+    case C::kReceiving: return "receiving";
+    case C::kVerifying: return "verifying";
+    case C::kCommitting: return "committing";
+    case C::kDone: return "done";
+    case C::kFailed: return "failed";
+  }
+  return "?";
+}
+
+std::string describe(const protocol::ErrorMessage& error) {
+  return std::string(protocol::to_string(error.code)) + ": " + app::escape_for_terminal(error.message);
+}
+
+bool Command::transition(CommandState next) {
+  return machine_.transition(next, [this] { return std::string(name()); });
+}
+
+void Command::fail(int exit_code, std::string message) {
+  if (finished()) return;
+  on_fail();
+  result_.exit_code = exit_code;
+  result_.message = std::move(message);
+  transition(C::kFailed);
+}
+
+void Command::abandon(int exit_code, const std::string& message) { fail(exit_code, message); }
+
+void Command::unexpected(const protocol::Message& message) {
+  fail(kExitProtocol, std::string("unexpected reply from the server: ") + protocol::type_name(message));
+}
+
+void Command::on_body(const char*, size_t, uint64_t) { fail(kExitProtocol, "the server sent an unexpected body"); }
+
+// ---- stat
+
+StatCommand::StatCommand(std::string path) : Command(kOneReply), path_(std::move(path)) {}
+
+protocol::Message StatCommand::request() const {
+  protocol::StatRequest stat;
+  stat.path = path_;
+  return stat;
+}
+
+const char* StatCommand::feature() const { return protocol::kFeatureStat; }
+
+void StatCommand::on_message(protocol::Message& message) {
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  auto* reply = std::get_if<protocol::StatReply>(&message);
+  if (reply == nullptr) return unexpected(message);
+  reply_ = std::move(*reply);
+  succeed();
+}
+
+// ---- ping
+
+PingCommand::PingCommand() : Command(kOneReply) {}
+
+protocol::Message PingCommand::request() const { return protocol::PingRequest{}; }
+
+const char* PingCommand::feature() const { return protocol::kFeaturePing; }
+
+void PingCommand::on_message(protocol::Message& message) {
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  if (std::get_if<protocol::Pong>(&message) == nullptr) return unexpected(message);
+  succeed();
+}
+
+// ---- msg
+
+MsgCommand::MsgCommand(std::string text) : Command(kOneReply), text_(std::move(text)) {}
+
+protocol::Message MsgCommand::request() const {
+  protocol::MsgRequest msg;
+  msg.text = text_;
+  return msg;
+}
+
+const char* MsgCommand::feature() const { return protocol::kFeatureMsg; }
+
+void MsgCommand::on_message(protocol::Message& message) {
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  auto* ok = std::get_if<protocol::MsgOk>(&message);
+  if (ok == nullptr) return unexpected(message);
+  bytes_ = ok->bytes;
+  succeed();
+}
+
+// ---- list
+
+ListCommand::ListCommand(std::string path) : Command(kStreamed), path_(std::move(path)) {}
+
+protocol::Message ListCommand::request() const {
+  protocol::ListRequest list;
+  list.path = path_;
+  return list;
+}
+
+const char* ListCommand::feature() const { return protocol::kFeatureList; }
+
+void ListCommand::on_message(protocol::Message& message) {
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  if (auto* batch = std::get_if<protocol::Entries>(&message)) {
+    if (entries_.size() + batch->entries.size() > kMaxEntries) {
+      return fail(kExitProtocol, "the listing is larger than 10,000,000 entries; giving up");
+    }
+    if (state() == C::kRequested && !transition(C::kReceiving)) return;
+    for (protocol::Entry& entry : batch->entries) entries_.push_back(std::move(entry));
+    return;
+  }
+  if (auto* end = std::get_if<protocol::ListEnd>(&message)) {
+    skipped_ = end->skipped;
+    return succeed();
+  }
+  unexpected(message);
+}
+
+}  // namespace client

@@ -1,0 +1,142 @@
+#pragma once
+// The client's requests, each a small explicit state machine that a Connection feeds
+// with the frames of its response. reactorc runs one per invocation; reactorc bench
+// runs thousands, several in flight per connection. Neither knows how a response is
+// put together: the command does.
+//
+//   get:        Requested -> Receiving -> Verifying -> Committing -> Done
+//   list:       Requested -> Receiving -> Done
+//   stat, ping,
+//   msg:        Requested -> Done
+//
+// and from every state but Done, -> Failed. Each command refuses (and logs) an edge its
+// diagram does not draw.
+//
+// A command ends with a result: exit status 0, or the status reactorc exits with for
+// that failure (exit_codes.h) and a message for the user, already safe to print.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "apps/common/state_machine.h"
+#include "protocol/messages.h"
+
+namespace client {
+
+enum class CommandState { kRequested, kReceiving, kVerifying, kCommitting, kDone, kFailed };
+const char* to_string(CommandState state);
+
+struct CommandResult {
+  int exit_code = 0;  // 0: success
+  std::string message;
+};
+
+// "not_found: \"x\" does not exist": a server's error as the user sees it, its text
+// escaped for the terminal. The one place this is spelt out.
+std::string describe(const protocol::ErrorMessage& error);
+
+class Command {
+ public:
+  virtual ~Command() = default;
+  Command(const Command&) = delete;
+  Command& operator=(const Command&) = delete;
+
+  // What to send, and the feature the server must offer for it.
+  virtual protocol::Message request() const = 0;
+  virtual const char* feature() const = 0;
+  virtual const char* name() const = 0;
+
+  // A frame of this command's response, in order.
+  virtual void on_message(protocol::Message& message) = 0;
+  // A chunk of a body the response announced; the default refuses it.
+  virtual void on_body(const char* data, size_t len, uint64_t remaining);
+  // The connection ended before the response did: fail with this status and message
+  // (and drop whatever was received). A finished command ignores it.
+  void abandon(int exit_code, const std::string& message);
+
+  CommandState state() const { return machine_.state(); }
+  bool finished() const { return state() == CommandState::kDone || state() == CommandState::kFailed; }
+  bool succeeded() const { return state() == CommandState::kDone; }
+  const CommandResult& result() const { return result_; }
+
+ protected:
+  template <size_t N>
+  explicit Command(const app::Edge<CommandState> (&edges)[N]) : machine_(CommandState::kRequested, edges, to_string) {}
+
+  bool transition(CommandState next);
+  void succeed() { transition(CommandState::kDone); }
+  void fail(int exit_code, std::string message);
+  // A reply this command does not expect at this point.
+  void unexpected(const protocol::Message& message);
+  // Called once when the command fails, before the state changes: drop partial work.
+  virtual void on_fail() {}
+
+ private:
+  app::StateMachine<CommandState> machine_;
+  CommandResult result_;
+};
+
+// stat PATH: one stat_ok.
+class StatCommand final : public Command {
+ public:
+  explicit StatCommand(std::string path);
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "stat"; }
+  void on_message(protocol::Message& message) override;
+  const protocol::StatReply& reply() const { return reply_; }
+
+ private:
+  std::string path_;
+  protocol::StatReply reply_;
+};
+
+// ping: one pong.
+class PingCommand final : public Command {
+ public:
+  PingCommand();
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "ping"; }
+  void on_message(protocol::Message& message) override;
+};
+
+// send TEXT (the msg request): one msg_ok.
+class MsgCommand final : public Command {
+ public:
+  explicit MsgCommand(std::string text);
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "msg"; }
+  void on_message(protocol::Message& message) override;
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  std::string text_;
+  uint64_t bytes_ = 0;
+};
+
+// ls [PATH]: entries frames, then list_end. Collected whole, to be sorted for display.
+class ListCommand final : public Command {
+ public:
+  // A hostile server could stream entries forever; a listing bigger than this is not
+  // something a terminal user wants either.
+  static constexpr size_t kMaxEntries = 10'000'000;
+
+  explicit ListCommand(std::string path);
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "list"; }
+  void on_message(protocol::Message& message) override;
+  std::vector<protocol::Entry>& entries() { return entries_; }
+  uint64_t skipped() const { return skipped_; }
+
+ private:
+  std::string path_;
+  std::vector<protocol::Entry> entries_;
+  uint64_t skipped_ = 0;
+};
+
+}  // namespace client

@@ -1,0 +1,61 @@
+#pragma once
+// get REMOTE: the download state machine, the same for reactorc get and reactorc bench
+// get. The body goes into a BodySink (a file, renamed into place only once verified; or,
+// for the bench, nowhere) and the SHA-256 in the trailer decides.
+//
+//   Requested --file--> Receiving --end--> Verifying --match--> Committing --> Done
+//   (any of them) --error, mismatch, local failure, lost connection--> Failed
+//
+// A failed get leaves nothing under the final name.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "apps/common/body_sink.h"
+#include "apps/reactorc/command.h"
+#include "protocol/types.h"
+
+namespace client {
+
+// Told about a download's progress (reactorc's progress bar).
+class GetObserver {
+ public:
+  virtual ~GetObserver() = default;
+  virtual void on_file(const protocol::FileHeader& header) = 0;
+  // Body bytes received so far.
+  virtual void on_received(uint64_t bytes) = 0;
+};
+
+class GetCommand final : public Command {
+ public:
+  GetCommand(std::string remote, std::unique_ptr<app::BodySink> sink, GetObserver* observer = nullptr);
+
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "get"; }
+  void on_message(protocol::Message& message) override;
+  void on_body(const char* data, size_t len, uint64_t remaining) override;
+
+  // Whether a file header arrived (a transfer started, as opposed to a refusal).
+  bool started() const { return started_; }
+  uint64_t received() const { return received_; }
+  const protocol::Digest& digest() const { return digest_; }
+  const app::BodySink& sink() const { return *sink_; }
+
+ private:
+  void on_fail() override;
+  void on_file(const protocol::FileHeader& header);
+  void on_end(const protocol::End& end);
+
+  std::string remote_;
+  std::unique_ptr<app::BodySink> sink_;
+  GetObserver* observer_;
+  bool started_ = false;
+  uint64_t expected_ = 0;
+  uint64_t received_ = 0;
+  int64_t mtime_ = 0;
+  protocol::Digest digest_{};
+};
+
+}  // namespace client

@@ -1,0 +1,388 @@
+#include "protocol/framed_stream.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <utility>
+
+namespace protocol {
+namespace {
+
+bool would_block(int errnum) { return errnum == EAGAIN || errnum == EWOULDBLOCK || errnum == EINTR; }
+
+// A pass that delivered frames, produced and wrote goes round again only while a
+// finished response uncovered queued requests; bounded, so a client with thousands of
+// pipelined pings still yields to the other connections.
+constexpr int kMaxRounds = 64;
+
+}  // namespace
+
+FramedStream::FramedStream(reactor::EventLoop& loop, StreamHandler& handler, const StreamLimits& limits)
+    : loop_(loop),
+      handler_(handler),
+      limits_(limits),
+      in_(limits.input_max),
+      out_(),
+      decoder_(limits.header_limit) {}
+
+FramedStream::~FramedStream() {
+  if (alive_) *alive_ = false;
+  close();
+}
+
+bool FramedStream::start_handshake(std::string* err) {
+  switch (transport_->handshake(err)) {
+    case reactor::Transport::Handshake::kDone:
+      handshake_done_ = true;
+      return true;
+    case reactor::Transport::Handshake::kAgain:
+      return true;
+    case reactor::Transport::Handshake::kFailed:
+      return false;
+  }
+  return false;
+}
+
+bool FramedStream::attach(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, std::string* err) {
+  fd_ = std::move(fd);
+  transport_ = std::move(transport);
+  closed_ = false;
+  last_activity_ = loop_.now();
+  // A transport with a handshake starts it at once (a TLS client speaks first); the
+  // plain one is done before it begins.
+  if (!start_handshake(err)) {
+    close();
+    return false;
+  }
+  uint32_t want = handshake_done_ ? transport_->read_interest() : transport_->handshake_interest();
+  if (!loop_.add(fd_.get(), want, [this](uint32_t events) { on_events(events); }, err)) {
+    close();
+    return false;
+  }
+  registered_ = true;
+  interest_ = want;
+  return true;
+}
+
+void FramedStream::attach_registered(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport,
+                                     uint32_t interest) {
+  fd_ = std::move(fd);
+  transport_ = std::move(transport);
+  closed_ = false;
+  registered_ = true;
+  interest_ = interest;
+  last_activity_ = loop_.now();
+  std::string err;
+  if (!start_handshake(&err)) {
+    StreamFailure failure;
+    failure.kind = StreamFailure::kHandshake;
+    failure.text = std::move(err);
+    fail(std::move(failure));
+    return;
+  }
+  update_interest();
+}
+
+void FramedStream::close() {
+  if (closed_ && !fd_) return;
+  closed_ = true;
+  producer_ = nullptr;
+  if (registered_) {
+    // The stream's descriptor is never duplicated and closes right below.
+    loop_.remove_before_close(fd_.get());
+    registered_ = false;
+  }
+  transport_.reset();
+  fd_.reset();
+}
+
+void FramedStream::on_events(uint32_t events) {
+  if (closed_) return;
+  if (!handshake_done_) {
+    std::string err;
+    if (!start_handshake(&err)) {
+      StreamFailure failure;
+      failure.kind = StreamFailure::kHandshake;
+      failure.text = std::move(err);
+      fail(std::move(failure));
+      return;
+    }
+    if (!handshake_done_) {
+      update_interest();
+      return;
+    }
+  }
+  // Read only when the transport's read can make progress: for a plain socket a
+  // writable wakeup (most of them, during a download) then costs no recv that says
+  // EAGAIN. Input the transport already holds is read whatever woke us.
+  ++depth_;
+  if ((events & (transport_->read_interest() | reactor::kHangup | reactor::kError)) ||
+      transport_->has_buffered_input())
+    read_input();
+  --depth_;
+  if (!closed_) pump();
+}
+
+bool FramedStream::reading() const {
+  // While draining, reading waits until the error frame is out and the sending side is
+  // shut: from then on only the peer's end of stream is of interest.
+  return !closed_ && !input_ended_ && (!draining_ || write_shut_);
+}
+
+void FramedStream::read_input() {
+  size_t budget = limits_.read_budget;
+  while (reading() && budget > 0 && in_.readable() < limits_.input_high_water) {
+    // While a body streams in, read it in big slices: at GiB/s the count of system
+    // calls is what costs. Handshakes and small replies fit the buffer's default size
+    // (plus the read's stack spill).
+    if (limits_.body_read_slice > 0 && decoder_.body_remaining() > 0) in_.begin_write(limits_.body_read_slice);
+    reactor::IoResult r = transport_->read(in_, budget);
+    if (r.bytes > 0) {
+      size_t got = static_cast<size_t>(r.bytes);
+      budget -= std::min(budget, got);
+      bytes_in_ += got;
+      last_activity_ = loop_.now();
+      if (draining_) {
+        in_.consume_all();  // nothing more is acted on
+      } else {
+        deliver_input();
+      }
+      if (!r.more) break;
+      continue;
+    }
+    if (r.bytes == 0) {
+      input_ended_ = true;
+      StreamFailure failure;
+      failure.kind = StreamFailure::kEndOfInput;
+      failure.clean = decoder_.at_frame_boundary() && in_.empty();
+      fail(std::move(failure));
+      return;
+    }
+    if (would_block(r.error)) break;
+    if (r.error == EMSGSIZE) break;  // the buffer is full: interest drops below
+    fail_errno(StreamFailure::kReadFailed, r.error);
+    return;
+  }
+}
+
+bool FramedStream::deliver_input() {
+  while (!closed_ && !draining_ && handler_.accepting_input()) {
+    // A peer that pipelines requests and never reads the answers is held back by TCP
+    // instead of growing our memory.
+    if (out_.readable() >= limits_.output_high_water) return true;
+    size_t consumed = 0;
+    DecodeEvent event = decoder_.next(in_.peek(), in_.readable(), &consumed);
+    switch (event.kind) {
+      case DecodeEvent::kNeedMore:
+        in_.consume(consumed);
+        return false;
+      case DecodeEvent::kError: {
+        in_.consume(consumed);
+        StreamFailure failure;
+        failure.kind = StreamFailure::kBadFrame;
+        failure.error = decoder_.error();
+        fail(std::move(failure));
+        return false;
+      }
+      case DecodeEvent::kBody:
+        // Deliver before consuming: the chunk points into the input buffer.
+        handler_.on_body(event.data, event.size, decoder_.body_remaining());
+        in_.consume(consumed);
+        break;
+      case DecodeEvent::kHeader: {
+        in_.consume(consumed);
+        StreamFailure failure;
+        std::optional<Message> message = parse_message(decoder_.header(), decoder_.body_length(), &failure.error);
+        if (!message) {
+          failure.kind = StreamFailure::kBadMessage;
+          fail(std::move(failure));
+          return false;
+        }
+        handler_.on_message(*message);
+        break;
+      }
+    }
+  }
+  return false;
+}
+
+void FramedStream::pump() {
+  if (closed_) return;
+  ++depth_;
+  for (int round = 0; round < kMaxRounds && !closed_; ++round) {
+    bool held_back = deliver_input();
+    if (closed_) break;
+    bool was_producing = producer_ != nullptr;
+    produce();
+    if (closed_ || !flush()) break;
+    // Round again only if this one made room for queued input: a response finished, or
+    // output that held input back has drained.
+    bool room = !draining_ && handler_.accepting_input() && in_.readable() > 0 &&
+                out_.readable() < limits_.output_high_water;
+    if (!(room && (was_producing || held_back))) break;
+  }
+  --depth_;
+  if (closed_) return;
+  shut_after_drain();
+  update_interest();
+}
+
+void FramedStream::shut_after_drain() {
+  if (draining_ && out_.empty() && producer_ == nullptr && !write_shut_) {
+    std::string ignored;  // the peer may be gone already; its end of stream is what we wait for
+    transport_->shutdown_write(&ignored);
+    write_shut_ = true;
+  }
+}
+
+void FramedStream::produce() {
+  size_t budget = limits_.write_budget;
+  while (producer_ != nullptr && !closed_ && out_.readable() < limits_.produce_low_water && budget > 0) {
+    if (producer_->finished()) {
+      finish_producing();
+      continue;
+    }
+    if (producer_->zero_copy()) break;  // flush() sends it straight from the file
+    size_t done = producer_->produce(out_, std::min(budget, limits_.produce_low_water));
+    budget -= std::min(budget, done);
+    if (producer_->finished()) {
+      finish_producing();
+      continue;
+    }
+    if (done == 0) break;  // the output is at its limit: wait for the socket
+  }
+}
+
+void FramedStream::finish_producing() {
+  producer_ = nullptr;
+  handler_.on_produced();
+}
+
+bool FramedStream::flush() {
+  size_t budget = limits_.write_budget;
+  while (budget > 0 && !closed_) {
+    reactor::IoResult r;
+    if (!out_.empty()) {
+      r = transport_->write(out_, budget);
+    } else if (producer_ != nullptr && producer_->zero_copy()) {
+      // Everything queued before the body (its frame header) is out: the body may go
+      // from the page cache to the socket.
+      r = producer_->send_file(*transport_, budget);
+      if (r.bytes == 0) {  // the producer changed mode (the file shrank, no sendfile)
+        produce();
+        continue;
+      }
+    } else {
+      break;
+    }
+    if (r.bytes > 0) {
+      size_t sent = static_cast<size_t>(r.bytes);
+      budget -= std::min(budget, sent);
+      bytes_out_ += sent;
+      last_activity_ = loop_.now();
+      // Keep the socket fed while the producer has more and the budget lasts.
+      if (producer_ != nullptr && out_.readable() < limits_.produce_low_water) produce();
+      continue;
+    }
+    if (would_block(r.error)) break;
+    fail_errno(StreamFailure::kWriteFailed, r.error);
+    return false;
+  }
+  if (closed_) return false;
+  // Idle connections hold no buffer memory.
+  if (out_.empty() && producer_ == nullptr) out_.shrink_if_empty();
+  if (in_.empty()) in_.shrink_if_empty();
+  return true;
+}
+
+void FramedStream::update_interest() {
+  if (closed_ || !registered_) return;
+  uint32_t want = 0;
+  if (!handshake_done_) {
+    want = transport_->handshake_interest();
+  } else {
+    if (reading() && in_.readable() < limits_.input_high_water) want |= transport_->read_interest();
+    if (!out_.empty() || producer_ != nullptr) want |= transport_->write_interest();
+  }
+  if (want != interest_) {
+    std::string err;
+    if (!loop_.modify(fd_.get(), want, &err)) {
+      StreamFailure failure;
+      failure.kind = StreamFailure::kLoop;
+      failure.text = std::move(err);
+      fail(std::move(failure));
+      return;
+    }
+    interest_ = want;
+  }
+  // Bytes the transport already holds never make the descriptor readable: come back
+  // for them before the loop sleeps, as nginx posts such a read event again.
+  if (handshake_done_ && reading() && transport_->has_buffered_input() && in_.readable() < limits_.input_high_water)
+    schedule_read_pass();
+}
+
+void FramedStream::schedule_read_pass() {
+  if (read_pass_scheduled_) return;
+  read_pass_scheduled_ = true;
+  if (!alive_) alive_ = std::make_shared<bool>(true);
+  loop_.defer([this, alive = alive_] {
+    if (!*alive) return;
+    read_pass_scheduled_ = false;
+    on_events(0);
+  });
+}
+
+// Outside a callback nothing else would write what the handler just queued: write it
+// now, the way a blocking program's send() would, and watch for what is needed next.
+// Inside one, the running pass writes it.
+void FramedStream::write_now() {
+  if (depth_ > 0 || closed_ || !handshake_done_) {
+    if (depth_ == 0) update_interest();
+    return;
+  }
+  ++depth_;
+  bool ok = flush();
+  --depth_;
+  if (!ok || closed_) return;
+  shut_after_drain();
+  update_interest();
+}
+
+bool FramedStream::send(const Message& message) {
+  if (closed_) return false;
+  std::string frame = encode(message);
+  if (!out_.append(frame.data(), frame.size())) {
+    StreamFailure failure;
+    failure.kind = StreamFailure::kOutputFull;
+    fail(std::move(failure));
+    return false;
+  }
+  write_now();
+  return !closed_;
+}
+
+void FramedStream::start_producing(Producer& producer) {
+  producer_ = &producer;
+  producer.allow_zero_copy(transport_ != nullptr && transport_->can_send_file());
+  // Outside a callback: the loop calls back once writable, and the pass produces.
+  if (depth_ == 0) update_interest();
+}
+
+void FramedStream::drain() {
+  draining_ = true;
+  write_now();
+}
+
+void FramedStream::fail_errno(StreamFailure::Kind kind, int errnum) {
+  StreamFailure failure;
+  failure.kind = kind;
+  failure.errnum = errnum;
+  fail(std::move(failure));
+}
+
+void FramedStream::fail(StreamFailure failure) {
+  if (closed_) return;
+  handler_.on_failure(failure);
+}
+
+}  // namespace protocol
