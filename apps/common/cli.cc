@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #ifndef REACTOR_VERSION
@@ -66,6 +67,59 @@ void usage_error(const char* program, const char* fmt, ...) {
 void print_version(const char* program) {
   std::printf("%s %s (protocol 1; %s; cJSON %s)\n", program, REACTOR_VERSION, OPENSSL_VERSION_TEXT,
               cJSON_Version());
+}
+
+std::vector<struct option> with_common_options(std::initializer_list<struct option> own) {
+  std::vector<struct option> all(own);
+  all.push_back({"backend", required_argument, nullptr, kBackendOption});
+  all.push_back({"quiet", no_argument, nullptr, 'q'});
+  all.push_back({"verbose", no_argument, nullptr, 'v'});
+  all.push_back({"help", no_argument, nullptr, 'h'});
+  all.push_back({"version", no_argument, nullptr, 'V'});
+  all.push_back({nullptr, 0, nullptr, 0});
+  return all;
+}
+
+ParseResult parse_common_option(int c, const CommonParse& how, char** argv, CommonOptions* out) {
+  switch (c) {
+    case kBackendOption:
+      if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
+        return fail_usage(how.program, "invalid --backend '%s': expected epoll or poll", optarg);
+      out->backend = optarg;
+      return ParseResult::kRun;
+    case 'q':
+      out->verbosity = -1;
+      return ParseResult::kRun;
+    case 'v':
+      if (out->verbosity >= 0 && out->verbosity < how.max_verbosity) ++out->verbosity;  // -q wins, in any order
+      return ParseResult::kRun;
+    case 'h':
+      std::fputs(how.usage, stdout);
+      return ParseResult::kExitOk;
+    case 'V':
+      print_version(how.program);
+      return ParseResult::kExitOk;
+    case ':':
+      return fail_usage(how.program, "option '%s' needs an argument", argv[optind - 1]);
+    default:
+      return fail_usage(how.program, "unknown option '%s'", argv[optind - 1]);
+  }
+}
+
+LogLevel log_level_for(int verbosity) {
+  return verbosity < 0 ? LogLevel::kError : verbosity == 0 ? LogLevel::kInfo : LogLevel::kDebug;
+}
+
+std::unique_ptr<reactor::EventLoop> create_loop(const CommonOptions& options, bool* config_error, std::string* err) {
+  *config_error = false;
+  reactor::Backend backend = reactor::Backend::kEpoll;
+  if (!options.backend.empty()) {
+    reactor::parse_backend(options.backend, &backend);
+  } else if (!reactor::backend_from_env(&backend, err)) {
+    *config_error = true;
+    return nullptr;
+  }
+  return reactor::EventLoop::create(backend, err);
 }
 
 }  // namespace app

@@ -46,15 +46,27 @@ int fail(int code, const std::string& message) {
   return code;
 }
 
+// Prepares `job` (a Bench or a CommandRunner), runs it on the loop until it stops it, and
+// returns its exit status. SIGINT and SIGTERM interrupt it through the loop.
+template <typename Job>
+int run(reactor::EventLoop& loop, Job& job, std::vector<reactor::SocketAddress> addresses) {
+  if (!job.prepare()) return job.exit_code();
+  std::string err;
+  if (!loop.on_signal(SIGINT, [&job] { job.interrupt("SIGINT"); }, &err) ||
+      !loop.on_signal(SIGTERM, [&job] { job.interrupt("SIGTERM"); }, &err))
+    return fail(client::kExitFailure, err);
+  job.start(std::move(addresses));
+  if (!loop.run(&err)) return fail(client::kExitFailure, "event loop failed: " + err);
+  return job.exit_code();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   client::Options options;
-  switch (client::parse_options(argc, argv, &options)) {
-    case client::ParseResult::kExitOk: return client::kExitOk;
-    case client::ParseResult::kUsageError: return client::kExitUsage;
-    case client::ParseResult::kRun: break;
-  }
+  app::ParseResult parsed = client::parse_options(argc, argv, &options);
+  if (parsed != app::ParseResult::kRun) return app::exit_status_of(parsed);
+  // -v says more about the connection, but no debug lines: those are the daemon's.
   app::log_init("reactorc", options.verbosity < 0 ? app::LogLevel::kError : app::LogLevel::kInfo, false);
   reactor::ignore_sigpipe();
 
@@ -80,32 +92,14 @@ int main(int argc, char** argv) {
   app::Secret secret;
   if (!app::load_secret(secret_path, &secret, &err)) return fail(client::kExitConfig, err);
 
-  reactor::Backend backend = reactor::Backend::kEpoll;
-  if (!options.backend.empty()) {
-    reactor::parse_backend(options.backend, &backend);
-  } else if (!reactor::backend_from_env(&backend, &err)) {
-    return fail(client::kExitConfig, err);
-  }
-  std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create(backend, &err);
-  if (!loop) return fail(client::kExitFailure, err);
+  bool config_error = false;
+  std::unique_ptr<reactor::EventLoop> loop = app::create_loop(options, &config_error, &err);
+  if (!loop) return fail(config_error ? client::kExitConfig : client::kExitFailure, err);
 
   if (options.verb == client::Verb::kBench) {
     client::Bench bench(*loop, options, secret);
-    if (!bench.prepare()) return bench.exit_code();
-    if (!loop->on_signal(SIGINT, [&bench] { bench.interrupt("SIGINT"); }, &err) ||
-        !loop->on_signal(SIGTERM, [&bench] { bench.interrupt("SIGTERM"); }, &err))
-      return fail(client::kExitFailure, err);
-    bench.start(std::move(addresses));
-    if (!loop->run(&err)) return fail(client::kExitFailure, "event loop failed: " + err);
-    return bench.exit_code();
+    return run(*loop, bench, std::move(addresses));
   }
-
   client::CommandRunner runner(*loop, options, secret);
-  if (!runner.prepare()) return runner.exit_code();
-  if (!loop->on_signal(SIGINT, [&runner] { runner.interrupt("SIGINT"); }, &err) ||
-      !loop->on_signal(SIGTERM, [&runner] { runner.interrupt("SIGTERM"); }, &err))
-    return fail(client::kExitFailure, err);
-  runner.start(std::move(addresses));
-  if (!loop->run(&err)) return fail(client::kExitFailure, "event loop failed: " + err);
-  return runner.exit_code();
+  return run(*loop, runner, std::move(addresses));
 }

@@ -48,7 +48,7 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kProgress = 256, kBackend, kPipeline, kSource, kJson };
+enum LongOnly { kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson };
 
 
 struct CommandSpec {
@@ -71,29 +71,24 @@ const CommandSpec kCommands[] = {
 }  // namespace
 
 ParseResult parse_options(int argc, char** argv, Options* out) {
-  static const struct option kLong[] = {
+  static const std::vector<struct option> kLong = app::with_common_options({
       {"server", required_argument, nullptr, 's'},
       {"secret-file", required_argument, nullptr, 'k'},
       {"force", no_argument, nullptr, 'f'},
       {"timeout", required_argument, nullptr, 't'},
       {"progress", required_argument, nullptr, kProgress},
-      {"backend", required_argument, nullptr, kBackend},
       {"connections", required_argument, nullptr, 'c'},
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
       {"source", required_argument, nullptr, kSource},
       {"json", no_argument, nullptr, kJson},
-      {"quiet", no_argument, nullptr, 'q'},
-      {"verbose", no_argument, nullptr, 'v'},
-      {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},
-      {nullptr, 0, nullptr, 0},
-  };
+  });
+  static const app::CommonParse kCommon{"reactorc", kUsage, 1};
   opterr = 0;
   optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;
-  while ((c = getopt_long(argc, argv, ":s:k:ft:c:n:d:qvhV", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":s:k:ft:c:n:d:qvhV", kLong.data(), nullptr)) != -1) {
     switch (c) {
       case 's': out->server = optarg; break;
       case 'k': out->secret_file = optarg; break;
@@ -106,11 +101,6 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         if (!parse_progress_style(optarg, &out->progress))
           return app::fail_usage("reactorc", "invalid --progress '%s': expected bar, plane, rainbow or none", optarg);
         out->progress_given = true;
-        break;
-      case kBackend:
-        if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
-          return app::fail_usage("reactorc", "invalid --backend '%s': expected epoll or poll", optarg);
-        out->backend = optarg;
         break;
       case 'c':
         if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections))
@@ -135,12 +125,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         break;
       }
       case kJson: out->json = true; break;
-      case 'q': out->verbosity = -1; break;
-      case 'v': if (out->verbosity >= 0) ++out->verbosity; break;
-      case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
-      case 'V': app::print_version("reactorc"); return ParseResult::kExitOk;
-      case ':': return app::fail_usage("reactorc", "option '%s' needs an argument", argv[optind - 1]);
-      default: return app::fail_usage("reactorc", "unknown option '%s'", argv[optind - 1]);
+      default: {
+        ParseResult common = app::parse_common_option(c, kCommon, argv, out);
+        if (common != ParseResult::kRun) return common;
+        break;
+      }
     }
   }
   if (optind >= argc) return app::fail_usage("reactorc", "%s", "no command given (get, stat, ls, ping, send or bench)");

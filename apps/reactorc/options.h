@@ -15,15 +15,14 @@ namespace client {
 
 enum class Verb { kGet, kStat, kList, kPing, kSend, kBench };
 
-struct Options {
+struct Options : app::CommonOptions {
   std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
   std::string secret_file;  // empty: the default path
   bool force = false;
   bool progress_given = false;
   ProgressStyle progress = ProgressStyle::kBar;
   std::chrono::milliseconds timeout{30'000};
-  std::string backend;
-  int verbosity = 0;  // -q: -1
+  // backend, verbosity (-q: -1; -v: 1, "say more"): see app::CommonOptions
   // bench only (see bench.h): -c, -n, -d, --pipeline, --source, --json
   uint64_t bench_connections = 50;
   uint64_t bench_requests = 0;  // 0: not given

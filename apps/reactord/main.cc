@@ -72,16 +72,10 @@ bool obtain_secret(const server::Options& options, app::Secret* secret, std::str
 
 int main(int argc, char** argv) {
   server::Options options;
-  switch (server::parse_options(argc, argv, &options)) {
-    case server::ParseResult::kExitOk: return server::kExitOk;
-    case server::ParseResult::kUsageError: return server::kExitUsage;
-    case server::ParseResult::kRun: break;
-  }
-  app::LogLevel level = options.verbosity < 0   ? app::LogLevel::kError
-                        : options.verbosity == 0 ? app::LogLevel::kInfo
-                                                 : app::LogLevel::kDebug;
+  app::ParseResult parsed = server::parse_options(argc, argv, &options);
+  if (parsed != app::ParseResult::kRun) return app::exit_status_of(parsed);
   // Stamped from the first "listening on" line on; start-up messages are plain.
-  app::log_init("reactord", level, false);
+  app::log_init("reactord", app::log_level_for(options.verbosity), false);
   reactor::ignore_sigpipe();
 
   std::vector<reactor::SocketAddress> addresses;
@@ -103,14 +97,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<server::ServedRoot> root = server::ServedRoot::open(options.root, &err);
   if (!root) return fail(server::kExitConfig, err);
 
-  reactor::Backend backend = reactor::Backend::kEpoll;
-  if (!options.backend.empty()) {
-    reactor::parse_backend(options.backend, &backend);
-  } else if (!reactor::backend_from_env(&backend, &err)) {
-    return fail(server::kExitConfig, err);
-  }
-  std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create(backend, &err);
-  if (!loop) return fail(server::kExitFailure, err);
+  bool config_error = false;
+  std::unique_ptr<reactor::EventLoop> loop = app::create_loop(options, &config_error, &err);
+  if (!loop) return fail(config_error ? server::kExitConfig : server::kExitFailure, err);
 
   fit_descriptor_limit(&options);
   server::Server server(*loop, options, std::move(root), std::move(secret));

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "apps/common/cli.h"
 
@@ -34,13 +35,13 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kIdleTimeout = 256, kHandshakeTimeout, kGrace, kBackend };
+enum LongOnly { kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace };
 
 
 }  // namespace
 
 ParseResult parse_options(int argc, char** argv, Options* out) {
-  static const struct option kLong[] = {
+  static const std::vector<struct option> kLong = app::with_common_options({
       {"root", required_argument, nullptr, 'r'},
       {"listen", required_argument, nullptr, 'l'},
       {"secret-file", required_argument, nullptr, 'k'},
@@ -48,17 +49,12 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"idle-timeout", required_argument, nullptr, kIdleTimeout},
       {"handshake-timeout", required_argument, nullptr, kHandshakeTimeout},
       {"grace", required_argument, nullptr, kGrace},
-      {"backend", required_argument, nullptr, kBackend},
-      {"quiet", no_argument, nullptr, 'q'},
-      {"verbose", no_argument, nullptr, 'v'},
-      {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},
-      {nullptr, 0, nullptr, 0},
-  };
+  });
+  static const app::CommonParse kCommon{"reactord", kUsage, 1};
   opterr = 0;  // our own messages, with the program name and a hint
   optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;
-  while ((c = getopt_long(argc, argv, ":r:l:k:m:qvhV", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":r:l:k:m:qvhV", kLong.data(), nullptr)) != -1) {
     switch (c) {
       case 'r': out->root = optarg; break;
       case 'l': out->listen.emplace_back(optarg); break;
@@ -79,17 +75,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         if (!app::parse_seconds(optarg, &out->grace))
           return app::fail_usage("reactord", "invalid --grace '%s': expected seconds, e.g. 10", optarg);
         break;
-      case kBackend:
-        if (std::strcmp(optarg, "epoll") != 0 && std::strcmp(optarg, "poll") != 0)
-          return app::fail_usage("reactord", "invalid --backend '%s': expected epoll or poll", optarg);
-        out->backend = optarg;
+      default: {
+        ParseResult common = app::parse_common_option(c, kCommon, argv, out);
+        if (common != ParseResult::kRun) return common;
         break;
-      case 'q': out->verbosity = -1; break;
-      case 'v': if (out->verbosity >= 0) out->verbosity = 1; break;  // -q wins, in any order
-      case 'h': std::fputs(kUsage, stdout); return ParseResult::kExitOk;
-      case 'V': app::print_version("reactord"); return ParseResult::kExitOk;
-      case ':': return app::fail_usage("reactord", "option '%s' needs an argument", argv[optind - 1]);
-      default: return app::fail_usage("reactord", "unknown option '%s'", argv[optind - 1]);
+      }
     }
   }
   if (optind < argc) return app::fail_usage("reactord", "unexpected argument '%s'", argv[optind]);

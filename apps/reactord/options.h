@@ -10,7 +10,7 @@
 
 namespace server {
 
-struct Options {
+struct Options : app::CommonOptions {
   std::string root = ".";
   std::vector<std::string> listen;  // empty means the default, 127.0.0.1:9000
   std::string secret_file;          // empty means the default path, created if missing
@@ -18,8 +18,7 @@ struct Options {
   std::chrono::milliseconds idle_timeout{300'000};
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds grace{10'000};
-  std::string backend;  // empty means $REACTOR_BACKEND, else epoll
-  int verbosity = 0;    // -q: -1 (whatever -v says), -v: 1
+  // backend, verbosity (-q: -1 whatever -v says, -v: 1): see app::CommonOptions
 };
 
 using ParseResult = app::ParseResult;

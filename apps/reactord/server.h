@@ -14,34 +14,36 @@
 #include "apps/reactord/digest_cache.h"
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
+#include "apps/reactord/session.h"
 #include "reactor/event_loop.h"
 #include "reactor/listener.h"
 #include "reactor/socket_address.h"
 
 namespace server {
 
-class Session;
 
 // reactord's exit statuses (documented in reactord(8)).
 enum ExitCode { kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitListen = 3, kExitConfig = 4 };
 
-class Server {
+class Server final : public SessionHost {
  public:
   Server(reactor::EventLoop& loop, Options options, std::unique_ptr<ServedRoot> root, app::Secret secret);
   ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   // Opens every listener and installs the signal handlers. On failure says why.
   bool start(const std::vector<reactor::SocketAddress>& addresses, std::string* err);
 
-  // For sessions.
-  reactor::EventLoop& loop() { return loop_; }
-  const Options& options() const { return options_; }
-  const ServedRoot& root() const { return *root_; }
-  const app::Secret& secret() const { return secret_; }
-  AuthThrottle& throttle() { return throttle_; }
-  DigestCache& digest_cache() { return digest_cache_; }
-  const std::vector<std::string>& features() const { return features_; }
-  void retire(Session* session);
+  // SessionHost: for sessions.
+  reactor::EventLoop& loop() override { return loop_; }
+  const Options& options() const override { return options_; }
+  const ServedRoot& root() const override { return *root_; }
+  const app::Secret& secret() const override { return secret_; }
+  AuthThrottle& throttle() override { return throttle_; }
+  DigestCache& digest_cache() override { return digest_cache_; }
+  const std::vector<std::string>& features() const override { return features_; }
+  void retire(Session* session) override;
 
   size_t session_count() const { return sessions_.size(); }
 

@@ -5,7 +5,10 @@
 
 #include "apps/common/log.h"
 #include "apps/common/terminal_text.h"
-#include "apps/reactord/server.h"
+#include "apps/reactord/auth_throttle.h"
+#include "apps/reactord/digest_cache.h"
+#include "apps/reactord/options.h"
+#include "apps/reactord/served_root.h"
 #include "protocol/auth.h"
 #include "reactor/errors.h"
 
@@ -97,7 +100,7 @@ const Session::Rule Session::kRules[] = {
     {MessageType::kMsg, in(S::kReady), false, &Session::dispatch_as<protocol::MsgRequest, &Session::handle_msg>},
 };
 
-Session::Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
+Session::Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
                  std::unique_ptr<reactor::Transport> transport)
     : server_(server),
       id_(id),

@@ -27,8 +27,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "apps/common/body_source.h"
+#include "apps/common/secret.h"
 #include "apps/common/state_machine.h"
 #include "apps/reactord/dir_lister.h"
 #include "protocol/framed_stream.h"
@@ -41,7 +43,31 @@
 
 namespace server {
 
-class Server;
+class AuthThrottle;
+class DigestCache;
+class ServedRoot;
+struct Options;
+class Session;
+
+// What a session needs from whoever runs it (the Server): shared state, and somewhere to
+// say that it has closed. Declared here, beside its user, so that the session calls
+// nothing above itself but this interface.
+class SessionHost {
+ public:
+  virtual reactor::EventLoop& loop() = 0;
+  virtual const Options& options() const = 0;
+  virtual const ServedRoot& root() const = 0;
+  virtual const app::Secret& secret() const = 0;
+  virtual AuthThrottle& throttle() = 0;
+  virtual DigestCache& digest_cache() = 0;
+  virtual const std::vector<std::string>& features() const = 0;
+  // The session has closed; it may be destroyed once the current dispatch pass is over
+  // (never inside its own callback).
+  virtual void retire(Session* session) = 0;
+
+ protected:
+  ~SessionHost() = default;
+};
 
 enum class SessionState { kAwaitAuth, kVerdictPending, kReady, kSending, kListing, kDraining, kClosed };
 const char* to_string(SessionState state);
@@ -56,7 +82,7 @@ class Session final : public protocol::StreamHandler {
   static constexpr size_t kWriteBudget = 256 * 1024;
 
   // `transport`: how the connection's bytes move; null means the plain socket transport.
-  Session(Server& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
+  Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
           std::unique_ptr<reactor::Transport> transport = nullptr);
   ~Session() override;
   Session(const Session&) = delete;
@@ -106,7 +132,7 @@ class Session final : public protocol::StreamHandler {
   bool transition(SessionState next);
   std::string who() const;
 
-  Server& server_;
+  SessionHost& server_;
   uint64_t id_;
   std::string peer_;  // "127.0.0.1:41234", for logs
   app::StateMachine<SessionState> machine_;

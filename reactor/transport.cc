@@ -1,4 +1,4 @@
-// The plain transport: the kernel's socket calls, nothing in between.
+// The plain transport: the kernel's socket calls, nothing in between (see transport.h).
 
 #include <sys/sendfile.h>
 #include <sys/socket.h>
