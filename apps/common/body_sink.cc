@@ -46,12 +46,12 @@ bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const s
   overwrite_ = overwrite;
   struct stat st {};
   if (fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    if (!overwrite) {
-      *err = "\"" + display + "\" exists; use --force to overwrite it";
-      return false;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      *err = "\"" + display + "\" is a directory";
+    // A directory first: --force would not help, so do not suggest it.
+    *err = S_ISDIR(st.st_mode) ? "\"" + display + "\" is a directory"
+           : overwrite        ? std::string()
+                              : "\"" + display + "\" exists; use --force to overwrite it";
+    if (!err->empty()) {
+      dir_.reset();
       return false;
     }
   }
@@ -107,12 +107,16 @@ bool BodySink::write(const char* data, size_t len, std::string* err) {
 bool BodySink::verify(const protocol::Digest& expected, protocol::Digest* actual) {
   protocol::Digest got = background_hash_ ? background_hash_->finish() : inline_hash_.finish();
   if (actual != nullptr) *actual = got;
-  if (got == expected) return true;
-  discard();
-  return false;
+  verified_ = got == expected;
+  if (!verified_) discard();
+  return verified_;
 }
 
 bool BodySink::commit(int64_t mtime, std::string* err) {
+  if (!verified_) {
+    *err = "internal error: commit before a successful verification";
+    return false;
+  }
   if (!file_) return true;
   mode_t mask = umask(0);
   umask(mask);

@@ -46,7 +46,7 @@ class BodySink {
   // The body is complete: the digest of everything written, compared with `expected`.
   // On a mismatch the file is discarded. *actual (if given) receives the digest.
   bool verify(const protocol::Digest& expected, protocol::Digest* actual = nullptr);
-  // After verify(): sets the modification time and the mode the umask allows, closes
+  // After a successful verify() (refused otherwise): sets the modification time and the mode the umask allows, closes
   // (checked: close is where NFS reports deferred write errors) and renames into place,
   // with RENAME_NOREPLACE unless overwriting, so a file created meanwhile is never
   // clobbered. A sink without a file commits trivially.
@@ -70,6 +70,7 @@ class BodySink {
   std::string display_;
   std::string temp_name_;  // empty: no temporary on disk
   bool overwrite_ = false;
+  bool verified_ = false;
   uint64_t written_ = 0;
 };
 

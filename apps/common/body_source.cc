@@ -88,7 +88,7 @@ size_t BodySource::produce(reactor::Buffer& out, size_t budget) {
 
 reactor::IoResult BodySource::send_file(reactor::Transport& transport, size_t budget) {
   reactor::IoResult r;
-  if (!zero_copy()) return r;
+  if (!zero_copy() || budget == 0) return r;
   size_t want = static_cast<size_t>(std::min<uint64_t>(size_ - pos_, budget));
   uint64_t offset = pos_;
   r = transport.send_file(fd_.get(), &offset, want);
