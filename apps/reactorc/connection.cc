@@ -157,14 +157,19 @@ void Connection::close() {
   }
   stream_.close();
   connector_.reset();
+  std::deque<Command*> abandoned;
+  abandoned.swap(in_flight_);
+  for (Command* command : abandoned) command->abandon(kExitFailure, "the connection was closed");
 }
 
 void Connection::fail(Failure failure, const std::string& message) {
   if (state() == S::kClosed) return;
-  close();
+  // Commands in flight fail with the connection's reason, before close() would give
+  // them its own.
   std::deque<Command*> abandoned;
   abandoned.swap(in_flight_);
   for (Command* command : abandoned) command->abandon(exit_code_for(failure), message);
+  close();
   listener_.on_failure(*this, failure, message);
 }
 
@@ -253,12 +258,23 @@ void Connection::handle_auth_ok(protocol::Message& message) {
 }
 
 void Connection::handle_reply(protocol::Message& message) {
+  MessageType type = protocol::type_of(message);
+  bool trailer = type == MessageType::kEnd || type == MessageType::kError;
+  if (skipping_trailer_ && trailer) {
+    skipping_trailer_ = false;
+    return;
+  }
   if (in_flight_.empty()) {
     fail(Failure::kProtocol, std::string("unexpected reply from the server: ") + protocol::type_name(message));
     return;
   }
   uint64_t body = 0;
-  if (auto* header = std::get_if<protocol::FileHeader>(&message)) body = header->body_length();
+  if (auto* header = std::get_if<protocol::FileHeader>(&message)) {
+    body = header->body_length();
+    owes_trailer_ = true;
+  } else if (trailer) {
+    owes_trailer_ = false;
+  }
   in_flight_.front()->on_message(message);
   finish_front_if_done(body);
 }
@@ -291,6 +307,8 @@ void Connection::finish_front_if_done(uint64_t body_remaining) {
     return;
   }
   skipping_body_ = body_remaining > 0;
+  skipping_trailer_ = owes_trailer_;
+  owes_trailer_ = false;
   if (!in_flight_.empty()) waiting_since_ = loop_.now();
   listener_.on_command_done(*this, *command);
 }

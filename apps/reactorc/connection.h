@@ -62,7 +62,8 @@ class Connection final : public protocol::StreamHandler {
   void connect(std::vector<reactor::SocketAddress> addresses, Clock::duration timeout,
                const reactor::SocketAddress* source = nullptr);
   // Sends the command's request; its response goes to it. Ready only. `command` stays
-  // the caller's and must outlive its time in flight.
+  // the caller's and must outlive its time in flight (close() ends that time: commands
+  // still in flight are abandoned).
   void submit(Command& command);
   size_t in_flight() const { return in_flight_.size(); }
   void close();
@@ -112,7 +113,12 @@ class Connection final : public protocol::StreamHandler {
   protocol::Nonce client_nonce_{};
   protocol::Nonce server_nonce_{};
   std::deque<Command*> in_flight_;
-  bool skipping_body_ = false;  // the command it belonged to finished early
+  // A get that finished early (a local write error) leaves the rest of its response on
+  // the stream: its body, then its trailer. Both are skipped, so that the next
+  // command's response starts where it should.
+  bool skipping_body_ = false;
+  bool skipping_trailer_ = false;
+  bool owes_trailer_ = false;  // a file header was delivered; its end (or error) has not
   Clock::duration timeout_{};
   Clock::time_point waiting_since_{};  // when a response last became due
   reactor::EventLoop::TimerId silence_timer_ = 0;
