@@ -92,3 +92,46 @@ Test(auth_queue, queued_verdicts_never_outlive_the_handshake_deadline) {
   cr_assert(server->running());
   cr_assert(server->stop().exited_with(0));
 }
+
+// The lockout a hostile run found: two failures, then a burst of parallel wrong attempts
+// from the same address. Those that would wait past their deadline are turned away at
+// once; they must not push the queue back for everyone after them, so the right secret
+// a deadline later still gets through (after at most one 5 s penalty), with the
+// defaults of 10 s and 5 s.
+Test(auth_queue, a_burst_turned_away_does_not_lock_out_the_next_client) {
+  std::optional<TempDir> dir = TempDir::create("auth-burst");
+  cr_assert(dir.has_value());
+  std::string err;
+  std::optional<SecretFile> secret = write_secret(dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "%s", err.c_str());
+  cr_assert(make_dirs(dir->path("root"), &err), "%s", err.c_str());
+  ServerOptions options;
+  options.root = dir->path("root");
+  options.secret_file = secret->path;
+  options.extra_args = {"--max-conns", "1000"};
+  std::optional<ServerProcess> server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "%s", err.c_str());
+  for (int i = 0; i < 2; ++i) {
+    RawClient c;
+    cr_assert(c.connect(server->address(), Millis(5000), &err), "%s", err.c_str());
+    send_wrong_auth(c);
+    cr_assert(c.read_frame(Millis(10000)).frame.code() == "auth_failed");
+  }
+  std::vector<RawClient> burst(150);
+  for (RawClient& c : burst) {
+    cr_assert(c.connect(server->address(), Millis(5000), &err), "%s", err.c_str());
+    send_wrong_auth(c);
+  }
+  int turned_away = 0;
+  for (RawClient& c : burst) {
+    ReadResult verdict = c.read_frame(Millis(20000));
+    cr_assert(verdict.ok(), "%s", verdict.describe().c_str());
+    if (verdict.frame.code() == "timeout") ++turned_away;
+  }
+  // 200 ms apart within the 10 s deadline: 50 verdicts fit, the other 100 cannot.
+  cr_assert_geq(turned_away, 90, "most of the burst is turned away at once (%d)", turned_away);
+  // Every verdict is out: the queue is empty again, whatever the burst was.
+  ClientResult ok = server->run_client({"ping"}, Millis(30000));
+  cr_assert(ok.exited_with(0), "the right secret after the burst: %s", ok.describe().c_str());
+  cr_assert(server->stop().exited_with(0));
+}

@@ -3,6 +3,7 @@
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "apps/reactord/auth_throttle.h"
@@ -80,4 +81,34 @@ Test(auth_throttle, the_table_is_bounded) {
   // Once old entries expire, room is made for new addresses.
   t.record_failure("late", kStart + std::chrono::minutes(11));
   cr_assert_eq(t.failures("late"), 1u);
+}
+
+// A burst turned away at once must not push the queue back: 150 attempts that would all
+// land after their deadlines reserve nothing, so an attempt after the burst waits one
+// penalty, not 150 (the lockout amplification a hostile run found).
+Test(auth_throttle, attempts_turned_away_reserve_nothing) {
+  AuthThrottle t;
+  t.record_failure("10.0.0.6", kStart);
+  t.record_failure("10.0.0.6", kStart);  // penalty 200 ms
+  const Clock::time_point deadline = kStart + seconds(1);
+  size_t kept = 0;
+  for (int i = 0; i < 150; ++i) {
+    if (t.reserve_verdict("10.0.0.6", kStart, deadline)) ++kept;
+  }
+  cr_assert_eq(kept, 5u, "200 ms apart within 1 s: five verdicts fit");
+  // A second later the queue is as long as those five made it, no longer.
+  Clock::time_point later = kStart + seconds(2);
+  std::optional<Clock::time_point> slot = t.reserve_verdict("10.0.0.6", later, later + seconds(10));
+  cr_assert(slot.has_value());
+  cr_assert(*slot - later == milliseconds(200), "waits one penalty: %lld ms",
+            static_cast<long long>(std::chrono::duration_cast<milliseconds>(*slot - later).count()));
+}
+
+// Forgetting after ten quiet minutes does not wait for reserved verdicts to go out.
+Test(auth_throttle, a_long_queue_does_not_stop_forgetting) {
+  AuthThrottle t;
+  for (int i = 0; i < 10; ++i) t.record_failure("10.0.0.7", kStart);
+  for (int i = 0; i < 100; ++i) t.verdict_time("10.0.0.7", kStart);  // 500 s of queue, unbounded
+  t.prune(kStart + std::chrono::minutes(10));
+  cr_assert_eq(t.failures("10.0.0.7"), 0u);
 }

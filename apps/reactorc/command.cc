@@ -68,6 +68,7 @@ protocol::Message StatCommand::request() const {
 const char* StatCommand::feature() const { return protocol::kFeatureStat; }
 
 void StatCommand::on_message(protocol::Message& message) {
+  if (finished()) return;
   if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
   auto* reply = std::get_if<protocol::StatReply>(&message);
   if (reply == nullptr) return unexpected(message);
@@ -84,6 +85,7 @@ protocol::Message PingCommand::request() const { return protocol::PingRequest{};
 const char* PingCommand::feature() const { return protocol::kFeaturePing; }
 
 void PingCommand::on_message(protocol::Message& message) {
+  if (finished()) return;
   if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
   if (std::get_if<protocol::Pong>(&message) == nullptr) return unexpected(message);
   succeed();
@@ -102,6 +104,7 @@ protocol::Message MsgCommand::request() const {
 const char* MsgCommand::feature() const { return protocol::kFeatureMsg; }
 
 void MsgCommand::on_message(protocol::Message& message) {
+  if (finished()) return;
   if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
   auto* ok = std::get_if<protocol::MsgOk>(&message);
   if (ok == nullptr) return unexpected(message);
@@ -122,6 +125,7 @@ protocol::Message ListCommand::request() const {
 const char* ListCommand::feature() const { return protocol::kFeatureList; }
 
 void ListCommand::on_message(protocol::Message& message) {
+  if (finished()) return;
   if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
   if (auto* batch = std::get_if<protocol::Entries>(&message)) {
     if (entries_.size() + batch->entries.size() > kMaxEntries) {

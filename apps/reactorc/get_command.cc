@@ -62,6 +62,7 @@ void GetCommand::on_file(const protocol::FileHeader& header) {
 void GetCommand::on_body(const char* data, size_t len, uint64_t) {
   if (finished()) return;
   if (state() != C::kReceiving) return fail(kExitProtocol, "the server sent an unexpected body");
+  if (len > expected_ - received_) return fail(kExitProtocol, "the server sent more body than it announced");
   std::string err;
   if (!sink_->write(data, len, &err)) return fail(kExitLocal, err);
   received_ += len;

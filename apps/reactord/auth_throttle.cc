@@ -18,12 +18,14 @@ constexpr AuthThrottle::Clock::duration AuthThrottle::kFirstPenalty;
 constexpr AuthThrottle::Clock::duration AuthThrottle::kMaxPenalty;
 constexpr AuthThrottle::Clock::duration AuthThrottle::kForgetAfter;
 
-AuthThrottle::Clock::time_point AuthThrottle::verdict_time(const std::string& address,
-                                                          Clock::time_point now) {
+std::optional<AuthThrottle::Clock::time_point> AuthThrottle::reserve_verdict(const std::string& address,
+                                                                            Clock::time_point now,
+                                                                            Clock::time_point latest) {
   auto it = table_.find(address);
   if (it == table_.end() || it->second.failures == 0) return now;
   Entry& entry = it->second;
   Clock::time_point slot = std::max(now, entry.next_slot) + penalty_for(entry.failures);
+  if (slot > latest) return std::nullopt;
   entry.next_slot = slot;
   return slot;
 }
@@ -44,7 +46,8 @@ void AuthThrottle::record_success(const std::string& address) { table_.erase(add
 
 void AuthThrottle::prune(Clock::time_point now) {
   for (auto it = table_.begin(); it != table_.end();) {
-    if (now - it->second.last_failure >= kForgetAfter && now >= it->second.next_slot)
+    // Reserved slots lie at most one handshake deadline ahead, far less than this.
+    if (now - it->second.last_failure >= kForgetAfter)
       it = table_.erase(it);
     else
       ++it;

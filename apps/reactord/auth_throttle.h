@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -26,11 +27,21 @@ class AuthThrottle {
   // without limit. Past it, new addresses are simply not tracked until a prune.
   static constexpr size_t kMaxTracked = 65536;
 
-  // When the verdict for a handshake from `address` that completed at `now` may be sent.
-  Clock::time_point verdict_time(const std::string& address, Clock::time_point now);
+  // When the verdict for a handshake from `address` that completed at `now` may be sent,
+  // if that is no later than `latest` (the connection's handshake deadline): the slot is
+  // then reserved, and the next verdict for the address queues behind it. Later than
+  // `latest`, nothing is reserved and std::nullopt says so: a connection turned away at
+  // once must not push everyone else's verdict further back, or one cheap burst of
+  // attempts would lock out every client behind the same address.
+  std::optional<Clock::time_point> reserve_verdict(const std::string& address, Clock::time_point now,
+                                                   Clock::time_point latest);
+  // reserve_verdict with no limit.
+  Clock::time_point verdict_time(const std::string& address, Clock::time_point now) {
+    return *reserve_verdict(address, now, Clock::time_point::max());
+  }
   void record_failure(const std::string& address, Clock::time_point now);
   void record_success(const std::string& address);
-  // Drops entries quiet for kForgetAfter; call periodically.
+  // Drops entries without a failure for kForgetAfter; call periodically.
   void prune(Clock::time_point now);
 
   size_t failures(const std::string& address) const;

@@ -231,14 +231,16 @@ void Session::handle_auth(const protocol::Auth& auth) {
   }
   if (!transition(S::kVerdictPending)) return;
   Clock::time_point now = server_.loop().now();
-  Clock::time_point when = server_.throttle().verdict_time(host_of(peer_), now);
   // Verdicts from a throttled address queue behind each other; a connection must not
   // outlive its handshake deadline waiting in that queue, or many parallel attempts
-  // from one address would hold descriptors indefinitely.
-  if (when > hs.deadline) {
+  // from one address would hold descriptors indefinitely. One turned away reserves no
+  // place in the queue.
+  std::optional<Clock::time_point> slot = server_.throttle().reserve_verdict(host_of(peer_), now, hs.deadline);
+  if (!slot) {
     fatal(ErrorCode::kTimeout, "too many recent authentication failures from this address; try again later");
     return;
   }
+  Clock::time_point when = *slot;
   if (when <= now) {
     deliver_verdict();
   } else {
