@@ -25,6 +25,7 @@ static_assert(sizeof kClientLabel == sizeof kServerLabel, "labels share one layo
 constexpr size_t kLabelLen = sizeof kClientLabel;
 
 constexpr size_t kTranscriptLen = kLabelLen + 2 * sizeof(Nonce);
+constexpr size_t kBoundTranscriptLen = kTranscriptLen + sizeof(ChannelBinding);
 
 struct MacFree {
   void operator()(EVP_MAC* mac) const { EVP_MAC_free(mac); }
@@ -79,15 +80,20 @@ class KeyedHmac {
 };
 
 Mac proof(const char (&label)[kLabelLen], std::string_view secret, const Nonce& server_nonce,
-          const Nonce& client_nonce) {
-  unsigned char transcript[kTranscriptLen];
+          const Nonce& client_nonce, const ChannelBinding* binding) {
+  unsigned char transcript[kBoundTranscriptLen];
   std::memcpy(transcript, label, kLabelLen);
   std::memcpy(transcript + kLabelLen, server_nonce.data(), server_nonce.size());
   std::memcpy(transcript + kLabelLen + server_nonce.size(), client_nonce.data(),
               client_nonce.size());
+  size_t len = kTranscriptLen;
+  if (binding != nullptr) {
+    std::memcpy(transcript + kTranscriptLen, binding->data(), binding->size());
+    len = kBoundTranscriptLen;
+  }
   thread_local KeyedHmac hmac;
   Mac mac{};
-  if (hmac.compute(secret, transcript, sizeof transcript, &mac)) return mac;
+  if (hmac.compute(secret, transcript, len, &mac)) return mac;
   ERR_clear_error();
   if (RAND_bytes(mac.data(), static_cast<int>(mac.size())) == 1) return mac;
   // Both the MAC and the CSPRNG failed: libcrypto is unusable. Returning anything would
@@ -106,12 +112,14 @@ bool random_nonce(Nonce* nonce, std::string* err) {
   return true;
 }
 
-Mac client_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce) {
-  return proof(kClientLabel, secret, server_nonce, client_nonce);
+Mac client_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
+                 const ChannelBinding* binding) {
+  return proof(kClientLabel, secret, server_nonce, client_nonce, binding);
 }
 
-Mac server_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce) {
-  return proof(kServerLabel, secret, server_nonce, client_nonce);
+Mac server_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
+                 const ChannelBinding* binding) {
+  return proof(kServerLabel, secret, server_nonce, client_nonce, binding);
 }
 
 bool proofs_equal(const Mac& a, const Mac& b) {

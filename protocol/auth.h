@@ -9,6 +9,11 @@
 // The nonces go in as their 32 raw bytes, server nonce first in both proofs. The secret
 // is used as given (the loader in apps/common strips whitespace and enforces the
 // contract's 16-byte minimum).
+//
+// Inside TLS the transcript ends with the 32-byte channel binding of the TLS session
+// (the keying material exporter, see protocol/tls.h): a proof made inside one TLS
+// session is worthless in any other, so a party in the middle that terminates TLS on
+// both sides cannot relay the exchange.
 
 #include <string>
 #include <string_view>
@@ -25,8 +30,11 @@ bool random_nonce(Nonce* nonce, std::string* err);
 // random bytes: a value no peer can match, so authentication fails closed rather than
 // comparing against something predictable such as all zeros. (If even the CSPRNG fails,
 // the process aborts: see auth.cc. Nonce generation would have failed first.)
-Mac client_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce);
-Mac server_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce);
+// `binding`: the TLS channel binding, or null outside TLS.
+Mac client_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
+                 const ChannelBinding* binding = nullptr);
+Mac server_proof(std::string_view secret, const Nonce& server_nonce, const Nonce& client_nonce,
+                 const ChannelBinding* binding = nullptr);
 
 // Constant-time comparison (CRYPTO_memcmp): the time taken says nothing about where
 // the first differing byte is.

@@ -31,6 +31,7 @@ constexpr CodeName kCodeNames[] = {
     {ErrorCode::kBusy, "busy"},
     {ErrorCode::kTimeout, "timeout"},
     {ErrorCode::kShuttingDown, "shutting_down"},
+    {ErrorCode::kTlsRequired, "tls_required"},
     {ErrorCode::kInternal, "internal"},
     {ErrorCode::kBadPath, "bad_path"},
     {ErrorCode::kNotFound, "not_found"},

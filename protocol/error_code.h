@@ -28,6 +28,7 @@ enum class ErrorCode {
   kBusy,
   kTimeout,
   kShuttingDown,
+  kTlsRequired,
   kInternal,
   // Per request: the connection stays open.
   kBadPath,

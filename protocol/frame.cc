@@ -17,19 +17,25 @@ constexpr size_t kKeepPartialCapacity = 4096;
 
 FrameDecoder::FrameDecoder(size_t header_limit) : limit_(header_limit) {}
 
+const ProtocolError& FrameDecoder::error() const {
+  static const ProtocolError kNone{ErrorCode::kInternal, "no error"};
+  return error_ ? *error_ : kNone;
+}
+
 DecodeEvent FrameDecoder::fail(ErrorCode code, std::string message) {
   state_ = State::kError;
-  error_ = ProtocolError{code, std::move(message)};
-  partial_.clear();
+  error_ = std::make_unique<ProtocolError>(ProtocolError{code, std::move(message)});
+  partial_.reset();
   return DecodeEvent{DecodeEvent::kError, nullptr, 0};
 }
 
 DecodeEvent FrameDecoder::finish_header(const char* header, size_t len) {
-  JsonPtr parsed = parse_header(header, len, &error_);
-  if (!parsed) return fail(error_.code, error_.message);
+  ProtocolError err;
+  JsonPtr parsed = parse_header(header, len, &err);
+  if (!parsed) return fail(err.code, std::move(err.message));
   uint64_t body = 0;
-  FieldReader fields(*parsed, &error_);
-  if (!fields.read_optional_size("body", &body)) return fail(error_.code, error_.message);
+  FieldReader fields(*parsed, &err);
+  if (!fields.read_optional_size("body", &body)) return fail(err.code, std::move(err.message));
   header_ = std::move(parsed);
   body_length_ = body;
   body_remaining_ = body;
@@ -80,20 +86,24 @@ DecodeEvent FrameDecoder::step(const char* data, size_t len, size_t* used) {
 
       case State::kHeader: {
         const size_t avail = len - pos;
-        if (partial_.empty() && avail >= header_len_) {
+        if ((!partial_ || partial_->empty()) && avail >= header_len_) {
           // The common case: the whole header is in this slice; parse it in place.
           *used = pos + header_len_;
           return finish_header(data + pos, header_len_);
         }
-        const size_t take = std::min(avail, header_len_ - partial_.size());
-        partial_.append(data + pos, take);
+        // Made on first need: most connections never see a header split across reads,
+        // and an idle one should not carry an empty string for it.
+        if (!partial_) partial_ = std::make_unique<std::string>();
+        const size_t take = std::min(avail, header_len_ - partial_->size());
+        partial_->append(data + pos, take);
         *used = pos + take;
-        if (partial_.size() < header_len_) return DecodeEvent{};
-        DecodeEvent ev = finish_header(partial_.data(), partial_.size());
-        if (partial_.capacity() > kKeepPartialCapacity) {
-          std::string().swap(partial_);
+        if (partial_->size() < header_len_) return DecodeEvent{};
+        DecodeEvent ev = finish_header(partial_->data(), partial_->size());
+        if (!partial_) return ev;  // failed: fail() released it
+        if (partial_->capacity() > kKeepPartialCapacity) {
+          partial_.reset();
         } else {
-          partial_.clear();
+          partial_->clear();
         }
         return ev;
       }

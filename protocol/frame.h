@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "protocol/error_code.h"
@@ -78,12 +79,12 @@ class FrameDecoder {
   uint64_t body_remaining() const { return body_remaining_; }
 
   bool failed() const { return state_ == State::kError; }
-  const ProtocolError& error() const { return error_; }
+  const ProtocolError& error() const;
 
   // True between frames: an end of stream here is clean, anywhere else it truncated a frame.
   bool at_frame_boundary() const { return state_ == State::kPrefix && prefix_have_ == 0; }
   // Bytes held inside the decoder (a partial length prefix or partial header).
-  size_t buffered() const { return prefix_have_ + partial_.size(); }
+  size_t buffered() const { return prefix_have_ + (partial_ ? partial_->size() : 0); }
 
  private:
   enum class State { kPrefix, kHeader, kBody, kError };
@@ -97,11 +98,11 @@ class FrameDecoder {
   unsigned char prefix_[kFramePrefixLen] = {};
   size_t prefix_have_ = 0;
   size_t header_len_ = 0;
-  std::string partial_;
+  std::unique_ptr<std::string> partial_;
   JsonPtr header_;
   uint64_t body_length_ = 0;
   uint64_t body_remaining_ = 0;
-  ProtocolError error_;
+  std::unique_ptr<ProtocolError> error_;  // once failed
 };
 
 // Length prefix + compact JSON (cJSON_PrintUnformatted). The caller sends the body, if

@@ -1,5 +1,7 @@
 #include "protocol/framed_stream.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <optional>
@@ -25,12 +27,10 @@ FramedStream::FramedStream(reactor::EventLoop& loop, StreamHandler& handler, con
       out_(),
       decoder_(limits.header_limit) {}
 
-FramedStream::~FramedStream() {
-  if (alive_) *alive_ = false;
-  close();
-}
+FramedStream::~FramedStream() { close(); }
 
 bool FramedStream::start_handshake(std::string* err) {
+  if (handshake_done_) return true;
   switch (transport_->handshake(err)) {
     case reactor::Transport::Handshake::kDone:
       handshake_done_ = true;
@@ -43,10 +43,15 @@ bool FramedStream::start_handshake(std::string* err) {
   return false;
 }
 
-bool FramedStream::attach(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, std::string* err) {
+void FramedStream::hold(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport) {
   fd_ = std::move(fd);
-  transport_ = std::move(transport);
+  owned_ = std::move(transport);
+  plain_.set_fd(fd_.get());
+  transport_ = owned_ ? owned_.get() : &plain_;
   closed_ = false;
+}
+
+bool FramedStream::attach(std::string* err) {
   last_activity_ = loop_.now();
   // A transport with a handshake starts it at once (a TLS client speaks first); the
   // plain one is done before it begins.
@@ -66,21 +71,30 @@ bool FramedStream::attach(reactor::UniqueFd fd, std::unique_ptr<reactor::Transpo
 
 void FramedStream::attach_registered(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport,
                                      uint32_t interest) {
-  fd_ = std::move(fd);
-  transport_ = std::move(transport);
-  closed_ = false;
+  hold(std::move(fd), std::move(transport));
   registered_ = true;
   interest_ = interest;
   last_activity_ = loop_.now();
   std::string err;
-  if (!start_handshake(&err)) {
-    StreamFailure failure;
-    failure.kind = StreamFailure::kHandshake;
-    failure.text = std::move(err);
-    fail(std::move(failure));
-    return;
-  }
+  if (!start_handshake(&err)) return fail_handshake(std::move(err));
   update_interest();
+}
+
+void FramedStream::fail_handshake(std::string text) {
+  StreamFailure failure;
+  failure.kind = StreamFailure::kHandshake;
+  failure.text = std::move(text);
+  failure.handshake = transport_->handshake_failure();
+  failure.peer_bytes = transport_->peer_bytes();
+  fail(std::move(failure));
+}
+
+void FramedStream::refuse_in_clear(const std::string& bytes) {
+  if (closed_) return;
+  // One best-effort send: a fresh socket's buffer takes a short frame whole.
+  (void)::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(fd_.get(), SHUT_WR);
+  close();
 }
 
 void FramedStream::close() {
@@ -92,25 +106,22 @@ void FramedStream::close() {
     loop_.remove_before_close(fd_.get());
     registered_ = false;
   }
-  transport_.reset();
+  owned_.reset();
+  transport_ = &plain_;
   fd_.reset();
+  plain_.set_fd(-1);
 }
 
 void FramedStream::on_events(uint32_t events) {
   if (closed_) return;
   if (!handshake_done_) {
     std::string err;
-    if (!start_handshake(&err)) {
-      StreamFailure failure;
-      failure.kind = StreamFailure::kHandshake;
-      failure.text = std::move(err);
-      fail(std::move(failure));
-      return;
-    }
+    if (!start_handshake(&err)) return fail_handshake(std::move(err));
     if (!handshake_done_) {
       update_interest();
       return;
     }
+    last_activity_ = loop_.now();
   }
   // Read only when the transport's read can make progress: for a plain socket a
   // writable wakeup (most of them, during a download) then costs no recv that says
@@ -301,8 +312,14 @@ void FramedStream::update_interest() {
   if (!handshake_done_) {
     want = transport_->handshake_interest();
   } else {
-    if (reading() && in_.readable() < limits_.input_high_water) want |= transport_->read_interest();
+    bool room = reading() && in_.readable() < limits_.input_high_water;
+    if (room) want |= transport_->read_interest();
     if (!out_.empty() || producer_ != nullptr) want |= transport_->write_interest();
+    // Bytes the transport already holds (decrypted TLS records) never make the
+    // descriptor readable: ask to be woken at once, by writability, which a connected
+    // socket almost always has, and on_events() reads them first thing. (nginx posts
+    // such a read event to the next loop pass instead.)
+    if (room && transport_->has_buffered_input()) want |= reactor::kWritable;
   }
   if (want != interest_) {
     std::string err;
@@ -315,21 +332,6 @@ void FramedStream::update_interest() {
     }
     interest_ = want;
   }
-  // Bytes the transport already holds never make the descriptor readable: come back
-  // for them before the loop sleeps, as nginx posts such a read event again.
-  if (handshake_done_ && reading() && transport_->has_buffered_input() && in_.readable() < limits_.input_high_water)
-    schedule_read_pass();
-}
-
-void FramedStream::schedule_read_pass() {
-  if (read_pass_scheduled_) return;
-  read_pass_scheduled_ = true;
-  if (!alive_) alive_ = std::make_shared<bool>(true);
-  loop_.defer([this, alive = alive_] {
-    if (!*alive) return;
-    read_pass_scheduled_ = false;
-    on_events(0);
-  });
 }
 
 // Outside a callback nothing else would write what the handler just queued: write it
@@ -363,7 +365,7 @@ bool FramedStream::send(const Message& message) {
 
 void FramedStream::start_producing(Producer& producer) {
   producer_ = &producer;
-  producer.allow_zero_copy(transport_ != nullptr && transport_->can_send_file());
+  producer.allow_zero_copy(transport_->can_send_file());
   // Outside a callback: the loop calls back once writable, and the pass produces.
   if (depth_ == 0) update_interest();
 }
@@ -377,6 +379,7 @@ void FramedStream::fail_errno(StreamFailure::Kind kind, int errnum) {
   StreamFailure failure;
   failure.kind = kind;
   failure.errnum = errnum;
+  failure.text = transport_->last_error();
   fail(std::move(failure));
 }
 

@@ -81,7 +81,9 @@ struct StreamFailure {
   ProtocolError error;
   int errnum = 0;
   bool clean = false;
-  std::string text;
+  std::string text;  // kHandshake, kLoop; for kReadFailed/kWriteFailed the transport's words, if any
+  reactor::HandshakeFailure handshake = reactor::HandshakeFailure::kOther;  // kHandshake
+  std::string peer_bytes;  // kHandshake with kWrongProtocol: what the peer sent, if kept
 };
 
 class StreamHandler {
@@ -115,16 +117,25 @@ class FramedStream {
  public:
   using Clock = reactor::EventLoop::Clock;
 
+  // `limits` is kept by reference: one static object per kind of stream, so an idle
+  // connection does not carry a copy.
   FramedStream(reactor::EventLoop& loop, StreamHandler& handler, const StreamLimits& limits);
   // Unregisters and closes whatever it still holds; no callback runs.
   ~FramedStream();
   FramedStream(const FramedStream&) = delete;
   FramedStream& operator=(const FramedStream&) = delete;
 
-  // Takes the connection and starts watching it: false + *err if the loop refuses it
-  // (the descriptor is then closed). `registered`: the loop already watches `fd` with
-  // `interest` and routes its events to on_events() (reactor::Connector::hand_over).
-  bool attach(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, std::string* err);
+  // Takes the connection: `transport` null means the plain socket transport, which the
+  // stream embeds. hold() only keeps it; attach() also starts watching it, false + *err
+  // if the loop refuses it (the descriptor is then closed). attach_registered(): the loop
+  // already watches `fd` with `interest` and routes its events to on_events()
+  // (reactor::Connector::hand_over).
+  void hold(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport);
+  bool attach(std::string* err);
+  bool attach(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, std::string* err) {
+    hold(std::move(fd), std::move(transport));
+    return attach(err);
+  }
   void attach_registered(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport> transport, uint32_t interest);
   // The loop's callback for the descriptor.
   void on_events(uint32_t events);
@@ -156,6 +167,12 @@ class FramedStream {
   bool closed() const { return closed_; }
 
   void set_header_limit(size_t limit) { decoder_.set_header_limit(limit); }
+  // Whether the transport's handshake is over (at once for the plain transport).
+  bool secured() const { return handshake_done_; }
+  // Before the transport's handshake has begun on the wire: writes `bytes` straight to
+  // the socket, past the transport, then closes. For telling a peer that speaks the wrong
+  // thing (a plain client at a TLS listener) what is wrong, in words it can read.
+  void refuse_in_clear(const std::string& bytes);
   // Last time bytes moved in either direction, or the stream was attached.
   Clock::time_point last_activity() const { return last_activity_; }
   // Marks the connection active although no byte moved: work done for the peer, such
@@ -167,7 +184,8 @@ class FramedStream {
   size_t input_queued() const { return in_.readable(); }
   uint32_t interest() const { return interest_; }
   int fd() const { return fd_.get(); }
-  reactor::Transport* transport() { return transport_.get(); }
+  reactor::Transport* transport() { return transport_; }
+  const reactor::Transport* transport() const { return transport_; }
 
  private:
   void read_input();
@@ -179,16 +197,20 @@ class FramedStream {
   bool reading() const;
   void write_now();
   void shut_after_drain();
-  void schedule_read_pass();
   bool start_handshake(std::string* err);
   void fail(StreamFailure failure);
   void fail_errno(StreamFailure::Kind kind, int errnum);
+  void fail_handshake(std::string text);
 
   reactor::EventLoop& loop_;
   StreamHandler& handler_;
-  StreamLimits limits_;
+  const StreamLimits& limits_;
   reactor::UniqueFd fd_;
-  std::unique_ptr<reactor::Transport> transport_;  // uses fd_: declared after it, destroyed first
+  // The transport in use: plain_, or owned_ (TLS). Both use fd_, so they are declared
+  // after it and destroyed first.
+  reactor::SocketTransport plain_;
+  std::unique_ptr<reactor::Transport> owned_;
+  reactor::Transport* transport_ = &plain_;
   reactor::Buffer in_;
   reactor::Buffer out_;
   FrameDecoder decoder_;
@@ -200,15 +222,10 @@ class FramedStream {
   bool draining_ = false;
   bool write_shut_ = false;
   bool input_ended_ = false;
-  bool read_pass_scheduled_ = false;
   int depth_ = 0;  // > 0 while inside on_events() or pump(): callbacks may be running
   Clock::time_point last_activity_{};
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
-  // Lets a scheduled read pass notice that the stream was destroyed before it ran.
-  // Made only when one is scheduled (a TLS transport holding decrypted input), so a
-  // plain stream costs no allocation for it.
-  std::shared_ptr<bool> alive_;
 };
 
 }  // namespace protocol

@@ -11,5 +11,6 @@ namespace protocol {
 using Nonce = std::array<uint8_t, 32>;   // 32 random bytes from RAND_bytes
 using Mac = std::array<uint8_t, 32>;     // HMAC-SHA256 output
 using Digest = std::array<uint8_t, 32>;  // SHA-256 output
+using ChannelBinding = std::array<uint8_t, 32>;  // TLS keying material for the auth transcript
 
 }  // namespace protocol

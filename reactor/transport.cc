@@ -11,65 +11,46 @@
 #include "reactor/transport.h"
 
 namespace reactor {
-namespace {
 
-class SocketTransport final : public Transport {
- public:
-  explicit SocketTransport(int fd) : fd_(fd) {}
+IoResult SocketTransport::read(Buffer& in, size_t max) {
+  IoResult r;
+  int saved_errno = 0;
+  size_t offered = 0;
+  r.bytes = in.read_from(fd_, &saved_errno, max, &offered);
+  if (r.bytes < 0) r.error = saved_errno;
+  // A read that filled everything offered may have left more in the kernel; a shorter
+  // one emptied the receive queue at that instant, and asking again would only cost a
+  // system call that says EAGAIN.
+  r.more = r.bytes > 0 && static_cast<size_t>(r.bytes) == offered;
+  return r;
+}
 
-  Handshake handshake(std::string*) override { return Handshake::kDone; }
-  uint32_t handshake_interest() const override { return 0; }
+IoResult SocketTransport::write(Buffer& out, size_t max) {
+  IoResult r;
+  int saved_errno = 0;
+  r.bytes = out.write_to(fd_, max, &saved_errno);
+  if (r.bytes < 0) r.error = saved_errno;
+  return r;
+}
 
-  IoResult read(Buffer& in, size_t max) override {
-    IoResult r;
-    int saved_errno = 0;
-    size_t asked = 0;
-    r.bytes = in.read_from(fd_, &saved_errno, max, &asked);
-    if (r.bytes < 0) r.error = saved_errno;
-    // A read that filled everything offered may have left more in the kernel; a shorter
-    // one emptied the receive queue at that instant, and asking again would only cost a
-    // system call that says EAGAIN.
-    r.more = r.bytes > 0 && static_cast<size_t>(r.bytes) == asked;
+uint32_t SocketTransport::read_interest() const { return kReadable; }
+uint32_t SocketTransport::write_interest() const { return kWritable; }
+
+IoResult SocketTransport::send_file(int file_fd, uint64_t* offset, size_t len) {
+  IoResult r;
+  off_t pos = static_cast<off_t>(*offset);
+  do {
+    r.bytes = ::sendfile(fd_, file_fd, &pos, len);
+  } while (r.bytes < 0 && errno == EINTR);
+  if (r.bytes < 0) {
+    r.error = errno;
     return r;
   }
+  *offset = static_cast<uint64_t>(pos);
+  return r;
+}
 
-  IoResult write(Buffer& out, size_t max) override {
-    IoResult r;
-    int saved_errno = 0;
-    r.bytes = out.write_to(fd_, max, &saved_errno);
-    if (r.bytes < 0) r.error = saved_errno;
-    return r;
-  }
-
-  uint32_t read_interest() const override { return kReadable; }
-  uint32_t write_interest() const override { return kWritable; }
-  bool has_buffered_input() const override { return false; }
-
-  bool can_send_file() const override { return true; }
-
-  IoResult send_file(int file_fd, uint64_t* offset, size_t len) override {
-    IoResult r;
-    off_t pos = static_cast<off_t>(*offset);
-    do {
-      r.bytes = ::sendfile(fd_, file_fd, &pos, len);
-    } while (r.bytes < 0 && errno == EINTR);
-    if (r.bytes < 0) {
-      r.error = errno;
-      return r;
-    }
-    *offset = static_cast<uint64_t>(pos);
-    return r;
-  }
-
-  bool shutdown_write(std::string* err) override { return reactor::shutdown_write(fd_, err); }
-
-  const char* name() const override { return "plain"; }
-
- private:
-  int fd_;
-};
-
-}  // namespace
+bool SocketTransport::shutdown_write(std::string* err) { return reactor::shutdown_write(fd_, err); }
 
 std::unique_ptr<Transport> make_socket_transport(int fd) { return std::make_unique<SocketTransport>(fd); }
 

@@ -53,7 +53,7 @@ Test(auth_queue, queued_verdicts_never_outlive_the_handshake_deadline) {
   // Three failures one after another: the penalty is now 400 ms a verdict.
   for (int i = 0; i < 3; ++i) {
     RawClient c;
-    cr_assert(c.connect(server->address(), Millis(5000), &err), "%s", err.c_str());
+    cr_assert(c.connect(server->plain_address(), Millis(5000), &err), "%s", err.c_str());
     send_wrong_auth(c);
     ReadResult verdict = c.read_frame(Millis(10000));
     cr_assert(verdict.ok(), "verdict %d: %s", i, verdict.describe().c_str());
@@ -64,7 +64,7 @@ Test(auth_queue, queued_verdicts_never_outlive_the_handshake_deadline) {
   // their 1 s deadline, so they are refused at once with timeout instead of waiting.
   std::vector<RawClient> clients(4);
   for (RawClient& c : clients) {
-    cr_assert(c.connect(server->address(), Millis(5000), &err), "%s", err.c_str());
+    cr_assert(c.connect(server->plain_address(), Millis(5000), &err), "%s", err.c_str());
     send_wrong_auth(c);
   }
   int timeouts = 0;
@@ -113,13 +113,13 @@ Test(auth_queue, a_burst_turned_away_does_not_lock_out_the_next_client) {
   cr_assert(server.has_value(), "%s", err.c_str());
   for (int i = 0; i < 2; ++i) {
     RawClient c;
-    cr_assert(c.connect(server->address(), Millis(5000), &err), "%s", err.c_str());
+    cr_assert(c.connect(server->plain_address(), Millis(5000), &err), "%s", err.c_str());
     send_wrong_auth(c);
     cr_assert(c.read_frame(Millis(10000)).frame.code() == "auth_failed");
   }
   std::vector<RawClient> burst(150);
   for (RawClient& c : burst) {
-    cr_assert(c.connect(server->address(), Millis(5000), &err), "%s", err.c_str());
+    cr_assert(c.connect(server->plain_address(), Millis(5000), &err), "%s", err.c_str());
     send_wrong_auth(c);
   }
   int turned_away = 0;

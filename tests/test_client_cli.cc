@@ -401,7 +401,7 @@ Test(client_cli, missing_feature_exits_5_before_any_request) {
   auto binary = find_binary("reactorc", &err);
   cr_assert(binary.has_value(), "%s", err.c_str());
   SpawnOptions o;
-  o.argv = {*binary, "-s", address, "-k", secret->path, "ls"};
+  o.argv = {*binary, "--plain", "-s", address, "-k", secret->path, "ls"};
   o.output_dir = dir.path();
   auto client = Process::spawn(o, &err);
   cr_assert(client.has_value(), "%s", err.c_str());

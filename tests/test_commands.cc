@@ -263,7 +263,8 @@ constexpr app::Edge<Light> kOneEdge[] = {{Light::kOff, Light::kRed}};
 // ==== app::StateMachine
 
 Test(commands, state_machine_starts_in_initial_state_and_knows_its_edges) {
-  app::StateMachine<Light> machine(Light::kRed, kLightEdges, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kLightEdges, light_name};
+  app::StateMachine<Light> machine(Light::kRed, kDiagram);
   cr_assert(machine.state() == Light::kRed);
   cr_assert(machine.is(Light::kRed));
   cr_assert(!machine.is(Light::kGreen));
@@ -279,7 +280,8 @@ Test(commands, state_machine_starts_in_initial_state_and_knows_its_edges) {
 }
 
 Test(commands, state_machine_follows_allowed_edges) {
-  app::StateMachine<Light> machine(Light::kRed, kLightEdges, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kLightEdges, light_name};
+  app::StateMachine<Light> machine(Light::kRed, kDiagram);
   auto who = [] { return std::string("light #1"); };
   cr_assert(machine.transition(Light::kGreen, who));
   cr_assert(machine.is(Light::kGreen));
@@ -292,7 +294,8 @@ Test(commands, state_machine_follows_allowed_edges) {
 }
 
 Test(commands, state_machine_refuses_edges_not_in_the_table) {
-  app::StateMachine<Light> machine(Light::kRed, kLightEdges, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kLightEdges, light_name};
+  app::StateMachine<Light> machine(Light::kRed, kDiagram);
   auto who = [] { return std::string("light #1"); };
   cr_assert(!machine.transition(Light::kYellow, who));  // skips green
   cr_assert(machine.is(Light::kRed));
@@ -309,7 +312,8 @@ Test(commands, state_machine_refuses_edges_not_in_the_table) {
 }
 
 Test(commands, state_machine_from_sink_state_refuses_everything) {
-  app::StateMachine<Light> machine(Light::kOff, kLightEdges, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kLightEdges, light_name};
+  app::StateMachine<Light> machine(Light::kOff, kDiagram);
   auto who = [] { return std::string("light"); };
   for (Light next : {Light::kRed, Light::kGreen, Light::kYellow, Light::kOff}) {
     cr_assert(!machine.transition(next, who), "off -> %s", light_name(next));
@@ -318,7 +322,8 @@ Test(commands, state_machine_from_sink_state_refuses_everything) {
 }
 
 Test(commands, state_machine_with_a_single_edge) {
-  app::StateMachine<Light> machine(Light::kOff, kOneEdge, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kOneEdge, light_name};
+  app::StateMachine<Light> machine(Light::kOff, kDiagram);
   cr_assert(machine.has_edge(Light::kOff, Light::kRed));
   cr_assert(!machine.has_edge(Light::kRed, Light::kGreen));  // in kLightEdges, not in this table
   cr_assert(machine.transition(Light::kRed, [] { return std::string("one"); }));
@@ -329,7 +334,8 @@ Test(commands, state_machine_with_a_single_edge) {
 
 Test(commands, state_machine_logs_a_refused_edge_as_an_error) {
   app::log_init("test_commands", app::LogLevel::kInfo, false);
-  app::StateMachine<Light> machine(Light::kGreen, kLightEdges, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kLightEdges, light_name};
+  app::StateMachine<Light> machine(Light::kGreen, kDiagram);
   int calls = 0;
   auto who = [&calls] {
     ++calls;
@@ -346,7 +352,8 @@ Test(commands, state_machine_logs_a_refused_edge_as_an_error) {
 
 Test(commands, state_machine_builds_no_name_for_an_allowed_edge_unless_debugging) {
   app::log_init("test_commands", app::LogLevel::kInfo, false);
-  app::StateMachine<Light> machine(Light::kRed, kLightEdges, light_name);
+  static constexpr app::Diagram<Light> kDiagram{kLightEdges, light_name};
+  app::StateMachine<Light> machine(Light::kRed, kDiagram);
   int calls = 0;
   auto who = [&calls] {
     ++calls;

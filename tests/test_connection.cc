@@ -65,6 +65,7 @@ const char* failure_name(Failure failure) {
   switch (failure) {
     case Failure::kConnect: return "connect";
     case Failure::kAuth: return "auth";
+    case Failure::kCertificate: return "certificate";
     case Failure::kProtocol: return "protocol";
     case Failure::kClosed: return "closed";
     case Failure::kTimeout: return "timeout";

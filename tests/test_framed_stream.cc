@@ -69,6 +69,7 @@ struct Recorder : protocol::StreamHandler {
 };
 
 struct Rig {
+  protocol::StreamLimits limits;  // the stream keeps a reference
   std::unique_ptr<reactor::EventLoop> loop;
   Recorder handler;
   std::unique_ptr<FramedStream> stream;
@@ -83,7 +84,8 @@ void make_rig(Rig& rig, const TransportScript* script, protocol::StreamLimits li
   cr_assert(rig.loop, "%s", err.c_str());
   Fd mine;
   cr_assert(stream_socketpair(&mine, &rig.peer, &err), "%s", err.c_str());
-  rig.stream = std::make_unique<FramedStream>(*rig.loop, rig.handler, limits);
+  rig.limits = limits;
+  rig.stream = std::make_unique<FramedStream>(*rig.loop, rig.handler, rig.limits);
   rig.handler.stream = rig.stream.get();
   int fd = mine.get();
   std::unique_ptr<reactor::Transport> transport =

@@ -107,9 +107,10 @@ Process spawn_client(const Served& s, const std::vector<std::string>& args) {
   return std::move(*p);
 }
 
-Proxy start_proxy(const Served& s, const FaultSpec& faults) {
+// A proxy in front of the server's TLS listener, or its plain one.
+Proxy start_proxy(const Served& s, const FaultSpec& faults, bool plain = false) {
   std::string err;
-  auto proxy = Proxy::start(s.server.address(), faults, &err);
+  auto proxy = Proxy::start(plain ? s.server.plain_address() : s.server.address(), faults, &err);
   cr_assert(proxy.has_value(), "Proxy::start: %s", err.c_str());
   return std::move(*proxy);
 }
@@ -208,22 +209,35 @@ Test(robustness, flipped_byte_fails_verification_and_keeps_nothing) {
   make_pattern(s.in_root("big.bin"), 1 << 20, 5);
   FaultSpec f;
   f.flip_at = 300000;  // well inside the body
-  Proxy proxy = start_proxy(s, f);
-  ClientResult r = run_client(
-      client_args_via(s, proxy.address(), {"get", "big.bin", s.in_downloads("big.bin")}), Millis(60000));
+  // In the plain protocol the body arrives altered and the digest catches it.
+  Proxy plain = start_proxy(s, f, true);
+  std::vector<std::string> args = client_args_via(s, plain.address(), {"get", "big.bin", s.in_downloads("big.bin")});
+  args.insert(args.begin(), "--plain");
+  ClientResult r = run_client(args, Millis(60000));
   cr_assert(r.exited_with(6), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stderr_text, "SHA-256 mismatch");
-  cr_assert_eq(proxy.stats().flips, 1u);
+  cr_assert_eq(plain.stats().flips, 1u);
+  assert_no_downloads(s);
+  // Over TLS the record's authentication tag no longer matches: the AEAD refuses it and
+  // the connection ends before a single altered byte is accepted.
+  Proxy tls = start_proxy(s, f);
+  r = run_client(client_args_via(s, tls.address(), {"get", "big.bin", s.in_downloads("big.bin")}), Millis(60000));
+  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "decryption failed or bad record mac");
+  cr_assert_eq(tls.stats().flips, 1u);
   assert_no_downloads(s);
 
-  // A flipped byte in the hello header: malformed, exit 8.
+  // A flipped byte in the hello (plain) or the ServerHello (TLS): exit 8.
   FaultSpec g;
   g.flip_at = 10;
-  Proxy bad_hello = start_proxy(s, g);
-  r = run_client(client_args_via(s, bad_hello.address(), {"get", "big.bin", s.in_downloads("big.bin")}),
-                 Millis(60000));
-  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
-  assert_no_downloads(s);
+  for (bool plain_hello : {true, false}) {
+    Proxy bad_hello = start_proxy(s, g, plain_hello);
+    args = client_args_via(s, bad_hello.address(), {"get", "big.bin", s.in_downloads("big.bin")});
+    if (plain_hello) args.insert(args.begin(), "--plain");
+    r = run_client(args, Millis(60000));
+    cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+    assert_no_downloads(s);
+  }
   assert_serves(s);
   stop_cleanly(s);
 }
@@ -284,7 +298,7 @@ Test(robustness, sigterm_lets_a_running_transfer_finish) {
             s.server.stderr_text().c_str());
   RawClient late;
   std::string err;
-  cr_assert_not(late.connect(s.server.address(), Millis(2000), &err),
+  cr_assert_not(late.connect(s.server.plain_address(), Millis(2000), &err),
                 "a new connection was accepted after SIGTERM");
   cr_assert(s.server.running(), "the server did not wait for the transfer");
 

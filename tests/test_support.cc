@@ -1179,6 +1179,10 @@ Test(server, parse_listening_lines) {
   ASSERT_STR_EQ(eps[1].host.c_str(), "::1");
   ASSERT_STR_EQ(eps[1].address().c_str(), "[::1]:5678");
   cr_assert(parse_listening_lines("listening on 127.0.0.1:1\r\n").size() == 1);
+  // What the listener speaks, from the end of reactord's line.
+  auto modes = parse_listening_lines("listening on 127.0.0.1:1 (TLS, pre-shared key)\nlistening on 127.0.0.1:2 (plain)\n");
+  cr_assert_eq(modes.size(), 2u);
+  cr_assert(!modes[0].plain && modes[1].plain);
 }
 
 Test(server, start_parses_ports_passes_args_and_stops) {
@@ -1190,6 +1194,7 @@ Test(server, start_parses_ports_passes_args_and_stops) {
   o.root = dir.path("root");
   o.secret_file = secret->path;
   o.listen = {"127.0.0.1:0", "[::1]:0"};
+  o.also_plain = false;  // the fake server prints one line per -l
   o.verbose = true;
   o.extra_args = {"--max-connections", "5"};
   std::string err;
@@ -1220,6 +1225,7 @@ Test(server, start_failures_are_explained) {
   ServerOptions o;
   o.root = dir.path();
   o.secret_file = dir.path("secret");
+  o.also_plain = false;
   std::string err;
 
   o.binary = write_script(dir, "dies", "#!/bin/sh\necho 'reactord: secret file is group-readable' >&2\nexit 2\n");

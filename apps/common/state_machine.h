@@ -5,7 +5,8 @@
 // draw is refused and logged in one place instead of silently taken.
 //
 //   constexpr app::Edge<S> kEdges[] = {{S::kA, S::kB}, {S::kB, S::kC}};
-//   app::StateMachine<S> machine_{S::kA, kEdges, to_string};
+//   constexpr app::Diagram<S> kDiagram{kEdges, to_string};
+//   app::StateMachine<S> machine_{S::kA, kDiagram};
 //   if (!machine_.transition(S::kC, [&] { return "session #7"; })) ...  // refused, logged
 
 #include <cstddef>
@@ -21,21 +22,30 @@ struct Edge {
   State to;
 };
 
+// The diagram: its edges and how to name a state. One static object per kind of machine,
+// so that a machine itself holds only its state and a pointer.
+template <typename State>
+struct Diagram {
+  using Namer = const char* (*)(State);
+  template <size_t N>
+  constexpr Diagram(const Edge<State> (&edge_table)[N], Namer namer) : edges(edge_table), count(N), name(namer) {}
+  const Edge<State>* edges;
+  size_t count;
+  Namer name;
+};
+
 template <typename State>
 class StateMachine {
  public:
-  using Namer = const char* (*)(State);
-
-  template <size_t N>
-  constexpr StateMachine(State initial, const Edge<State> (&edges)[N], Namer name)
-      : state_(initial), edges_(edges), edge_count_(N), name_(name) {}
+  // `diagram` must outlive the machine (it is a static table).
+  constexpr StateMachine(State initial, const Diagram<State>& diagram) : state_(initial), diagram_(&diagram) {}
 
   State state() const { return state_; }
   bool is(State state) const { return state_ == state; }
 
   bool has_edge(State from, State to) const {
-    for (size_t i = 0; i < edge_count_; ++i)
-      if (edges_[i].from == from && edges_[i].to == to) return true;
+    for (size_t i = 0; i < diagram_->count; ++i)
+      if (diagram_->edges[i].from == from && diagram_->edges[i].to == to) return true;
     return false;
   }
 
@@ -45,19 +55,19 @@ class StateMachine {
   template <typename Who>
   bool transition(State next, Who&& who) {
     if (!has_edge(state_, next)) {
-      log_error("%s: internal error: no transition %s -> %s", who().c_str(), name_(state_), name_(next));
+      log_error("%s: internal error: no transition %s -> %s", who().c_str(), diagram_->name(state_),
+                diagram_->name(next));
       return false;
     }
-    if (log_enabled(LogLevel::kDebug)) log_debug("%s: %s -> %s", who().c_str(), name_(state_), name_(next));
+    if (log_enabled(LogLevel::kDebug))
+      log_debug("%s: %s -> %s", who().c_str(), diagram_->name(state_), diagram_->name(next));
     state_ = next;
     return true;
   }
 
  private:
   State state_;
-  const Edge<State>* edges_;
-  size_t edge_count_;
-  Namer name_;
+  const Diagram<State>* diagram_;
 };
 
 }  // namespace app

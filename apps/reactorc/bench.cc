@@ -109,7 +109,7 @@ class BenchClient : public ConnectionListener {
 
   void start() {
     connect_started_ = SteadyClock::now();
-    connection_ = std::make_unique<Connection>(bench_.loop_, bench_.secret_, *this);
+    connection_ = std::make_unique<Connection>(bench_.loop_, bench_.secret_, *this, bench_.tls_);
     const SourceRange& sources = bench_.options_.bench_sources;
     if (sources.empty()) {
       connection_->connect(bench_.addresses_, bench_.options_.timeout);
@@ -202,8 +202,9 @@ class BenchClient : public ConnectionListener {
   bool finished_ = false;
 };
 
-Bench::Bench(reactor::EventLoop& loop, const Options& options, const app::Secret& secret)
-    : loop_(loop), options_(options), secret_(secret) {}
+Bench::Bench(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
+             std::shared_ptr<protocol::TlsContext> tls)
+    : loop_(loop), options_(options), secret_(secret), tls_(std::move(tls)) {}
 
 Bench::~Bench() {
   if (deadline_timer_ != 0) loop_.cancel(deadline_timer_);

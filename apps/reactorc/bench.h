@@ -20,6 +20,7 @@
 
 #include "apps/common/secret.h"
 #include "apps/reactorc/options.h"
+#include "protocol/tls.h"
 #include "reactor/event_loop.h"
 #include "reactor/socket_address.h"
 
@@ -49,7 +50,9 @@ class BenchClient;
 
 class Bench {
  public:
-  Bench(reactor::EventLoop& loop, const Options& options, const app::Secret& secret);
+  // `tls` null: the plain protocol.
+  Bench(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
+        std::shared_ptr<protocol::TlsContext> tls);
   ~Bench();
 
   // Checks the operands and raises RLIMIT_NOFILE's soft limit to the hard one. False:
@@ -84,6 +87,7 @@ class Bench {
   reactor::EventLoop& loop_;
   const Options& options_;
   const app::Secret& secret_;
+  std::shared_ptr<protocol::TlsContext> tls_;
   BenchMode mode_ = BenchMode::kPing;
   std::string path_;
   std::vector<reactor::SocketAddress> addresses_;

@@ -17,6 +17,10 @@ constexpr app::Edge<C> kStreamed[] = {
     {C::kReceiving, C::kDone},      {C::kReceiving, C::kFailed},
 };
 
+const char* state_name(C state) { return to_string(state); }
+constexpr app::Diagram<C> kOneReplyDiagram{kOneReply, state_name};
+constexpr app::Diagram<C> kStreamedDiagram{kStreamed, state_name};
+
 }  // namespace
 
 const char* to_string(CommandState state) {
@@ -57,7 +61,7 @@ void Command::on_body(const char*, size_t, uint64_t) { fail(kExitProtocol, "the 
 
 // ---- stat
 
-StatCommand::StatCommand(std::string path) : Command(kOneReply), path_(std::move(path)) {}
+StatCommand::StatCommand(std::string path) : Command(kOneReplyDiagram), path_(std::move(path)) {}
 
 protocol::Message StatCommand::request() const {
   protocol::StatRequest stat;
@@ -78,7 +82,7 @@ void StatCommand::on_message(protocol::Message& message) {
 
 // ---- ping
 
-PingCommand::PingCommand() : Command(kOneReply) {}
+PingCommand::PingCommand() : Command(kOneReplyDiagram) {}
 
 protocol::Message PingCommand::request() const { return protocol::PingRequest{}; }
 
@@ -93,7 +97,7 @@ void PingCommand::on_message(protocol::Message& message) {
 
 // ---- msg
 
-MsgCommand::MsgCommand(std::string text) : Command(kOneReply), text_(std::move(text)) {}
+MsgCommand::MsgCommand(std::string text) : Command(kOneReplyDiagram), text_(std::move(text)) {}
 
 protocol::Message MsgCommand::request() const {
   protocol::MsgRequest msg;
@@ -114,7 +118,7 @@ void MsgCommand::on_message(protocol::Message& message) {
 
 // ---- list
 
-ListCommand::ListCommand(std::string path) : Command(kStreamed), path_(std::move(path)) {}
+ListCommand::ListCommand(std::string path) : Command(kStreamedDiagram), path_(std::move(path)) {}
 
 protocol::Message ListCommand::request() const {
   protocol::ListRequest list;

@@ -62,8 +62,7 @@ class Command {
   const CommandResult& result() const { return result_; }
 
  protected:
-  template <size_t N>
-  explicit Command(const app::Edge<CommandState> (&edges)[N]) : machine_(CommandState::kRequested, edges, to_string) {}
+  explicit Command(const app::Diagram<CommandState>& diagram) : machine_(CommandState::kRequested, diagram) {}
 
   bool transition(CommandState next);
   void succeed() { transition(CommandState::kDone); }

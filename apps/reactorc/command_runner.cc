@@ -37,8 +37,9 @@ std::string format_time(int64_t seconds) {
 
 }  // namespace
 
-CommandRunner::CommandRunner(reactor::EventLoop& loop, const Options& options, const app::Secret& secret)
-    : loop_(loop), options_(options), connection_(loop, secret, *this) {}
+CommandRunner::CommandRunner(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
+                             std::shared_ptr<protocol::TlsContext> tls)
+    : loop_(loop), options_(options), connection_(loop, secret, *this, std::move(tls)) {}
 
 CommandRunner::~CommandRunner() {
   if (progress_timer_ != 0) loop_.cancel(progress_timer_);
@@ -86,8 +87,8 @@ std::unique_ptr<Command> CommandRunner::make_command() {
 
 void CommandRunner::on_ready(Connection& connection) {
   if (options_.verbosity > 0)
-    app::log_info("connected to %s (%s), authenticated", connection.peer().c_str(),
-                  connection.server_software().c_str());
+    app::log_info("connected to %s (%s), authenticated; %s", connection.peer().c_str(),
+                  connection.server_software().c_str(), connection.security().c_str());
   if (!command_) command_ = make_command();
   if (!command_) {
     report_failure(kExitFailure, "internal error: no command to run");

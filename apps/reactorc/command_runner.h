@@ -20,7 +20,9 @@ namespace client {
 
 class CommandRunner final : public ConnectionListener, public GetObserver {
  public:
-  CommandRunner(reactor::EventLoop& loop, const Options& options, const app::Secret& secret);
+  // `tls` null: the plain protocol.
+  CommandRunner(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
+                std::shared_ptr<protocol::TlsContext> tls);
   ~CommandRunner() override;
 
   // Local preparation before any network traffic (get: the destination must be

@@ -27,15 +27,31 @@ constexpr app::Edge<S> kEdges[] = {
     {S::kReady, S::kClosed},
 };
 
+const char* state_name(S state) { return to_string(state); }
+constexpr app::Diagram<S> kDiagram{kEdges, state_name};
+
 constexpr uint32_t in(S state) { return 1u << static_cast<unsigned>(state); }
 
-protocol::StreamLimits connection_limits() {
+protocol::StreamLimits make_connection_limits() {
   protocol::StreamLimits limits;
   limits.header_limit = protocol::kMaxHeaderLen;
   limits.input_max = kInputLimit;
   limits.input_high_water = kInputLimit;
   limits.body_read_slice = kReadSlice;
   return limits;
+}
+const protocol::StreamLimits kConnectionLimits = make_connection_limits();
+
+// The first frame of `bytes`, if it is a whole, valid error frame of the plain protocol.
+std::optional<protocol::ErrorMessage> plain_error(const std::string& bytes) {
+  protocol::FrameDecoder decoder(protocol::kMaxHeaderLen);
+  size_t consumed = 0;
+  if (decoder.next(bytes.data(), bytes.size(), &consumed).kind != protocol::DecodeEvent::kHeader) return std::nullopt;
+  protocol::ProtocolError err;
+  std::optional<protocol::Message> message = protocol::parse_message(decoder.header(), decoder.body_length(), &err);
+  if (!message) return std::nullopt;
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&*message)) return *error;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -70,12 +86,14 @@ const Connection::Rule Connection::kRules[] = {
     {MessageType::kMsgOk, in(S::kReady), &Connection::handle_reply},
 };
 
-Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener)
+Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener,
+                       std::shared_ptr<protocol::TlsContext> tls)
     : loop_(loop),
       secret_(secret),
       listener_(listener),
-      machine_(S::kConnecting, kEdges, to_string),
-      stream_(loop, *this, connection_limits()) {}
+      tls_(std::move(tls)),
+      machine_(S::kConnecting, kDiagram),
+      stream_(loop, *this, kConnectionLimits) {}
 
 Connection::~Connection() {
   if (silence_timer_ != 0) loop_.cancel(silence_timer_);
@@ -106,8 +124,16 @@ void Connection::on_connected(reactor::UniqueFd fd, reactor::ConnectError error,
     return;
   }
   peer_ = connector_->peer().to_string();
-  int raw = fd.get();
-  stream_.attach_registered(std::move(fd), reactor::make_socket_transport(raw), reactor::kReadable);
+  std::unique_ptr<reactor::Transport> transport;
+  if (tls_) {
+    std::string err;
+    transport = tls_->wrap(fd.get(), &err);
+    if (!transport) {
+      fail(Failure::kProtocol, err);
+      return;
+    }
+  }
+  stream_.attach_registered(std::move(fd), std::move(transport), reactor::kReadable);
   if (state() == S::kClosed || !transition(S::kAwaitHello)) return;
   start_handshake_timer();
 }
@@ -241,14 +267,19 @@ void Connection::handle_hello(protocol::Message& message) {
   auth.client = kClientName;
   auth.features = protocol::client_features();
   auth.nonce = client_nonce_;
-  auth.mac = protocol::client_proof(secret_.key, server_nonce_, client_nonce_);
+  auth.mac = protocol::client_proof(secret_.key, server_nonce_, client_nonce_, binding());
   if (!transition(S::kAwaitAuthOk)) return;
   stream_.send(auth);
 }
 
+// Inside TLS the proofs are bound to the TLS session (see protocol/auth.h).
+const protocol::ChannelBinding* Connection::binding() {
+  return stream_.transport()->channel_binding(&binding_) ? &binding_ : nullptr;
+}
+
 void Connection::handle_auth_ok(protocol::Message& message) {
   auto& ok = std::get<protocol::AuthOk>(message);
-  protocol::Mac expected = protocol::server_proof(secret_.key, server_nonce_, client_nonce_);
+  protocol::Mac expected = protocol::server_proof(secret_.key, server_nonce_, client_nonce_, binding());
   if (!protocol::proofs_equal(expected, ok.mac)) {
     fail(Failure::kAuth, "the server failed to prove it knows the secret: it may be an impostor");
     return;
@@ -324,12 +355,29 @@ void Connection::on_failure(const protocol::StreamFailure& failure) {
       return fail(Failure::kClosed, state() == S::kAwaitHello ? "the server closed the connection before greeting"
                                                               : "the server closed the connection");
     case F::kReadFailed:
-      return fail(Failure::kClosed, std::string("connection to the server failed: ") + std::strerror(failure.errnum));
+      return fail(Failure::kClosed, std::string("connection to the server failed: ") +
+                                        (failure.text.empty() ? std::strerror(failure.errnum) : failure.text));
     case F::kWriteFailed:
-      return fail(Failure::kClosed, std::string("sending to the server failed: ") + std::strerror(failure.errnum));
+      return fail(Failure::kClosed, std::string("sending to the server failed: ") +
+                                        (failure.text.empty() ? std::strerror(failure.errnum) : failure.text));
     case F::kOutputFull:
       return fail(Failure::kClosed, "too much output queued for the server");
     case F::kHandshake:
+      switch (failure.handshake) {
+        case reactor::HandshakeFailure::kAuthentication:
+          return fail(Failure::kAuth, "authentication failed: the server does not share this secret (" + failure.text +
+                                          ")");
+        case reactor::HandshakeFailure::kCertificate:
+          return fail(Failure::kCertificate, failure.text);
+        case reactor::HandshakeFailure::kWrongProtocol:
+          // A plain server may be saying something in its own protocol (busy, at its
+          // connection limit): report that rather than the mismatch.
+          if (std::optional<protocol::ErrorMessage> said = plain_error(failure.peer_bytes))
+            return on_error_message(*said);
+          break;
+        case reactor::HandshakeFailure::kOther:
+          break;
+      }
       return fail(Failure::kProtocol, failure.text);
     case F::kLoop:
       return fail(Failure::kClosed, failure.text);

@@ -22,6 +22,7 @@
 #include "apps/reactorc/command.h"
 #include "protocol/framed_stream.h"
 #include "protocol/messages.h"
+#include "protocol/tls.h"
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
 #include "reactor/socket_address.h"
@@ -31,7 +32,7 @@
 namespace client {
 
 // Why a connection ended badly; each maps to one exit status (exit_code_for).
-enum class Failure { kConnect, kAuth, kProtocol, kClosed, kTimeout };
+enum class Failure { kConnect, kAuth, kCertificate, kProtocol, kClosed, kTimeout };
 
 class Connection;
 
@@ -52,7 +53,9 @@ class Connection final : public protocol::StreamHandler {
   using Clock = reactor::EventLoop::Clock;
   enum class State { kConnecting, kAwaitHello, kAwaitAuthOk, kReady, kClosed };
 
-  Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener);
+  // `tls`: the context connections speak TLS with; null for the plain protocol.
+  Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener,
+             std::shared_ptr<protocol::TlsContext> tls = nullptr);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -71,6 +74,8 @@ class Connection final : public protocol::StreamHandler {
   State state() const { return machine_.state(); }
   const std::string& peer() const { return peer_; }
   const std::string& server_software() const { return server_software_; }
+  // What protects the connection: "plain", or the TLS version, cipher, group and more.
+  std::string security() const { return stream_.transport() ? stream_.transport()->describe() : "none"; }
   // Whether the server's hello offered `feature` (the usable set is the intersection).
   bool server_offers(const std::string& feature) const;
 
@@ -100,10 +105,12 @@ class Connection final : public protocol::StreamHandler {
   void check_silence();
   void fail(Failure failure, const std::string& message);
   bool transition(State next);
+  const protocol::ChannelBinding* binding();
 
   reactor::EventLoop& loop_;
   const app::Secret& secret_;
   ConnectionListener& listener_;
+  std::shared_ptr<protocol::TlsContext> tls_;
   app::StateMachine<State> machine_;
   std::unique_ptr<reactor::Connector> connector_;
   protocol::FramedStream stream_;
@@ -112,6 +119,7 @@ class Connection final : public protocol::StreamHandler {
   std::vector<std::string> server_features_;
   protocol::Nonce client_nonce_{};
   protocol::Nonce server_nonce_{};
+  protocol::ChannelBinding binding_{};
   std::deque<Command*> in_flight_;
   // A get that finished early (a local write error) leaves the rest of its response on
   // the stream: its body, then its trailer. Both are skipped, so that the next

@@ -16,7 +16,8 @@ enum ExitCode {
   kExitVerify = 6,        // the download's SHA-256 did not match: nothing was kept
   kExitLocal = 7,         // local file error: exists (no --force), cannot create, disk full
   kExitProtocol = 8,      // connection lost or malformed data from the server, or it went silent
-  kExitConfig = 9,        // the secret file is missing, unreadable or unsafe
+  kExitConfig = 9,        // the secret file is missing, unreadable or unsafe; a TLS file unusable
+  kExitCertificate = 10,  // the server's TLS certificate was refused (untrusted, expired, wrong name or pin)
   kExitInterrupted = 130  // SIGINT or SIGTERM: the partial download was removed
 };
 

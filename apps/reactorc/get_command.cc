@@ -15,10 +15,13 @@ constexpr app::Edge<C> kEdges[] = {
     {C::kCommitting, C::kDone},     {C::kCommitting, C::kFailed},
 };
 
+const char* state_name(C state) { return to_string(state); }
+constexpr app::Diagram<C> kDiagram{kEdges, state_name};
+
 }  // namespace
 
 GetCommand::GetCommand(std::string remote, std::unique_ptr<app::BodySink> sink, GetObserver* observer)
-    : Command(kEdges), remote_(std::move(remote)), sink_(std::move(sink)), observer_(observer) {}
+    : Command(kDiagram), remote_(std::move(remote)), sink_(std::move(sink)), observer_(observer) {}
 
 protocol::Message GetCommand::request() const {
   protocol::GetRequest get;

@@ -15,6 +15,7 @@
 #include "apps/reactorc/command_runner.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/options.h"
+#include "protocol/tls.h"
 #include "reactor/event_loop.h"
 #include "reactor/poller.h"
 #include "reactor/socket_address.h"
@@ -39,6 +40,12 @@ bool well_formed_server(const std::string& text) {
   if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
   long value = std::strtol(port.c_str(), nullptr, 10);
   return value >= 1 && value <= 65535;
+}
+
+// "host" of "host:port" and of "[v6]:port" (already checked by well_formed_server).
+std::string host_of(const std::string& server) {
+  if (!server.empty() && server.front() == '[') return server.substr(1, server.find(']') - 1);
+  return server.substr(0, server.rfind(':'));
 }
 
 int fail(int code, const std::string& message) {
@@ -96,10 +103,22 @@ int main(int argc, char** argv) {
   std::unique_ptr<reactor::EventLoop> loop = app::create_loop(options, &config_error, &err);
   if (!loop) return fail(config_error ? client::kExitConfig : client::kExitFailure, err);
 
+  std::shared_ptr<protocol::TlsContext> tls;
+  if (!options.plain) {
+    protocol::TlsClientConfig config;
+    config.secret = secret.key;
+    config.host = host_of(server);
+    config.ca_file = options.tls_ca;
+    config.pin = options.tls_pin;
+    config.insecure = options.insecure;
+    tls = protocol::TlsContext::client(config, &err);
+    if (!tls) return fail(client::kExitConfig, err);
+  }
+
   if (options.verb == client::Verb::kBench) {
-    client::Bench bench(*loop, options, secret);
+    client::Bench bench(*loop, options, secret, tls);
     return run(*loop, bench, std::move(addresses));
   }
-  client::CommandRunner runner(*loop, options, secret);
+  client::CommandRunner runner(*loop, options, secret, tls);
   return run(*loop, runner, std::move(addresses));
 }

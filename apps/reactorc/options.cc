@@ -2,7 +2,9 @@
 
 #include <getopt.h>
 
+#include <cctype>
 #include <cstdint>
+#include <string_view>
 #include <cstdio>
 #include <cstring>
 
@@ -13,6 +15,7 @@ namespace client {
 
 const char kUsage[] =
     "usage: reactorc [-fqv] [-s HOST:PORT] [-k FILE] [-t SECS] [--progress STYLE]\n"
+    "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
     "                [--json] [ping | get PATH | stat PATH | handshake | idle]\n"
@@ -31,6 +34,10 @@ const char kUsage[] =
     "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret)\n"
     "  -f, --force             let get overwrite an existing LOCAL\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
+    "      --plain             the plain protocol: no TLS, nothing encrypted\n"
+    "      --tls-ca FILE       trust a server certificate signed by the CAs in FILE\n"
+    "      --tls-pin sha256:HEX  trust the server certificate with this public-key hash\n"
+    "      --insecure          accept any server certificate (the secret still authenticates)\n"
     "      --progress STYLE    bar, plane, rainbow or none (default: bar)\n"
     "      --backend NAME      event loop backend: epoll or poll (default: epoll)\n"
     "  -c, --connections N     bench: connections at once (default: 50)\n"
@@ -48,7 +55,7 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson };
+enum LongOnly { kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure };
 
 
 struct CommandSpec {
@@ -68,6 +75,14 @@ const CommandSpec kCommands[] = {
     {"bench", Verb::kBench, 0, 2, "bench [ping | get PATH | stat PATH | handshake | idle]"},
 };
 
+bool valid_pin(const char* text) {
+  std::string_view pin(text);
+  if (pin.size() != 7 + 64 || pin.substr(0, 7) != "sha256:") return false;
+  for (char c : pin.substr(7))
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
 }  // namespace
 
 ParseResult parse_options(int argc, char** argv, Options* out) {
@@ -83,6 +98,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"pipeline", required_argument, nullptr, kPipeline},
       {"source", required_argument, nullptr, kSource},
       {"json", no_argument, nullptr, kJson},
+      {"plain", no_argument, nullptr, kPlain},
+      {"tls-ca", required_argument, nullptr, kTlsCa},
+      {"tls-pin", required_argument, nullptr, kTlsPin},
+      {"insecure", no_argument, nullptr, kInsecure},
   });
   static const app::CommonParse kCommon{"reactorc", kUsage, 1};
   opterr = 0;
@@ -125,6 +144,14 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         break;
       }
       case kJson: out->json = true; break;
+      case kPlain: out->plain = true; break;
+      case kTlsCa: out->tls_ca = optarg; break;
+      case kTlsPin:
+        if (!valid_pin(optarg))
+          return app::fail_usage("reactorc", "invalid --tls-pin '%s': expected sha256: and 64 hex digits", optarg);
+        out->tls_pin = optarg;
+        break;
+      case kInsecure: out->insecure = true; break;
       default: {
         ParseResult common = app::parse_common_option(c, kCommon, argv, out);
         if (common != ParseResult::kRun) return common;
@@ -132,6 +159,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       }
     }
   }
+  if (out->plain && (!out->tls_ca.empty() || !out->tls_pin.empty() || out->insecure))
+    return app::fail_usage("reactorc", "%s", "--plain speaks no TLS: --tls-ca, --tls-pin and --insecure do not apply");
   if (optind >= argc) return app::fail_usage("reactorc", "%s", "no command given (get, stat, ls, ping, send or bench)");
   const char* name = argv[optind++];
   const CommandSpec* spec = nullptr;

@@ -22,6 +22,10 @@ struct Options : app::CommonOptions {
   bool progress_given = false;
   ProgressStyle progress = ProgressStyle::kBar;
   std::chrono::milliseconds timeout{30'000};
+  bool plain = false;      // the plain protocol, no TLS
+  std::string tls_ca;      // verify a server certificate against this CA file
+  std::string tls_pin;     // or accept the one whose public key hashes to "sha256:HEX"
+  bool insecure = false;   // or accept any certificate
   // backend, verbosity (-q: -1; -v: 1, "say more"): see app::CommonOptions
   // bench only (see bench.h): -c, -n, -d, --pipeline, --source, --json
   uint64_t bench_connections = 50;

@@ -78,18 +78,25 @@ int main(int argc, char** argv) {
   app::log_init("reactord", app::log_level_for(options.verbosity), false);
   reactor::ignore_sigpipe();
 
-  std::vector<reactor::SocketAddress> addresses;
-  if (options.listen.empty()) options.listen.emplace_back(kDefaultListen);
-  for (const std::string& text : options.listen) {
-    reactor::SocketAddress address;
-    std::string err;
-    if (!reactor::parse_address(text, &address, &err)) {
-      std::fprintf(stderr, "reactord: invalid --listen '%s': %s\nTry 'reactord --help' for more information.\n",
-                   text.c_str(), err.c_str());
-      return server::kExitUsage;
+  std::vector<server::Server::Endpoint> endpoints;
+  if (options.listen.empty() && options.plain_listen.empty()) options.listen.emplace_back(kDefaultListen);
+  auto add_endpoints = [&](const std::vector<std::string>& texts, const char* option, bool tls) {
+    for (const std::string& text : texts) {
+      server::Server::Endpoint endpoint;
+      std::string err;
+      if (!reactor::parse_address(text, &endpoint.address, &err)) {
+        std::fprintf(stderr, "reactord: invalid %s '%s': %s\nTry 'reactord --help' for more information.\n", option,
+                     text.c_str(), err.c_str());
+        return false;
+      }
+      endpoint.tls = tls;
+      endpoints.push_back(endpoint);
     }
-    addresses.push_back(address);
-  }
+    return true;
+  };
+  if (!add_endpoints(options.listen, "--listen", !options.plain) ||
+      !add_endpoints(options.plain_listen, "--plain-listen", false))
+    return server::kExitUsage;
 
   std::string err;
   app::Secret secret;
@@ -104,7 +111,10 @@ int main(int argc, char** argv) {
   fit_descriptor_limit(&options);
   server::Server server(*loop, options, std::move(root), std::move(secret));
   app::log_set_timestamps(true);
-  if (!server.start(addresses, &err)) return fail(server::kExitListen, err);
+  bool any_tls = false;
+  for (const server::Server::Endpoint& endpoint : endpoints) any_tls = any_tls || endpoint.tls;
+  if (any_tls && !server.make_tls(&err)) return fail(server::kExitConfig, err);
+  if (!server.start(endpoints, &err)) return fail(server::kExitListen, err);
   if (!loop->run(&err)) return fail(server::kExitFailure, "event loop failed: " + err);
   return server::kExitOk;
 }

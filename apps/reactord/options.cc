@@ -11,14 +11,21 @@
 namespace server {
 
 const char kUsage[] =
-    "usage: reactord [-qv] [-r DIR] [-l ADDR:PORT]... [-k FILE] [-m N]\n"
+    "usage: reactord [-qv] [-r DIR] [-l ADDR:PORT]... [--plain-listen ADDR:PORT]...\n"
+    "                [--plain] [--tls-cert FILE --tls-key FILE] [-k FILE] [-m N]\n"
     "                [--idle-timeout SECS] [--handshake-timeout SECS] [--grace SECS]\n"
     "                [--backend epoll|poll]\n"
     "Serve DIR to authenticated reactorc clients.\n"
     "\n"
     "  -r, --root DIR               directory to serve (default: the current directory)\n"
-    "  -l, --listen ADDR:PORT       listen address, IPv4 or [IPv6]; repeatable\n"
+    "  -l, --listen ADDR:PORT       TLS listen address, IPv4 or [IPv6]; repeatable\n"
     "                               (default: 127.0.0.1:9000)\n"
+    "      --plain-listen ADDR:PORT a listener for the plain, unencrypted protocol;\n"
+    "                               repeatable\n"
+    "      --plain                  the -l listeners speak the plain protocol too\n"
+    "      --tls-cert FILE          TLS with this certificate chain (PEM) instead of\n"
+    "                               the key derived from the secret; needs --tls-key\n"
+    "      --tls-key FILE           the certificate's private key (PEM)\n"
     "  -k, --secret-file FILE       shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
     "                               created on first start if missing)\n"
     "  -m, --max-conns N            most connections at once (default: 1024)\n"
@@ -35,7 +42,7 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace };
+enum LongOnly { kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace, kPlainListen, kPlain, kTlsCert, kTlsKey };
 
 
 }  // namespace
@@ -49,6 +56,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"idle-timeout", required_argument, nullptr, kIdleTimeout},
       {"handshake-timeout", required_argument, nullptr, kHandshakeTimeout},
       {"grace", required_argument, nullptr, kGrace},
+      {"plain-listen", required_argument, nullptr, kPlainListen},
+      {"plain", no_argument, nullptr, kPlain},
+      {"tls-cert", required_argument, nullptr, kTlsCert},
+      {"tls-key", required_argument, nullptr, kTlsKey},
   });
   static const app::CommonParse kCommon{"reactord", kUsage, 1};
   opterr = 0;  // our own messages, with the program name and a hint
@@ -58,6 +69,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     switch (c) {
       case 'r': out->root = optarg; break;
       case 'l': out->listen.emplace_back(optarg); break;
+      case kPlainListen: out->plain_listen.emplace_back(optarg); break;
+      case kPlain: out->plain = true; break;
+      case kTlsCert: out->tls_cert = optarg; break;
+      case kTlsKey: out->tls_key = optarg; break;
       case 'k': out->secret_file = optarg; break;
       case 'm':
         if (!app::parse_count(optarg, 1, 1'000'000, &out->max_connections))
@@ -83,6 +98,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     }
   }
   if (optind < argc) return app::fail_usage("reactord", "unexpected argument '%s'", argv[optind]);
+  if (out->tls_cert.empty() != out->tls_key.empty())
+    return app::fail_usage("reactord", "%s", "--tls-cert and --tls-key go together");
+  if (!out->tls_cert.empty() && out->plain)
+    return app::fail_usage("reactord", "%s", "--tls-cert is for TLS listeners; --plain makes every -l plain");
   return ParseResult::kRun;
 }
 

@@ -12,7 +12,11 @@ namespace server {
 
 struct Options : app::CommonOptions {
   std::string root = ".";
-  std::vector<std::string> listen;  // empty means the default, 127.0.0.1:9000
+  std::vector<std::string> listen;        // TLS (plain with --plain); empty: 127.0.0.1:9000
+  std::vector<std::string> plain_listen;  // plain, whatever --plain says
+  bool plain = false;                     // -l listeners speak the plain protocol too
+  std::string tls_cert;                   // certificate mode for TLS listeners (with tls_key)
+  std::string tls_key;
   std::string secret_file;          // empty means the default path, created if missing
   uint64_t max_connections = 1024;
   std::chrono::milliseconds idle_timeout{300'000};

@@ -29,12 +29,24 @@ Server::~Server() {
   retired_.clear();
 }
 
-bool Server::start(const std::vector<reactor::SocketAddress>& addresses, std::string* err) {
-  for (const reactor::SocketAddress& address : addresses) {
+bool Server::make_tls(std::string* err) {
+  protocol::TlsServerConfig config;
+  config.secret = secret_.key;
+  config.cert_file = options_.tls_cert;
+  config.key_file = options_.tls_key;
+  std::shared_ptr<protocol::TlsContext> fresh = protocol::TlsContext::server(config, err);
+  if (!fresh) return false;
+  tls_ = std::move(fresh);
+  return true;
+}
+
+bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {
+  for (const Endpoint& endpoint : endpoints) {
+    bool tls = endpoint.tls;
+    if (tls && !tls_ && !make_tls(err)) return false;
     auto listener = reactor::Listener::open(
-        loop_, address, [this](reactor::UniqueFd fd, const reactor::SocketAddress& peer) {
-          on_accept(std::move(fd), peer);
-        },
+        loop_, endpoint.address,
+        [this, tls](reactor::UniqueFd fd, const reactor::SocketAddress& peer) { on_accept(std::move(fd), peer, tls); },
         err);
     if (!listener) return false;
     // Responses end with small frames (a get's trailer after a sendfile body, a pong):
@@ -43,7 +55,8 @@ bool Server::start(const std::vector<reactor::SocketAddress>& addresses, std::st
     // setsockopt per connection (tests/test_transfer.cc checks an accepted socket).
     if (!reactor::set_nodelay(listener->fd(), true, err)) return false;
     listener->set_error_handler([](const std::string& message) { app::log_warn("%s", message.c_str()); });
-    app::log_info("listening on %s", listener->local_address().to_string().c_str());
+    const char* mode = !tls ? "plain" : tls_->certificate_mode() ? "TLS, certificate" : "TLS, pre-shared key";
+    app::log_info("listening on %s (%s)", listener->local_address().to_string().c_str(), mode);
     listeners_.push_back(std::move(listener));
   }
   if (!loop_.on_signal(SIGINT, [this] { begin_shutdown("SIGINT"); }, err) ||
@@ -53,17 +66,19 @@ bool Server::start(const std::vector<reactor::SocketAddress>& addresses, std::st
   // Redis-style: one sweep a second checks every session's deadlines, instead of a
   // timer per session that every request would have to cancel and re-arm.
   sweep_timer_ = loop_.run_every(std::chrono::seconds(1), [this] { sweep(); });
-  app::log_info("serving \"%s\" (%s, %s loop, at most %llu connections)", root_->display_path().c_str(),
+  app::log_info("serving \"%s\" (%s, %s loop, at most %llu connections%s)", root_->display_path().c_str(),
                 root_->uses_openat2() ? "openat2" : "component walk", loop_.backend_name(),
-                static_cast<unsigned long long>(options_.max_connections));
+                static_cast<unsigned long long>(options_.max_connections),
+                tls_ && tls_->ktls_offered() ? ", kernel TLS offered" : "");
   return true;
 }
 
-void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer) {
+void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer, bool tls) {
   if (shutting_down_) return;  // fd closes here
   if (sessions_.size() >= options_.max_connections) {
     // Tell the client why before closing; a short frame fits any fresh socket buffer,
-    // so this one non-blocking send either goes out whole or not at all.
+    // so this one non-blocking send either goes out whole or not at all. (A TLS client
+    // reads it as a bad record and says what the server sent: see protocol/tls.cc.)
     std::string frame = protocol::encode(protocol::ErrorMessage{
         protocol::ErrorCode::kBusy, "the server is at its connection limit; try again later"});
     (void)::send(fd.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -71,8 +86,17 @@ void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer)
                   static_cast<unsigned long long>(options_.max_connections));
     return;
   }
+  std::unique_ptr<reactor::Transport> transport;
+  if (tls) {
+    std::string err;
+    transport = tls_->wrap(fd.get(), &err);
+    if (!transport) {
+      app::log_error("%s: %s", peer.to_string().c_str(), err.c_str());
+      return;
+    }
+  }
   uint64_t id = next_id_++;
-  auto session = std::make_unique<Session>(*this, id, std::move(fd), peer);
+  auto session = std::make_unique<Session>(*this, id, std::move(fd), peer, std::move(transport));
   Session* raw = session.get();
   // The session's copy of the address text: log arguments are built even at -q.
   app::log_info("%s #%llu connected", raw->peer().c_str(), static_cast<unsigned long long>(id));
@@ -146,7 +170,15 @@ void Server::reload_secret() {
     app::log_error("SIGHUP: keeping the current secret: %s", err.c_str());
     return;
   }
+  app::Secret previous = std::move(secret_);
   secret_ = std::move(fresh);
+  // New TLS connections use the new secret (or re-read certificate); those already up
+  // keep the context they were made with.
+  if (tls_ && !make_tls(&err)) {
+    app::log_error("SIGHUP: keeping the current secret: %s", err.c_str());
+    secret_ = std::move(previous);
+    return;
+  }
   root_->hide(secret_.dev, secret_.ino);
   app::log_info("SIGHUP: reloaded the secret from \"%s\"", secret_.path.c_str());
 }

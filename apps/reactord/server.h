@@ -16,6 +16,7 @@
 #include "apps/reactord/served_root.h"
 #include "apps/reactord/session.h"
 #include "reactor/event_loop.h"
+#include "protocol/tls.h"
 #include "reactor/listener.h"
 #include "reactor/socket_address.h"
 
@@ -32,8 +33,18 @@ class Server final : public SessionHost {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Opens every listener and installs the signal handlers. On failure says why.
-  bool start(const std::vector<reactor::SocketAddress>& addresses, std::string* err);
+  // Where to listen, and whether connections there speak TLS or the plain protocol.
+  struct Endpoint {
+    reactor::SocketAddress address;
+    bool tls = true;
+  };
+
+  // Opens every listener and installs the signal handlers. On failure says why. TLS
+  // endpoints need the context made from the secret (or the certificate) first: see
+  // make_tls().
+  bool start(const std::vector<Endpoint>& endpoints, std::string* err);
+  // The TLS context for the current secret and options; again after a reload.
+  bool make_tls(std::string* err);
 
   // SessionHost: for sessions.
   reactor::EventLoop& loop() override { return loop_; }
@@ -48,7 +59,7 @@ class Server final : public SessionHost {
   size_t session_count() const { return sessions_.size(); }
 
  private:
-  void on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer);
+  void on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer, bool tls);
   void sweep();
   void begin_shutdown(const char* why);
   void finish_shutdown();
@@ -62,6 +73,7 @@ class Server final : public SessionHost {
   DigestCache digest_cache_;
   std::vector<std::string> features_;
   std::vector<std::unique_ptr<reactor::Listener>> listeners_;
+  std::shared_ptr<protocol::TlsContext> tls_;  // for TLS listeners
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> retired_;
   uint64_t next_id_ = 1;

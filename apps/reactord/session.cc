@@ -26,6 +26,9 @@ constexpr size_t kInputHighWater = 4 + protocol::kMaxHeaderLen;
 // Output queued before the session stops taking requests: a client that pipelines
 // requests and never reads the answers is held back by TCP instead of growing our memory.
 constexpr size_t kOutputHighWater = 256 * 1024;
+// How long a TLS listener waits for a client's first byte before taking it for a plain
+// client waiting for a hello (checked by the once-a-second sweep, so 2 to 3 s).
+constexpr auto kPlainClientPatience = std::chrono::seconds(2);
 // Time allowed to deliver a final error frame and see the client close.
 constexpr auto kDrainTimeout = std::chrono::seconds(2);
 
@@ -41,9 +44,12 @@ constexpr app::Edge<S> kEdges[] = {
     {S::kListing, S::kClosed},           {S::kDraining, S::kClosed},
 };
 
+const char* state_name(S state) { return to_string(state); }
+constexpr app::Diagram<S> kDiagram{kEdges, state_name};
+
 constexpr uint32_t in(S state) { return 1u << static_cast<unsigned>(state); }
 
-protocol::StreamLimits session_limits() {
+protocol::StreamLimits make_session_limits() {
   protocol::StreamLimits limits;
   // Until authenticated a client gets only 4 KiB headers; handle_auth raises it.
   limits.header_limit = protocol::kMaxHeaderLenBeforeAuth;
@@ -54,6 +60,7 @@ protocol::StreamLimits session_limits() {
   limits.produce_low_water = app::BodySource::kChunk;
   return limits;
 }
+const protocol::StreamLimits kSessionLimits = make_session_limits();
 
 // "[::1]:41234" -> "::1", "127.0.0.1:41234" -> "127.0.0.1": the auth throttle counts
 // failures per address, whatever port each attempt comes from.
@@ -105,10 +112,10 @@ Session::Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const r
     : server_(server),
       id_(id),
       peer_(peer.to_string()),
-      machine_(S::kAwaitAuth, kEdges, to_string),
-      pending_fd_(std::move(fd)),
-      pending_transport_(std::move(transport)),
-      stream_(server.loop(), *this, session_limits()) {}
+      machine_(S::kAwaitAuth, kDiagram),
+      stream_(server.loop(), *this, kSessionLimits) {
+  stream_.hold(std::move(fd), std::move(transport));
+}
 
 Session::~Session() {
   if (handshake_ && handshake_->verdict_timer != 0) server_.loop().cancel(handshake_->verdict_timer);
@@ -134,10 +141,35 @@ bool Session::start() {
     close("no randomness");
     return false;
   }
-  int fd = pending_fd_.get();
-  std::unique_ptr<reactor::Transport> transport =
-      pending_transport_ ? std::move(pending_transport_) : reactor::make_socket_transport(fd);
-  if (!stream_.attach(std::move(pending_fd_), std::move(transport), &err)) {
+  // A TLS handshake proves the secret as the auth frame does, so an address with recent
+  // failures waits its turn before its handshake starts, exactly as its verdict would
+  // (see handle_auth): guessing keys over TLS is no faster than guessing proofs.
+  if (stream_.transport()->authenticates_peer()) {
+    std::optional<Clock::time_point> slot =
+        server_.throttle().reserve_verdict(host_of(peer_), now, handshake_->deadline);
+    if (!slot) {
+      // Before TLS has begun: said in the clear, which a TLS client reads and reports.
+      stream_.refuse_in_clear(protocol::encode(protocol::ErrorMessage{
+          ErrorCode::kTimeout, "too many recent authentication failures from this address; try again later"}));
+      close("too many recent authentication failures from this address");
+      return false;
+    }
+    if (*slot > now) {
+      handshake_->throttled = true;
+      handshake_->verdict_timer = server_.loop().run_after(*slot - now, [this] {
+        handshake_->verdict_timer = 0;
+        attach_and_greet();
+      });
+      return true;
+    }
+    handshake_->throttled = true;
+  }
+  return attach_and_greet();
+}
+
+bool Session::attach_and_greet() {
+  std::string err;
+  if (!stream_.attach(&err)) {
     app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", err.c_str());
     close("cannot watch");
     return false;
@@ -193,7 +225,9 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
       else close(state() == S::kReady ? "client closed" : "client closed before authenticating");
       return;
     case F::kReadFailed:
-      close(failure.errnum == ECONNRESET ? "connection reset by client" : std::strerror(failure.errnum));
+      close(failure.errnum == ECONNRESET ? "connection reset by client"
+            : !failure.text.empty()      ? failure.text.c_str()
+                                         : std::strerror(failure.errnum));
       return;
     case F::kWriteFailed:
       close(failure.errnum == EPIPE || failure.errnum == ECONNRESET ? "client went away"
@@ -203,7 +237,16 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
       close("output buffer limit reached");
       return;
     case F::kHandshake:
-      close(failure.text.c_str());
+      if (failure.handshake == reactor::HandshakeFailure::kAuthentication) {
+        // A client with another secret: a failed authentication like any other.
+        server_.throttle().record_failure(host_of(peer_), server_.loop().now());
+        app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_,
+                            ": authentication failed in the TLS handshake: %s (%zu recent failures from this address)",
+                            failure.text.c_str(), server_.throttle().failures(host_of(peer_)));
+      } else {
+        app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, ": %s", failure.text.c_str());
+      }
+      close("TLS handshake failed");
       return;
     case F::kLoop:
       app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", failure.text.c_str());
@@ -219,11 +262,14 @@ void Session::handle_auth(const protocol::Auth& auth) {
     return;
   }
   Handshake& hs = *handshake_;
-  protocol::Mac expected = protocol::client_proof(server_.secret().key, hs.server_nonce, auth.nonce);
+  // Inside TLS the proofs are bound to this TLS session (see protocol/auth.h).
+  protocol::ChannelBinding binding{};
+  const protocol::ChannelBinding* bound = stream_.transport()->channel_binding(&binding) ? &binding : nullptr;
+  protocol::Mac expected = protocol::client_proof(server_.secret().key, hs.server_nonce, auth.nonce, bound);
   hs.auth_ok = protocol::proofs_equal(expected, auth.mac);
   protocol::AuthOk ok;
   ok.proto = protocol::kProtocolVersion;
-  ok.mac = protocol::server_proof(server_.secret().key, hs.server_nonce, auth.nonce);
+  ok.mac = protocol::server_proof(server_.secret().key, hs.server_nonce, auth.nonce, bound);
   hs.pending_auth_ok = ok;
   if (hs.auth_ok) {
     // Until authenticated a client gets only 4 KiB headers; now the full limit.
@@ -235,7 +281,10 @@ void Session::handle_auth(const protocol::Auth& auth) {
   // outlive its handshake deadline waiting in that queue, or many parallel attempts
   // from one address would hold descriptors indefinitely. One turned away reserves no
   // place in the queue.
-  std::optional<Clock::time_point> slot = server_.throttle().reserve_verdict(host_of(peer_), now, hs.deadline);
+  // Over TLS the address already waited its turn before the TLS handshake (start()).
+  std::optional<Clock::time_point> slot =
+      hs.throttled ? std::optional<Clock::time_point>(now)
+                   : server_.throttle().reserve_verdict(host_of(peer_), now, hs.deadline);
   if (!slot) {
     fatal(ErrorCode::kTimeout, "too many recent authentication failures from this address; try again later");
     return;
@@ -266,7 +315,8 @@ void Session::deliver_verdict() {
   if (!stream_.send(handshake_->pending_auth_ok)) return;
   handshake_.reset();
   if (!transition(S::kReady)) return;
-  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " authenticated");
+  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " authenticated (%s)",
+                      stream_.transport()->describe().c_str());
 }
 
 void Session::handle_get(const protocol::GetRequest& request) {
@@ -289,13 +339,14 @@ void Session::handle_get(const protocol::GetRequest& request) {
   header.mode = static_cast<uint32_t>(st.st_mode & 07777);
   if (!stream_.send(header)) return;
   std::optional<protocol::Digest> cached = server_.digest_cache().find(FileIdentity::of(st));
-  sender_ = std::make_unique<app::BodySource>(std::move(file), st, request.offset, cached);
-  response_path_ = app::escape_for_terminal(request.path);
+  response_ = std::make_unique<Response>();
+  response_->body = std::make_unique<app::BodySource>(std::move(file), st, request.offset, cached);
+  response_->path = app::escape_for_terminal(request.path);
   if (!transition(S::kSending)) return;
-  stream_.start_producing(*sender_);
-  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " get \"%s\" (%llu bytes from offset %llu%s)", response_path_.c_str(),
+  stream_.start_producing(*response_->body);
+  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " get \"%s\" (%llu bytes from offset %llu%s)", response_->path.c_str(),
                 static_cast<unsigned long long>(size), static_cast<unsigned long long>(request.offset),
-                !cached ? "" : sender_->zero_copy() ? ", digest cached: zero-copy" : ", digest cached");
+                !cached ? "" : response_->body->zero_copy() ? ", digest cached: zero-copy" : ", digest cached");
 }
 
 void Session::handle_stat(const protocol::StatRequest& request) {
@@ -318,16 +369,18 @@ void Session::handle_list(const protocol::ListRequest& request) {
   reactor::UniqueFd dir = server_.root().open_directory(request.path, &err);
   if (!dir) return request_error(err);
   std::string why;
-  lister_ = DirLister::open(std::move(dir), server_.root(), &why);
-  if (!lister_) {
+  std::unique_ptr<DirLister> listing = DirLister::open(std::move(dir), server_.root(), &why);
+  if (!listing) {
     err.code = ErrorCode::kIoError;
     err.message = why;
     return request_error(err);
   }
-  response_path_ = app::escape_for_terminal(request.path);
-  app::log_connection(app::LogLevel::kDebug, peer_.c_str(), id_, " list \"%s\"", response_path_.c_str());
+  response_ = std::make_unique<Response>();
+  response_->listing = std::move(listing);
+  response_->path = app::escape_for_terminal(request.path);
+  app::log_connection(app::LogLevel::kDebug, peer_.c_str(), id_, " list \"%s\"", response_->path.c_str());
   if (!transition(S::kListing)) return;
-  stream_.start_producing(*lister_);
+  stream_.start_producing(*response_->listing);
 }
 
 void Session::handle_msg(const protocol::MsgRequest& request) {
@@ -348,14 +401,15 @@ void Session::handle_ping(const protocol::PingRequest& request) {
 void Session::on_produced() { finish_response(); }
 
 void Session::finish_response() {
-  if (sender_) {
-    protocol::Message trailer = sender_->trailer();
-    if (std::optional<protocol::Digest> digest = sender_->computed_digest())
-      server_.digest_cache().insert(FileIdentity::of(sender_->opened()), *digest);
+  if (response_ && response_->body) {
+    const app::BodySource& body = *response_->body;
+    protocol::Message trailer = body.trailer();
+    if (std::optional<protocol::Digest> digest = body.computed_digest())
+      server_.digest_cache().insert(FileIdentity::of(body.opened()), *digest);
     if (auto* error = std::get_if<protocol::ErrorMessage>(&trailer)) {
-      app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " get \"%s\": %s", response_path_.c_str(), error->message.c_str());
+      app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " get \"%s\": %s", response_->path.c_str(), error->message.c_str());
     } else {
-      app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " sent \"%s\"", response_path_.c_str());
+      app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " sent \"%s\"", response_->path.c_str());
     }
     if (!stream_.send(trailer)) return;
   }
@@ -368,8 +422,7 @@ void Session::finish_response() {
 // Drops the producer of the current response; the stream must forget it first.
 void Session::end_response() {
   stream_.stop_producing();
-  sender_.reset();
-  lister_.reset();
+  response_.reset();
 }
 
 void Session::request_error(const ProtocolError& error) {
@@ -382,6 +435,8 @@ void Session::fatal(ErrorCode code, const std::string& message) {
   if (state() == S::kDraining || state() == S::kClosed) return;
   if (code != ErrorCode::kAuthFailed && code != ErrorCode::kShuttingDown)
     app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, ": %s: %s", protocol::to_string(code), app::escape_for_terminal(message).c_str());
+  // Before the TLS handshake is done no frame can reach the client: just close.
+  if (!stream_.secured()) return close(protocol::to_string(code));
   end_response();
   drain_deadline_ = server_.loop().now() + kDrainTimeout;
   if (!transition(S::kDraining)) return;
@@ -402,6 +457,15 @@ void Session::check_timeouts(Clock::time_point now) {
   switch (state()) {
     case S::kAwaitAuth:
     case S::kVerdictPending:
+      // A TLS client speaks first, at once. Silence this long at a TLS listener is a
+      // plain client waiting for our hello: tell it, in the plain protocol it reads.
+      if (state() == S::kAwaitAuth && handshake_->verdict_timer == 0 && !stream_.secured() &&
+          stream_.transport()->awaiting_first_byte() && now - started_ >= kPlainClientPatience) {
+        stream_.refuse_in_clear(protocol::encode(protocol::ErrorMessage{
+            ErrorCode::kTlsRequired, "this server speaks TLS here: connect without --plain"}));
+        close("a plain client at a TLS listener");
+        break;
+      }
       // Absolute: a client trickling one byte at a time gains nothing.
       if (state() == S::kAwaitAuth && now >= handshake_->deadline)
         fatal(ErrorCode::kTimeout, "no authentication within the handshake deadline");
@@ -441,7 +505,6 @@ void Session::close(const char* reason) {
   }
   end_response();
   stream_.close();
-  pending_fd_.reset();
   server_.retire(this);  // destroyed after the current dispatch pass
 }
 

@@ -116,6 +116,7 @@ class Session final : public protocol::StreamHandler {
   template <typename T, void (Session::*Handle)(const T&)>
   void dispatch_as(protocol::Message& message);
 
+  bool attach_and_greet();
   void refuse_unexpected(const protocol::Message& message);
   void handle_auth(const protocol::Auth& auth);
   void deliver_verdict();
@@ -136,8 +137,6 @@ class Session final : public protocol::StreamHandler {
   uint64_t id_;
   std::string peer_;  // "127.0.0.1:41234", for logs
   app::StateMachine<SessionState> machine_;
-  reactor::UniqueFd pending_fd_;  // until start() hands it to the stream
-  std::unique_ptr<reactor::Transport> pending_transport_;
   protocol::FramedStream stream_;
   // What only the handshake needs, freed once it succeeds: an idle authenticated
   // connection should cost the server as little memory as possible.
@@ -145,13 +144,19 @@ class Session final : public protocol::StreamHandler {
     protocol::Nonce server_nonce{};
     bool auth_ok = false;
     protocol::AuthOk pending_auth_ok;  // sent when the (possibly delayed) verdict is good
-    reactor::EventLoop::TimerId verdict_timer = 0;
+    reactor::EventLoop::TimerId verdict_timer = 0;  // or the TLS handshake's, see start()
     Clock::time_point deadline;  // absolute: trickling bytes does not extend it
+    bool throttled = false;      // TLS: the turn was taken before the TLS handshake
   };
   std::unique_ptr<Handshake> handshake_ = std::make_unique<Handshake>();
-  std::unique_ptr<app::BodySource> sender_;
-  std::unique_ptr<DirLister> lister_;
-  std::string response_path_;  // what the current get/list is for, for logs
+  // The response in progress (get, list), made for it and freed after: an idle
+  // connection carries none of it.
+  struct Response {
+    std::unique_ptr<app::BodySource> body;  // get
+    std::unique_ptr<DirLister> listing;     // list
+    std::string path;                       // what it is for, escaped, for logs
+  };
+  std::unique_ptr<Response> response_;
   Clock::time_point started_;
   Clock::time_point drain_deadline_;
   bool closing_after_response_ = false;

@@ -59,7 +59,7 @@ void assert_serves(const Served& s, const std::string& local_dir) {
 RawClient connect_raw(const Served& s) {
   RawClient c;
   std::string err;
-  cr_assert(c.connect(s.server.address(), Millis(5000), &err), "connect: %s", err.c_str());
+  cr_assert(c.connect(s.server.plain_address(), Millis(5000), &err), "connect: %s", err.c_str());
   return c;
 }
 

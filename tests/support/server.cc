@@ -68,6 +68,7 @@ std::optional<Endpoint> parse_endpoint(std::string_view text) {
   }
   if (digits == 0 || digits > 5 || port > 65535 || pos >= text.size()) return std::nullopt;
   ep.port = static_cast<uint16_t>(port);
+  ep.plain = text.substr(pos).find("(plain)") != std::string_view::npos;
   return ep;
 }
 
@@ -96,6 +97,12 @@ std::optional<SecretFile> write_secret(const std::string& dir, const std::string
   }
   secret.key = content.substr(0, end);
   return secret;
+}
+
+const Endpoint& ServerProcess::first(bool plain) const {
+  for (const Endpoint& ep : endpoints_)
+    if (ep.plain == plain) return ep;
+  return endpoints_.front();
 }
 
 std::string Endpoint::address() const {
@@ -147,6 +154,14 @@ std::optional<ServerProcess> ServerProcess::start(const ServerOptions& options,
     spawn.argv.push_back("-l");
     spawn.argv.push_back(l);
   }
+  size_t expected = options.listen.size();
+  if (options.also_plain) {
+    for (const auto& l : options.listen) {
+      spawn.argv.push_back("--plain-listen");
+      spawn.argv.push_back(l);
+    }
+    expected *= 2;
+  }
   if (!options.secret_file.empty()) {
     spawn.argv.push_back("-k");
     spawn.argv.push_back(options.secret_file);
@@ -166,7 +181,7 @@ std::optional<ServerProcess> ServerProcess::start(const ServerOptions& options,
   Deadline deadline(options.start_timeout);
   for (int i = 0; i < 1000000; ++i) {
     server.endpoints_ = parse_listening_lines(server.stderr_text());
-    if (server.endpoints_.size() >= options.listen.size()) break;
+    if (server.endpoints_.size() >= expected) break;
     if (auto status = server.process_.try_wait()) {
       return fail(binary + " exited before listening (" + status->describe() + "); stderr:\n" +
                   tail(server.stderr_text(), 4000));
@@ -174,7 +189,7 @@ std::optional<ServerProcess> ServerProcess::start(const ServerOptions& options,
     if (deadline.expired()) {
       server.process_.kill_and_wait();
       return fail(binary + " printed " + std::to_string(server.endpoints_.size()) + " of " +
-                  std::to_string(options.listen.size()) + " \"listening on\" lines within " +
+                  std::to_string(expected) + " \"listening on\" lines within " +
                   std::to_string(options.start_timeout.count()) + " ms; stderr:\n" +
                   tail(server.stderr_text(), 4000));
     }
@@ -215,6 +230,18 @@ std::vector<std::string> ServerProcess::client_args(const std::vector<std::strin
 ClientResult ServerProcess::run_client(const std::vector<std::string>& args, Millis timeout,
                                        const RunOptions& options) const {
   return testsupport::run_client(client_args(args), timeout, options);
+}
+
+std::vector<std::string> ServerProcess::plain_client_args(const std::vector<std::string>& args) const {
+  std::vector<std::string> out = client_args(args);
+  out[1] = plain_address();
+  out.insert(out.begin(), "--plain");
+  return out;
+}
+
+ClientResult ServerProcess::run_plain_client(const std::vector<std::string>& args, Millis timeout,
+                                             const RunOptions& options) const {
+  return testsupport::run_client(plain_client_args(args), timeout, options);
 }
 
 }  // namespace testsupport

@@ -31,6 +31,7 @@ std::optional<SecretFile> write_secret(const std::string& dir, const std::string
 struct Endpoint {
   std::string host;  // "127.0.0.1" or "::1" (no brackets)
   uint16_t port = 0;
+  bool plain = false;  // the line ends "(plain)": the unencrypted protocol, not TLS
   // "127.0.0.1:PORT" or "[::1]:PORT", as reactorc -s takes it.
   std::string address() const;
 };
@@ -41,7 +42,10 @@ std::vector<Endpoint> parse_listening_lines(std::string_view log);
 struct ServerOptions {
   std::string root;         // -r (required)
   std::string secret_file;  // -k; empty: none (the server's default path, see `env`)
-  std::vector<std::string> listen{"127.0.0.1:0"};  // one -l each
+  std::vector<std::string> listen{"127.0.0.1:0"};  // one -l each (TLS)
+  // Also a --plain-listen beside each -l, on the same host: RawClient and the other
+  // hand-written peers of the tests speak the plain protocol.
+  bool also_plain = true;
   bool verbose = false;                           // -v
   std::vector<std::string> extra_args;            // appended after the above
   EnvVars env;                                    // added to the inherited environment
@@ -63,9 +67,12 @@ class ServerProcess {
   // SIGKILLs and reaps a server still running.
   ~ServerProcess() = default;
 
-  // The first listen address.
-  uint16_t port() const { return endpoints_.front().port; }
-  std::string address() const { return endpoints_.front().address(); }
+  // The first TLS listen address (or the first of all, when every one is plain).
+  uint16_t port() const { return first(false).port; }
+  std::string address() const { return first(false).address(); }
+  // The first plain listen address (or the first of all).
+  uint16_t plain_port() const { return first(true).port; }
+  std::string plain_address() const { return first(true).address(); }
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
   pid_t pid() const { return process_.pid(); }
   const std::string& secret_file() const { return secret_file_; }
@@ -87,6 +94,10 @@ class ServerProcess {
   // {"-s", address(), "-k", secret_file(), "--progress=none", args...}; no -k when the
   // server was started without one.
   std::vector<std::string> client_args(const std::vector<std::string>& args) const;
+  // The same for the plain listener: {"--plain", "-s", plain_address(), ...}.
+  std::vector<std::string> plain_client_args(const std::vector<std::string>& args) const;
+  ClientResult run_plain_client(const std::vector<std::string>& args, Millis timeout = Millis(30000),
+                                const RunOptions& options = {}) const;
   // run_client(client_args(args), timeout, options).
   ClientResult run_client(const std::vector<std::string>& args, Millis timeout = Millis(30000),
                           const RunOptions& options = {}) const;
@@ -99,6 +110,7 @@ class ServerProcess {
 
   std::optional<TempDir> log_dir_;  // declared first: destroyed after the process is dead
   Process process_;
+  const Endpoint& first(bool plain) const;
   std::vector<Endpoint> endpoints_;
   std::string secret_file_;
   std::string root_;
