@@ -53,19 +53,21 @@ void FramedStream::hold(reactor::UniqueFd fd, std::unique_ptr<reactor::Transport
 
 bool FramedStream::attach(std::string* err) {
   last_activity_ = loop_.now();
-  // A transport with a handshake starts it at once (a TLS client speaks first); the
-  // plain one is done before it begins.
-  if (!start_handshake(err)) {
-    close();
-    return false;
-  }
-  uint32_t want = handshake_done_ ? transport_->read_interest() : transport_->handshake_interest();
-  if (!loop_.add(fd_.get(), want, [this](uint32_t events) { on_events(events); }, err)) {
+  if (!loop_.add(fd_.get(), transport_->read_interest(), [this](uint32_t events) { on_events(events); }, err)) {
     close();
     return false;
   }
   registered_ = true;
-  interest_ = want;
+  interest_ = transport_->read_interest();
+  // A transport with a handshake starts it at once (a TLS client speaks first); the
+  // plain one is done before it begins. A handshake that fails at once (the peer's
+  // first bytes are already there, and wrong) is reported like any other: on_failure.
+  std::string why;
+  if (!start_handshake(&why)) {
+    fail_handshake(std::move(why));
+    return true;
+  }
+  update_interest();
   return true;
 }
 

@@ -165,6 +165,13 @@ class TlsTransport final : public reactor::Transport {
     SSL_set_ex_data(ssl_.get(), g_verify_index, &verify_);
   }
 
+  // OpenSSL takes a session freed without a shutdown for a broken one and will not
+  // resume it: mark it shut down. A connection that ends well has already sent its
+  // close_notify (shutdown_write); any other ends quietly, never waiting on the peer.
+  ~TlsTransport() override {
+    if ((SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) == 0) SSL_set_shutdown(ssl_.get(), SSL_SENT_SHUTDOWN);
+  }
+
   Handshake handshake(std::string* err) override {
     if (!context_.is_server() && !hello_sent_) return send_client_hello(err);
     if (!sniffed_ && !sniff_first_bytes(err)) return Handshake::kFailed;
@@ -383,7 +390,8 @@ class TlsTransport final : public reactor::Transport {
     bool reused = SSL_session_reused(ssl_.get()) == 1;
     bool resumed = context_.is_server() ? reused && SSL_get_ex_data(ssl_.get(), g_external_psk_index) == nullptr
                                         : reused && offered_ticket_;
-    const char* auth = cert != nullptr ? "certificate" : "pre-shared key";
+    bool certificate = context_.is_server() ? context_.certificate_mode() : cert != nullptr;
+    const char* auth = certificate ? "certificate" : "pre-shared key";
     description_ = std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get()) + " " + group +
                    ", " + auth + (resumed ? ", resumed" : "") +
                    (ktls_send_ ? ", kernel TLS" : ", user-space encryption");
@@ -571,7 +579,10 @@ std::shared_ptr<TlsContext> TlsContext::server(const TlsServerConfig& config, st
       return nullptr;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      *err = drain_errors("load private key \"" + config.key_file + "\"");
+      unsigned long code = ERR_peek_last_error();
+      *err = ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH
+                 ? drain_errors("\"" + config.key_file + "\" is not the key of \"" + config.cert_file + "\"")
+                 : drain_errors("load private key \"" + config.key_file + "\"");
       return nullptr;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

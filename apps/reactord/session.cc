@@ -174,6 +174,7 @@ bool Session::attach_and_greet() {
     close("cannot watch");
     return false;
   }
+  if (state() == S::kClosed) return false;  // the TLS handshake failed at once
   protocol::Hello hello;
   hello.proto = protocol::kProtocolVersion;
   hello.server = kServerName;
