@@ -190,8 +190,10 @@ bool FramedStream::deliver_input() {
         in_.consume(consumed);
         return false;
       case DecodeEvent::kError: {
-        in_.consume(consumed);
         StreamFailure failure;
+        // The first frame already broken: the peer's first bytes may say what it speaks.
+        if (frames_in_ == 0) failure.peer_bytes.assign(in_.peek(), std::min<size_t>(in_.readable(), 64));
+        in_.consume(consumed);
         failure.kind = StreamFailure::kBadFrame;
         failure.error = decoder_.error();
         fail(std::move(failure));
@@ -204,6 +206,7 @@ bool FramedStream::deliver_input() {
         break;
       case DecodeEvent::kHeader: {
         in_.consume(consumed);
+        ++frames_in_;
         StreamFailure failure;
         std::optional<Message> message = parse_message(decoder_.header(), decoder_.body_length(), &failure.error);
         if (!message) {

@@ -83,7 +83,9 @@ struct StreamFailure {
   bool clean = false;
   std::string text;  // kHandshake, kLoop; for kReadFailed/kWriteFailed the transport's words, if any
   reactor::HandshakeFailure handshake = reactor::HandshakeFailure::kOther;  // kHandshake
-  std::string peer_bytes;  // kHandshake with kWrongProtocol: what the peer sent, if kept
+  // kHandshake with kWrongProtocol, and kBadFrame on the very first frame: the first
+  // bytes the peer sent, for saying what it speaks instead (see protocol/peer_sniff.h).
+  std::string peer_bytes;
 };
 
 class StreamHandler {
@@ -226,6 +228,7 @@ class FramedStream {
   Clock::time_point last_activity_{};
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
+  uint32_t frames_in_ = 0;  // headers delivered (saturating is fine: only 0 matters)
 };
 
 }  // namespace protocol

@@ -44,6 +44,7 @@ struct SslFree {
 using SslPtr = std::unique_ptr<SSL, SslFree>;
 
 // Everything OpenSSL queued for this thread, as one line: "what: reason; reason".
+// (An empty `what` gives just the reasons.)
 std::string drain_errors(std::string_view what) {
   std::string text(what);
   bool first = true;
@@ -51,7 +52,7 @@ std::string drain_errors(std::string_view what) {
     char buf[256];
     ERR_error_string_n(code, buf, sizeof buf);
     const char* reason = ERR_reason_error_string(code);
-    text += first ? ": " : "; ";
+    if (!text.empty()) text += first ? ": " : "; ";
     text += reason != nullptr ? reason : buf;
     first = false;
   }
@@ -309,7 +310,7 @@ class TlsTransport final : public reactor::Transport {
     BIO* empty = BIO_new(BIO_s_mem());
     if (empty == nullptr || BIO_up_ref(socket_bio) != 1) {
       BIO_free(empty);
-      *err = drain_errors("tls handshake");
+      *err = drain_errors("");
       return Handshake::kFailed;
     }
     BIO_set_mem_eof_return(empty, -1);  // "nothing yet", not end of stream
@@ -351,18 +352,11 @@ class TlsTransport final : public reactor::Transport {
     }
     sniffed_ = true;
     failure_ = reactor::HandshakeFailure::kWrongProtocol;
-    if (kind == PeerKind::kReactorFrame) {
-      // Keep what is there of it: it may be an error frame worth reporting as such.
-      char frame[4 + 8192];
-      ssize_t got = ::recv(fd_, frame, sizeof frame, MSG_PEEK | MSG_DONTWAIT);
-      if (got > 0) peer_bytes_.assign(frame, static_cast<size_t>(got));
-    }
-    if (context_.is_server()) {
-      *err = std::string("the client speaks ") + peer_kind_name(kind) + ", not TLS";
-    } else {
-      *err = std::string("the server speaks ") + peer_kind_name(kind) + ", not TLS" +
-             (kind == PeerKind::kReactorFrame ? "; connect with --plain to use it" : "");
-    }
+    // Keep what is there: a plain frame may be an error worth reporting as such.
+    char frame[4 + 8192];
+    ssize_t got = ::recv(fd_, frame, sizeof frame, MSG_PEEK | MSG_DONTWAIT);
+    if (got > 0) peer_bytes_.assign(frame, static_cast<size_t>(got));
+    *err = std::string("speaks ") + peer_kind_name(kind) + ", not TLS";
     return false;
   }
 
@@ -373,7 +367,7 @@ class TlsTransport final : public reactor::Transport {
       std::string pin = public_key_pin(cert);
       if (pin.empty() || !pin_matches(pin, config.pin)) {
         failure_ = reactor::HandshakeFailure::kCertificate;
-        *err = "the server's public key " + pin + " does not match the pin " + config.pin;
+        *err = "its public key " + pin + " does not match the pin " + config.pin;
         return false;
       }
     }
@@ -406,21 +400,21 @@ class TlsTransport final : public reactor::Transport {
     return true;
   }
 
-  // The OpenSSL reason text, with the kind of failure worked out for the layer above.
+  // The OpenSSL reason text ("tlsv1 alert decrypt error"), with the kind of failure
+  // worked out for the layer above, which names the peer.
   std::string describe_failure(int code) {
-    std::string who = context_.is_server() ? "tls handshake with the client" : "tls handshake";
     if (code == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
       int errnum = errno;
-      return who + ": " + (errnum != 0 ? std::strerror(errnum) : "the peer closed the connection");
+      return errnum != 0 ? std::strerror(errnum) : "the peer closed the connection";
     }
     unsigned long first = ERR_peek_error();
     int reason = ERR_GET_REASON(first);
-    std::string text = drain_errors(who);
-    if (first == 0) text += ": the connection ended during the handshake";
+    std::string text = drain_errors("");
+    if (first == 0) text = "the connection ended during the handshake";
     if (verify_.error != X509_V_OK) {
       failure_ = reactor::HandshakeFailure::kCertificate;
-      return who + ": certificate verify failed: " + X509_verify_cert_error_string(verify_.error) +
-             " (depth " + std::to_string(verify_.depth) + "); use --tls-ca, --tls-pin or --insecure";
+      return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify_.error) + " (depth " +
+             std::to_string(verify_.depth) + "); use --tls-ca, --tls-pin or --insecure";
     }
     // A wrong key shows as a bad binder on the server, which answers with an
     // illegal_parameter alert (decrypt_error in some versions) to a client that offered

@@ -127,7 +127,7 @@ Test(tls, a_tls_client_at_a_plain_listener_is_told_what_it_is) {
   std::vector<std::string> args = {"-s", s.server.plain_address(), "-k", s.secret.path, "ping"};
   ClientResult r = run_client(args, Millis(30000));
   cr_assert(r.exited_with(8), "%s", r.describe().c_str());
-  ASSERT_CONTAINS(r.stderr_text, "the server speaks the plain reactor protocol, not TLS; connect with --plain");
+  ASSERT_CONTAINS(r.stderr_text, s.server.plain_address() + " speaks the plain reactor protocol, not TLS; connect with --plain");
   assert_tls_serves(s);
   stop_cleanly(s);
 }
@@ -363,4 +363,35 @@ Test(tls, certificate_files_that_do_not_work_are_a_configuration_error) {
   cr_assert_not(ServerProcess::start(o, &err).has_value());
   cr_assert(err.find("missing.pem") != std::string::npos, "%s", err.c_str());
   stop_cleanly(scratch);
+}
+
+// The plain listener's side of a peer of the wrong kind: a TLS ClientHello, an SSH
+// banner and an HTTP request are named in the log; the HTTP client gets a 400 that says
+// what this port is.
+Test(tls, a_plain_listener_names_tls_ssh_and_http_clients) {
+  Served s = serve(options());
+  struct Case {
+    std::string bytes;
+    const char* logged;
+  };
+  const Case cases[] = {
+      {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(500, 'x'),
+       "speaks TLS, not the plain reactor protocol"},
+      {"SSH-2.0-OpenSSH_9.2\r\n", "speaks SSH, not the plain reactor protocol"},
+      {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "speaks HTTP, not the reactor protocol"},
+  };
+  for (const Case& c : cases) {
+    RawClient raw = connect_raw(s);
+    expect_frame(raw, "hello");
+    cr_assert(raw.send_raw(c.bytes));
+    std::string rest;
+    cr_assert(raw.read_until_closed(Millis(10000), &rest), "%s: the server kept the connection", c.logged);
+    cr_assert(s.server.wait_for_stderr(c.logged, Millis(5000)), "%s", s.server.stderr_text().c_str());
+    if (c.bytes.rfind("GET ", 0) == 0) {
+      ASSERT_CONTAINS(rest, "HTTP/1.1 400 Bad Request");
+      ASSERT_CONTAINS(rest, "not HTTP");
+    }
+  }
+  assert_tls_serves(s);
+  stop_cleanly(s);
 }

@@ -8,6 +8,7 @@
 #include "apps/reactorc/exit_codes.h"
 #include "protocol/auth.h"
 #include "protocol/features.h"
+#include "protocol/peer_sniff.h"
 
 namespace client {
 namespace {
@@ -365,20 +366,24 @@ void Connection::on_failure(const protocol::StreamFailure& failure) {
     case F::kHandshake:
       switch (failure.handshake) {
         case reactor::HandshakeFailure::kAuthentication:
-          return fail(Failure::kAuth, "authentication failed: the server does not share this secret (" + failure.text +
-                                          ")");
+          return fail(Failure::kAuth, "authentication failed: the server does not share this secret (tls handshake with " +
+                                          peer_ + ": " + failure.text + ")");
         case reactor::HandshakeFailure::kCertificate:
-          return fail(Failure::kCertificate, failure.text);
+          return fail(Failure::kCertificate, "the TLS certificate of " + peer_ + " was refused: " + failure.text);
         case reactor::HandshakeFailure::kWrongProtocol:
           // A plain server may be saying something in its own protocol (busy, at its
           // connection limit): report that rather than the mismatch.
           if (std::optional<protocol::ErrorMessage> said = plain_error(failure.peer_bytes))
             return on_error_message(*said);
-          break;
+          if (protocol::sniff_peer(failure.peer_bytes) == protocol::PeerKind::kReactorFrame)
+            return fail(Failure::kProtocol,
+                        peer_ + " speaks the plain reactor protocol, not TLS; connect with --plain to use it");
+          if (!failure.peer_bytes.empty()) return fail(Failure::kProtocol, peer_ + " " + failure.text);
+          return fail(Failure::kProtocol, "tls handshake with " + peer_ + ": " + failure.text);
         case reactor::HandshakeFailure::kOther:
           break;
       }
-      return fail(Failure::kProtocol, failure.text);
+      return fail(Failure::kProtocol, "tls handshake with " + peer_ + ": " + failure.text);
     case F::kLoop:
       return fail(Failure::kClosed, failure.text);
   }

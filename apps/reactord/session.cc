@@ -10,6 +10,7 @@
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
 #include "protocol/auth.h"
+#include "protocol/peer_sniff.h"
 #include "reactor/errors.h"
 
 namespace server {
@@ -217,6 +218,9 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
   using F = protocol::StreamFailure;
   switch (failure.kind) {
     case F::kBadFrame:
+      if (state() == S::kAwaitAuth && refuse_wrong_peer(failure.peer_bytes)) return;
+      fatal(failure.error.code, failure.error.message);
+      return;
     case F::kBadMessage:
       fatal(failure.error.code, failure.error.message);
       return;
@@ -245,7 +249,10 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
                             ": authentication failed in the TLS handshake: %s (%zu recent failures from this address)",
                             failure.text.c_str(), server_.throttle().failures(host_of(peer_)));
       } else {
-        app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, ": %s", failure.text.c_str());
+        // "speaks HTTP, not TLS" reads best right after the address.
+        bool named = failure.handshake == reactor::HandshakeFailure::kWrongProtocol && !failure.peer_bytes.empty();
+        app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, "%s%s", named ? " " : ": tls handshake failed: ",
+                            failure.text.c_str());
       }
       close("TLS handshake failed");
       return;
@@ -253,6 +260,31 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
       app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", failure.text.c_str());
       close("event loop error");
       return;
+  }
+}
+
+// A first frame that breaks the framing may be another protocol altogether: say so in
+// the log, and to a web browser in words it can show. True if it was one of those.
+bool Session::refuse_wrong_peer(const std::string& first_bytes) {
+  protocol::PeerKind kind = protocol::sniff_peer(first_bytes);
+  switch (kind) {
+    case protocol::PeerKind::kHttpRequest:
+      app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " speaks HTTP, not the reactor protocol");
+      stream_.refuse_in_clear(
+          "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+          "This port speaks the reactor file-transfer protocol, not HTTP.\n"
+          "Use reactorc(1) to fetch files from it; see reactor-protocol(7).\n");
+      close("an HTTP client");
+      return true;
+    case protocol::PeerKind::kTlsRecord:
+    case protocol::PeerKind::kSsh:
+      app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " speaks %s, not the plain reactor protocol%s",
+                          protocol::peer_kind_name(kind),
+                          kind == protocol::PeerKind::kTlsRecord ? " (this listener is plain)" : "");
+      close(kind == protocol::PeerKind::kTlsRecord ? "a TLS client at a plain listener" : "an SSH client");
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -117,6 +117,7 @@ class Session final : public protocol::StreamHandler {
   void dispatch_as(protocol::Message& message);
 
   bool attach_and_greet();
+  bool refuse_wrong_peer(const std::string& first_bytes);
   void refuse_unexpected(const protocol::Message& message);
   void handle_auth(const protocol::Auth& auth);
   void deliver_verdict();
