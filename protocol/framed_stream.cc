@@ -164,11 +164,15 @@ void FramedStream::read_input() {
       continue;
     }
     if (r.bytes == 0) {
+      // The peer is done sending, perhaps only half-closed (nc -N, socat) and still
+      // reading: what it sent before is still answered. The end is reported once every
+      // whole frame has been delivered (deliver_input); while draining, at once.
       input_ended_ = true;
-      StreamFailure failure;
-      failure.kind = StreamFailure::kEndOfInput;
-      failure.clean = decoder_.at_frame_boundary() && in_.empty();
-      fail(std::move(failure));
+      if (draining_) {
+        report_end_of_input();
+      } else {
+        deliver_input();
+      }
       return;
     }
     if (would_block(r.error)) break;
@@ -188,6 +192,9 @@ bool FramedStream::deliver_input() {
     switch (event.kind) {
       case DecodeEvent::kNeedMore:
         in_.consume(consumed);
+        // Every whole frame is delivered: once what they caused is written too, the end
+        // is reported (pump), so that a handler may close at once.
+        if (input_ended_) end_pending_ = true;
         return false;
       case DecodeEvent::kError: {
         StreamFailure failure;
@@ -240,6 +247,10 @@ void FramedStream::pump() {
   --depth_;
   if (closed_) return;
   shut_after_drain();
+  if (end_pending_ && out_.empty() && producer_ == nullptr) {
+    report_end_of_input();
+    if (closed_) return;
+  }
   update_interest();
 }
 
@@ -261,12 +272,23 @@ void FramedStream::produce() {
     if (producer_->zero_copy()) break;  // flush() sends it straight from the file
     size_t done = producer_->produce(out_, std::min(budget, limits_.produce_low_water));
     budget -= std::min(budget, done);
+    // Work done for the peer (hashing a prefix that is not sent) is not its idleness.
+    if (done > 0) last_activity_ = loop_.now();
     if (producer_->finished()) {
       finish_producing();
       continue;
     }
     if (done == 0) break;  // the output is at its limit: wait for the socket
   }
+}
+
+void FramedStream::report_end_of_input() {
+  if (end_reported_) return;
+  end_reported_ = true;
+  StreamFailure failure;
+  failure.kind = StreamFailure::kEndOfInput;
+  failure.clean = decoder_.at_frame_boundary() && in_.empty();
+  fail(std::move(failure));
 }
 
 void FramedStream::finish_producing() {

@@ -70,7 +70,9 @@ struct StreamFailure {
   enum Kind {
     kBadFrame,     // the framing broke a rule: `error` has the code and text
     kBadMessage,   // a well-framed header is not a valid message: `error`
-    kEndOfInput,   // the peer closed its sending side; `clean`: between frames
+    kEndOfInput,   // the peer closed its sending side, every whole frame it sent has
+                   // been delivered and what they caused written; `clean`: nothing of a
+                   // frame was left over
     kReadFailed,   // `errnum`
     kWriteFailed,  // `errnum`
     kOutputFull,   // send() found the output buffer at its limit
@@ -203,6 +205,7 @@ class FramedStream {
   void fail(StreamFailure failure);
   void fail_errno(StreamFailure::Kind kind, int errnum);
   void fail_handshake(std::string text);
+  void report_end_of_input();
 
   reactor::EventLoop& loop_;
   StreamHandler& handler_;
@@ -224,6 +227,8 @@ class FramedStream {
   bool draining_ = false;
   bool write_shut_ = false;
   bool input_ended_ = false;
+  bool end_pending_ = false;  // input ended and all of it delivered; output still to go
+  bool end_reported_ = false;
   int depth_ = 0;  // > 0 while inside on_events() or pump(): callbacks may be running
   Clock::time_point last_activity_{};
   uint64_t bytes_in_ = 0;

@@ -530,3 +530,76 @@ Test(robustness, clients_vanishing_mid_download_do_not_hurt_the_server) {
   c.close();
   stop_cleanly(s);
 }
+
+// ------------------------------------------------------ defects a hostile run found
+
+// The sendfile path: SIGTERM mid-body lets the body and trailer finish, then the server
+// says goodbye and exits at once. (It used to idle until the grace period ran out.)
+Test(robustness, sigterm_during_a_zero_copy_body_exits_without_the_grace) {
+  Served s = serve(options({"--grace", "60"}));
+  const uint64_t size = 24u << 20;
+  make_pattern(s.in_root("z.bin"), size, 12);
+  // A first download puts the digest in the cache: the next is sent with sendfile.
+  ClientResult warm = s.server.run_plain_client({"get", "z.bin", s.in_downloads("z.bin")});
+  cr_assert(warm.exited_with(0), "%s", warm.describe().c_str());
+  RawClient c = connect_authenticated(s);
+  shrink_receive_buffer(c);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"z.bin\"}"));
+  Frame header = read_header_only(c);
+  ASSERT_STR_EQ(header.type(), "file");
+  cr_assert(s.server.wait_for_stderr("digest cached: zero-copy", Millis(10000)), "%s", s.server.stderr_text().c_str());
+  std::string body;
+  cr_assert_eq(c.read_bytes(100000, &body, Millis(10000)), ReadStatus::kOk);
+  Clock::time_point signalled = Clock::now();
+  cr_assert(s.server.send_signal(SIGTERM));
+  cr_assert_eq(c.read_bytes(size - body.size(), &body, Millis(60000)), ReadStatus::kOk);
+  cr_assert(body == pattern_bytes(0, size, 12), "the body differs");
+  expect_frame(c, "end");
+  expect_fatal(c, "shutting_down");
+  ExitStatus st = s.server.wait_exit(Millis(30000));
+  cr_assert(st.exited_with(0), "%s", st.describe().c_str());
+  cr_assert_lt(seconds_since(signalled), 20.0, "the server waited for the 60 s grace period");
+  cr_assert(s.server.stderr_text().find("grace period over") == std::string::npos, "%s",
+            s.server.stderr_text().c_str());
+}
+
+// A resume near the end of a big file makes the server hash the whole prefix before it
+// sends a byte; that time is work for the client, not the client's idleness. (With
+// --idle-timeout 0.5 the connection used to be closed: "client stopped reading".)
+Test(robustness, hashing_a_long_prefix_is_not_idleness) {
+  Served s = serve(options({"--idle-timeout", "0.5"}));
+  const uint64_t size = uint64_t{3} << 30;
+  make_big_sparse(s.in_root("big.bin"), size);
+  RawClient c = connect_authenticated(s);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"big.bin\",\"offset\":" + std::to_string(size - 10) + "}"));
+  ReadResult file = c.read_frame(Millis(90000));
+  cr_assert(file.ok() && file.frame.type() == "file", "%s", file.describe().c_str());
+  cr_assert_eq(file.frame.body.size(), 10u);
+  ReadResult end = c.read_frame(Millis(90000));
+  cr_assert(end.ok() && end.frame.type() == "end", "%s\n%s", end.describe().c_str(), s.server.stderr_text().c_str());
+  cr_assert(s.server.stderr_text().find("stopped reading") == std::string::npos, "%s", s.server.stderr_text().c_str());
+  stop_cleanly(s);
+}
+
+// A client that half-closes right after its request (nc -N, socat) still receives the
+// whole response; the server closes once it has answered. (It used to stop after 1-2 MiB
+// with "client went away mid-response".)
+Test(robustness, a_half_closed_client_still_gets_the_whole_response) {
+  Served s = serve(options());
+  const uint64_t size = 64u << 20;
+  make_pattern(s.in_root("h.bin"), size, 13);
+  RawClient c = connect_authenticated(s);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"h.bin\"}") &&
+            c.send_frame("{\"type\":\"ping\",\"token\":\"after\"}"));
+  cr_assert(c.shutdown_write());
+  ReadResult file = c.read_frame(Millis(60000), size);
+  cr_assert(file.ok() && file.frame.type() == "file", "%s\n%s", file.describe().c_str(), s.server.stderr_text().c_str());
+  cr_assert(file.frame.body == pattern_bytes(0, size, 13), "the body differs (%zu bytes)", file.frame.body.size());
+  expect_frame(c, "end");
+  // The request pipelined before the half-close is answered too, then the close.
+  Frame pong = expect_frame(c, "pong");
+  ASSERT_STR_EQ(pong.string_field("token").value_or(""), "after");
+  cr_assert(c.read_until_closed(Millis(10000)), "the server did not close after answering");
+  cr_assert(s.server.wait_for_stderr("client closed", Millis(5000)), "%s", s.server.stderr_text().c_str());
+  stop_cleanly(s);
+}
