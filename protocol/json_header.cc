@@ -1,10 +1,14 @@
 #include "protocol/json_header.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <new>
+#include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "protocol/hex.h"
 #include "protocol/utf8.h"
@@ -61,10 +65,31 @@ std::string control_char_message(unsigned char c, const char* where, size_t offs
   return buf + at(offset);
 }
 
+// A number token that keep_number_texts must attach to its node: its place among all the
+// header's numbers, and its text.
+struct NumberText {
+  size_t index;
+  std::string text;
+};
+
 // One pass over the raw bytes, before cJSON sees them. Reports the first problem in
 // byte order. Structure (brackets matching, commas, literals) is left to cJSON; this
 // pass only has to make cJSON's input safe and its leniencies unreachable.
-bool prescan(const unsigned char* p, size_t len, ProtocolError* err) {
+// A number token whose double value may not be exactly its text: a fraction, an
+// exponent, or more digits than a double holds exactly. Only these need their text kept
+// (see keep_number_texts): "1.0000000000000000001" is not the integer 1, and
+// 9007199254740993 is not 2^53, whatever strtod rounds them to.
+bool needs_text(const unsigned char* s, size_t n) {
+  size_t digits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (s[i] == '.' || s[i] == 'e' || s[i] == 'E') return true;
+    if (is_digit(s[i])) ++digits;
+  }
+  return digits > 15;
+}
+
+bool prescan(const unsigned char* p, size_t len, ProtocolError* err, std::vector<NumberText>* texts) {
+  size_t numbers = 0;
   int depth = 0;
   bool in_string = false;
   size_t i = 0;
@@ -143,6 +168,9 @@ bool prescan(const unsigned char* p, size_t len, ProtocolError* err) {
                               at(i));
         return false;
       }
+      if (needs_text(p + i, end - i))
+        texts->push_back(NumberText{numbers, std::string(reinterpret_cast<const char*>(p + i), end - i)});
+      ++numbers;
       i = end;
       continue;
     } else if (c < 0x20 && !is_json_space(c)) {
@@ -153,6 +181,64 @@ bool prescan(const unsigned char* p, size_t len, ProtocolError* err) {
   }
   // An unterminated string or unbalanced brackets are cJSON's to report.
   return true;
+}
+
+// Gives the number nodes listed in `texts` (by their place among all numbers, in
+// document order, which is cJSON's order of children too) their own text in valuestring,
+// where the field readers judge it exactly. cJSON_Delete frees valuestring whatever the
+// type, so the copies go with the tree. Returns the next number's index.
+size_t keep_number_texts(cJSON* item, const std::vector<NumberText>& texts, size_t* next_text, size_t index) {
+  if (cJSON_IsNumber(item)) {
+    if (*next_text < texts.size() && texts[*next_text].index == index) {
+      const std::string& text = texts[(*next_text)++].text;
+      char* copy = static_cast<char*>(cJSON_malloc(text.size() + 1));
+      if (copy == nullptr) throw std::bad_alloc();
+      std::memcpy(copy, text.c_str(), text.size() + 1);
+      item->valuestring = copy;
+    }
+    return index + 1;
+  }
+  for (cJSON* child = item->child; child != nullptr; child = child->next)
+    index = keep_number_texts(child, texts, next_text, index);
+  return index;
+}
+
+// The exact value of a JSON number's text as an integer of magnitude at most 2^53.
+enum class Exact { kInteger, kNotInteger, kOutOfRange };
+Exact exact_integer(const char* text, bool* negative, uint64_t* magnitude) {
+  const char* p = text;
+  *negative = *p == '-';
+  if (*negative) ++p;
+  std::string digits;  // integer and fraction digits, the point after `point` of them
+  long long point = 0;
+  for (; is_digit(static_cast<unsigned char>(*p)); ++p, ++point) digits += *p;
+  if (*p == '.') {
+    for (++p; is_digit(static_cast<unsigned char>(*p)); ++p) digits += *p;
+  }
+  if (*p == 'e' || *p == 'E') {
+    ++p;
+    bool minus = *p == '-';
+    if (*p == '-' || *p == '+') ++p;
+    long long exponent = 0;
+    for (; is_digit(static_cast<unsigned char>(*p)); ++p)
+      if (exponent < 1000000) exponent = exponent * 10 + (*p - '0');  // saturates: far past any digit
+    point += minus ? -exponent : exponent;
+  }
+  // Integral: no digit other than 0 after the point.
+  for (long long i = std::max(point, 0LL); i < static_cast<long long>(digits.size()); ++i)
+    if (digits[static_cast<size_t>(i)] != '0') return Exact::kNotInteger;
+  // The integer part, without leading zeros, then padded by the exponent.
+  std::string whole = point <= 0 ? std::string() : digits.substr(0, std::min<size_t>(digits.size(), point));
+  whole.erase(0, std::min(whole.find_first_not_of('0'), whole.size()));
+  if (whole.empty()) {
+    *magnitude = 0;
+    return Exact::kInteger;
+  }
+  if (point > static_cast<long long>(digits.size())) whole.append(static_cast<size_t>(point) - digits.size(), '0');
+  const std::string kLimit = std::to_string(kMaxJsonInteger);
+  if (whole.size() > kLimit.size() || (whole.size() == kLimit.size() && whole > kLimit)) return Exact::kOutOfRange;
+  *magnitude = std::stoull(whole);
+  return Exact::kInteger;
 }
 
 // Objects this small are cheaper to check pairwise than to hash.
@@ -216,7 +302,8 @@ JsonPtr parse_header(const char* data, size_t len, ProtocolError* err) {
     *err = make_error(ErrorCode::kEmptyHeader, "empty header");
     return nullptr;
   }
-  if (!prescan(bytes, len, err)) return nullptr;
+  std::vector<NumberText> number_texts;  // usually none: plain integers need no text
+  if (!prescan(bytes, len, err, &number_texts)) return nullptr;
 
   const char* end = nullptr;
   JsonPtr root(cJSON_ParseWithLengthOpts(data, len, &end, false));
@@ -238,6 +325,10 @@ JsonPtr parse_header(const char* data, size_t len, ProtocolError* err) {
     return nullptr;
   }
   if (!check_duplicate_keys(*root, err)) return nullptr;
+  if (!number_texts.empty()) {
+    size_t next = 0;
+    keep_number_texts(root.get(), number_texts, &next, 0);
+  }
   return root;
 }
 
@@ -305,6 +396,18 @@ bool FieldReader::read_size(const char* name, uint64_t* out) {
   const cJSON* item = require(name);
   if (!item) return false;
   if (!cJSON_IsNumber(item)) return wrong_type(name, "a number", *item);
+  if (item->valuestring != nullptr) {  // judged from its text: see keep_number_texts
+    bool negative = false;
+    uint64_t magnitude = 0;
+    Exact exact = exact_integer(item->valuestring, &negative, &magnitude);
+    if (exact != Exact::kInteger || (negative && magnitude != 0)) {
+      return fail(ErrorCode::kBadSize, name,
+                  ": expected an integer from 0 to " + std::to_string(kMaxJsonInteger) + ", got " +
+                      quoted(item->valuestring));
+    }
+    *out = magnitude;
+    return true;
+  }
   const double d = item->valuedouble;
   // Comparing against 2^53 as a double is exact: 2^53 is representable.
   if (!std::isfinite(d) || d < 0 || d > static_cast<double>(kMaxJsonInteger) ||
@@ -325,6 +428,17 @@ bool FieldReader::read_int(const char* name, int64_t* out) {
   const cJSON* item = require(name);
   if (!item) return false;
   if (!cJSON_IsNumber(item)) return wrong_type(name, "a number", *item);
+  if (item->valuestring != nullptr) {  // judged from its text: see keep_number_texts
+    bool negative = false;
+    uint64_t magnitude = 0;
+    if (exact_integer(item->valuestring, &negative, &magnitude) != Exact::kInteger) {
+      return fail(ErrorCode::kBadSize, name,
+                  ": expected an integer from -" + std::to_string(kMaxJsonInteger) + " to " +
+                      std::to_string(kMaxJsonInteger) + ", got " + quoted(item->valuestring));
+    }
+    *out = negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
+    return true;
+  }
   const double d = item->valuedouble;
   const auto limit = static_cast<double>(kMaxJsonInteger);
   if (!std::isfinite(d) || d < -limit || d > limit || d != std::floor(d)) {

@@ -67,14 +67,16 @@ class FieldReader {
   // Leaves *out unchanged when absent, so the caller's initial value is the default.
   bool read_optional_bool(const char* name, bool* out);
 
-  // A size, offset or count: a JSON number whose double value is finite, integral and
-  // within 0..2^53, else bad_size. Read from valuedouble, never from valueint (which
-  // cJSON saturates at INT_MAX).
+  // A size, offset or count: a JSON number that is a whole number within 0..2^53, else
+  // bad_size. Judged exactly from the number's text wherever a double could round it (a
+  // fraction, an exponent, more than 15 digits: parse_header keeps those texts), else
+  // from valuedouble, never from valueint (which cJSON saturates at INT_MAX).
   bool read_size(const char* name, uint64_t* out);
   // Leaves *out unchanged when absent.
   bool read_optional_size(const char* name, uint64_t* out);
 
-  // A signed integer (mtime): finite, integral, within -2^53..2^53, else bad_size.
+  // A signed integer (mtime): a whole number within -2^53..2^53, judged the same way,
+  // else bad_size.
   bool read_int(const char* name, int64_t* out);
 
   // An array whose every element is a string of at most max_item_bytes bytes.

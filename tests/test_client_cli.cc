@@ -203,6 +203,21 @@ Test(client_cli, secret_problems_exit_9) {
   // A directory is not a secret file.
   r = run_client({"-s", s.server.address(), "-k", xdg, "ping"}, Millis(30000));
   cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+  // Nor is a symbolic link to one: whoever can change the link chooses the secret.
+  std::string link = s.dir.path("secret-link");
+  cr_assert_eq(symlink(s.secret.path.c_str(), link.c_str()), 0);
+  r = run_client({"-s", s.server.address(), "-k", link, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "is a symbolic link");
+  // Nor one that belongs to another user (possible to arrange only as root).
+  if (geteuid() == 0) {
+    auto other = write_secret(s.dir.path(""), s.secret.key + "\n", nullptr, "others-secret");
+    cr_assert(other.has_value());
+    cr_assert_eq(chown(other->path.c_str(), 65534, 65534), 0);
+    r = run_client({"-s", s.server.address(), "-k", other->path, "ping"}, Millis(30000));
+    cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+    ASSERT_CONTAINS(r.stderr_text, "belongs to uid 65534");
+  }
   stop_cleanly(s);
 }
 

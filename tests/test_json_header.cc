@@ -179,3 +179,78 @@ Test(json_header, quoted_is_safe_ascii, .timeout = kTimeout) {
   const std::string longer = protocol::quoted(std::string(100, 'k'));
   cr_assert_eq(longer.size(), 64u + 2 + 3);
 }
+
+// The number's text decides, not the double strtod rounds it to: reactor-protocol(7)
+// says "a whole number within range". (A hostile run had 2^53 + 1 accepted as 2^53, and
+// 1.0000000000000000001 and 1e-400 served as offsets 1 and 0.)
+Test(json_header, integers_are_judged_from_their_text, .timeout = kTimeout) {
+  struct Case {
+    const char* number;
+    bool ok;
+    uint64_t value;
+  };
+  const Case sizes[] = {
+      {"9007199254740992", true, uint64_t{1} << 53},
+      {"9007199254740993", false, 0},
+      {"18446744073709551616", false, 0},
+      {"123456789012345678", false, 0},
+      {"1.0000000000000000001", false, 0},
+      {"0.99999999999999999999", false, 0},
+      {"1e-400", false, 0},
+      {"1e400", false, 0},
+      {"0e400", true, 0},
+      {"1e3", true, 1000},
+      {"2.5e1", true, 25},
+      {"1.0", true, 1},
+      {"100e-2", true, 1},
+      {"-0", true, 0},
+      {"-0.0e5", true, 0},
+      {"9.007199254740992e15", true, uint64_t{1} << 53},
+      {"9.007199254740993e15", false, 0},
+      {"1e99999999999999999999", false, 0},
+  };
+  for (const Case& c : sizes) {
+    std::string doc = std::string("{\"n\":") + c.number + "}";
+    JsonPtr json = parse(doc);
+    ProtocolError err;
+    FieldReader r(*json, &err);
+    uint64_t v = 77;
+    bool ok = r.read_size("n", &v);
+    cr_assert_eq(ok, c.ok, "size %s: %s", c.number, err.message.c_str());
+    if (ok) cr_assert_eq(v, c.value, "size %s read as %llu", c.number, static_cast<unsigned long long>(v));
+    if (!ok) cr_assert_eq(err.code, ErrorCode::kBadSize, "%s", c.number);
+  }
+  const struct {
+    const char* number;
+    bool ok;
+    int64_t value;
+  } signed_cases[] = {
+      {"-9007199254740992", true, -(int64_t{1} << 53)},
+      {"-9007199254740993", false, 0},
+      {"-1.5", false, 0},
+      {"-1e1", true, -10},
+      {"-12345678901234567", false, 0},
+  };
+  for (const auto& c : signed_cases) {
+    std::string doc = std::string("{\"n\":") + c.number + "}";
+    JsonPtr json = parse(doc);
+    ProtocolError err;
+    FieldReader r(*json, &err);
+    int64_t v = 77;
+    bool ok = r.read_int("n", &v);
+    cr_assert_eq(ok, c.ok, "int %s: %s", c.number, err.message.c_str());
+    if (ok) cr_assert_eq(v, c.value, "int %s read as %lld", c.number, static_cast<long long>(v));
+  }
+  // Many numbers, some plain and some that need their text, in nested places: each
+  // node gets its own text.
+  JsonPtr mixed = parse(R"({"a":[1,2.5,{"b":3e0}],"c":9007199254740993,"d":7,"e":1.0})");
+  ProtocolError err;
+  FieldReader r(*mixed, &err);
+  uint64_t v = 0;
+  cr_assert(!r.read_size("c", &v));
+  cr_assert(r.read_size("d", &v) && v == 7);
+  cr_assert(r.read_size("e", &v) && v == 1);
+  const cJSON* b = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(mixed.get(), "a"), 2), "b");
+  FieldReader rb(*cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(mixed.get(), "a"), 2), &err);
+  cr_assert(b != nullptr && rb.read_size("b", &v) && v == 3);
+}

@@ -2,9 +2,13 @@
 #include <criterion/criterion.h>
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <memory>
@@ -92,6 +96,16 @@ Tree attack_tree() {
   cr_assert_eq(symlink("sub", (root + "/link-sub").c_str()), 0);
   cr_assert_eq(symlink("../../../outside", (root + "/sub/deeper/up").c_str()), 0);
   cr_assert_eq(mkfifo((root + "/fifo").c_str(), 0644), 0);
+  // A UNIX socket: open(2) says ENXIO, which is still "not a regular file".
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string sock_path = root + "/socket";
+  cr_assert_lt(sock_path.size(), sizeof addr.sun_path);
+  std::memcpy(addr.sun_path, sock_path.c_str(), sock_path.size() + 1);
+  cr_assert_eq(bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0, "bind: %s", std::strerror(errno));
+  close(sock);
   return Tree{std::move(*dir), root};
 }
 
@@ -137,6 +151,7 @@ const Case kGets[] = {
     {"link-sub/inner.txt", "ok", "forbidden"},    // inside the tree: only openat2 can tell
     {"hidden.key", "forbidden", "forbidden"},
     {"fifo", "not_regular", "not_regular"},
+    {"socket", "not_regular", "not_regular"},
     {"sub", "is_directory", "is_directory"},
     {"file.txt/x", "not_directory", "not_directory"},
     {"missing", "not_found", "not_found"},

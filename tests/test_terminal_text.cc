@@ -260,3 +260,20 @@ Test(human_units, parse_size_rejects_overflow) {
   expect_bad_size("17179869184G");
   expect_bad_size("15.9999999999999999999E");
 }
+
+// Trojan Source (CVE-2021-42574): the bidirectional controls make a terminal show
+// "txt.exe" as "exe.txt". All nine are escaped; the marks around them (U+200E, U+202F)
+// are left alone.
+Test(terminal_text, escapes_bidirectional_controls) {
+  expect_escape("evil\xe2\x80\xaetxt.exe", "evil\\xe2\\x80\\xaetxt.exe");  // U+202E RLO
+  const char* const kBidi[] = {"\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae",
+                               "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9"};
+  for (const char* c : kBidi) {
+    cr_assert_not(app::is_terminal_safe(c), "U+%02x%02x%02x is safe?", static_cast<unsigned char>(c[0]),
+                  static_cast<unsigned char>(c[1]), static_cast<unsigned char>(c[2]));
+    cr_assert(app::escape_for_terminal(c).find("\\x") == 0);
+  }
+  expect_escape("\xe2\x80\xa9x", "\xe2\x80\xa9x");  // U+2029, just before the range
+  expect_escape("\xe2\x80\xafx", "\xe2\x80\xafx");  // U+202F, just after it
+  expect_escape("\xe2\x81\xa5\xe2\x81\xaa", "\xe2\x81\xa5\xe2\x81\xaa");  // U+2065, U+206A
+}

@@ -48,8 +48,15 @@ std::string default_secret_path(std::string* err) {
 }
 
 bool load_secret(const std::string& path, Secret* out, std::string* err) {
-  reactor::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  // Like sshd's StrictModes and rsync's strict modes: a secret that someone else could
+  // swap for one of their own is not a secret. So no final symlink (whoever can write
+  // the link's directory can point it elsewhere), and no file owned by another user.
+  reactor::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW));
   if (!fd) {
+    if (errno == ELOOP) {
+      *err = "secret file \"" + path + "\" is a symbolic link: give the file itself";
+      return false;
+    }
     *err = reactor::sys_error("open secret file", path);
     return false;
   }
@@ -60,6 +67,11 @@ bool load_secret(const std::string& path, Secret* out, std::string* err) {
   }
   if (!S_ISREG(st.st_mode)) {
     *err = "secret file \"" + path + "\" is not a regular file";
+    return false;
+  }
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    *err = "secret file \"" + path + "\" belongs to uid " + std::to_string(st.st_uid) +
+           ", not to this user (uid " + std::to_string(geteuid()) + ") or root";
     return false;
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {

@@ -27,8 +27,9 @@ struct Secret {
 // when neither variable gives an absolute directory.
 std::string default_secret_path(std::string* err);
 
-// Reads and checks a secret file: a regular file, not group/other-readable, at least
-// kMinSecretLength bytes once trailing whitespace is stripped.
+// Reads and checks a secret file: a regular file, not reached through a final symbolic
+// link, owned by the effective user or root, not accessible by group or others, at
+// least kMinSecretLength bytes once trailing whitespace is stripped.
 bool load_secret(const std::string& path, Secret* out, std::string* err);
 
 // Creates a fresh secret (64 lowercase hex characters from OpenSSL's RNG and a newline)

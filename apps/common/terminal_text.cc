@@ -106,8 +106,12 @@ std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t* cp) {
   return 0;
 }
 
+// C0, DEL and C1 controls, and the bidirectional embedding, override and isolate
+// controls (U+202A..U+202E, U+2066..U+2069): invisible, they make a terminal show text
+// in an order other than its bytes', which can hide what a file name or message really
+// says (Trojan Source, CVE-2021-42574).
 bool is_control(char32_t cp) {
-  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
 void append_hex(std::string* out, unsigned byte) {

@@ -16,6 +16,8 @@ namespace app {
 // valid UTF-8, written as `\xNN` (two lowercase hex digits):
 //   - C0 controls (0x00..0x1f) and DEL (0x7f);
 //   - C1 controls U+0080..U+009F (UTF-8 0xc2 0x80..0xc2 0x9f): both bytes are escaped;
+//   - the bidirectional controls U+202A..U+202E and U+2066..U+2069, which reorder what a
+//     terminal shows (Trojan Source): all three bytes are escaped;
 //   - every byte of an invalid sequence: stray continuation bytes, truncated sequences,
 //     overlong forms (0xc0 0xaf), UTF-16 surrogates, code points above U+10FFFF, 0xf5..0xff.
 // A backslash becomes `\\`, so the output decodes back to exactly one input. Valid

@@ -152,6 +152,8 @@ bool ServedRoot::fail_from_errno(int saved_errno, std::string_view path, Protoco
       return set_error(err, ErrorCode::kForbidden, "permission denied: " + what);
     case ENAMETOOLONG:
       return set_error(err, ErrorCode::kBadPath, "path too long: " + what);
+    case ENXIO:  // open(2) of a UNIX socket, or of a device with no driver behind it
+      return set_error(err, ErrorCode::kNotRegular, what + " is not a regular file");
     default:
       return set_error(err, ErrorCode::kIoError, "open " + what + ": " + std::strerror(saved_errno));
   }
