@@ -182,13 +182,13 @@ class TlsTransport final : public reactor::Transport {
       if (!after_handshake(err)) return Handshake::kFailed;
       return Handshake::kDone;
     }
-    int code = SSL_get_error(ssl_.get(), rc);
-    if (code == SSL_ERROR_WANT_READ) {
-      handshake_interest_ = reactor::kReadable;
-      return Handshake::kAgain;
-    }
-    if (code == SSL_ERROR_WANT_WRITE) {
-      handshake_interest_ = reactor::kWritable;
+    return handshake_step_failed(SSL_get_error(ssl_.get(), rc), err);
+  }
+
+  // A handshake step that did not finish: wait for what OpenSSL wants, or fail.
+  Handshake handshake_step_failed(int code, std::string* err) {
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
+      handshake_interest_ = code == SSL_ERROR_WANT_READ ? reactor::kReadable : reactor::kWritable;
       return Handshake::kAgain;
     }
     *err = describe_failure(code);
@@ -319,16 +319,7 @@ class TlsTransport final : public reactor::Transport {
     int rc = SSL_do_handshake(ssl_.get());
     int code = SSL_get_error(ssl_.get(), rc);
     SSL_set0_rbio(ssl_.get(), socket_bio);  // frees the memory BIO, takes our reference
-    if (code == SSL_ERROR_WANT_READ) {
-      handshake_interest_ = reactor::kReadable;
-      return Handshake::kAgain;
-    }
-    if (code == SSL_ERROR_WANT_WRITE) {
-      handshake_interest_ = reactor::kWritable;
-      return Handshake::kAgain;
-    }
-    *err = describe_failure(code);
-    return Handshake::kFailed;
+    return handshake_step_failed(code, err);
   }
 
   // Before OpenSSL reads a byte: if the peer's first bytes are not a TLS record at all,

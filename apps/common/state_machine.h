@@ -10,11 +10,18 @@
 //   if (!machine_.transition(S::kC, [&] { return "session #7"; })) ...  // refused, logged
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "apps/common/log.h"
 
 namespace app {
+
+// A state as a bit, for sets of states (a dispatch table's "allowed in").
+template <typename State>
+constexpr uint32_t state_bit(State state) {
+  return 1u << static_cast<unsigned>(state);
+}
 
 template <typename State>
 struct Edge {

@@ -17,9 +17,8 @@ constexpr app::Edge<C> kStreamed[] = {
     {C::kReceiving, C::kDone},      {C::kReceiving, C::kFailed},
 };
 
-const char* state_name(C state) { return to_string(state); }
-constexpr app::Diagram<C> kOneReplyDiagram{kOneReply, state_name};
-constexpr app::Diagram<C> kStreamedDiagram{kStreamed, state_name};
+constexpr app::Diagram<C> kOneReplyDiagram{kOneReply, to_string};
+constexpr app::Diagram<C> kStreamedDiagram{kStreamed, to_string};
 
 }  // namespace
 

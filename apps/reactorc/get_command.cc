@@ -15,8 +15,7 @@ constexpr app::Edge<C> kEdges[] = {
     {C::kCommitting, C::kDone},     {C::kCommitting, C::kFailed},
 };
 
-const char* state_name(C state) { return to_string(state); }
-constexpr app::Diagram<C> kDiagram{kEdges, state_name};
+constexpr app::Diagram<C> kDiagram{kEdges, to_string};
 
 }  // namespace
 

@@ -45,10 +45,8 @@ constexpr app::Edge<S> kEdges[] = {
     {S::kListing, S::kClosed},           {S::kDraining, S::kClosed},
 };
 
-const char* state_name(S state) { return to_string(state); }
-constexpr app::Diagram<S> kDiagram{kEdges, state_name};
-
-constexpr uint32_t in(S state) { return 1u << static_cast<unsigned>(state); }
+constexpr app::Diagram<S> kDiagram{kEdges, to_string};
+constexpr uint32_t in(S state) { return app::state_bit(state); }
 
 protocol::StreamLimits make_session_limits() {
   protocol::StreamLimits limits;
