@@ -175,9 +175,9 @@ SECRET = os.path.join(TMP, "secret")
 
 
 def make_files():
-    log("creating the files (1 GiB, 1 MiB, 4 KiB) in " + ROOT)
+    log("creating the files (1 GiB, 1 MiB, 4 KiB, 16 bytes) in " + ROOT)
     with open("/dev/urandom", "rb") as src:
-        for name, size in (("big.bin", GIB), ("f1m.bin", 1 << 20), ("f4k.bin", 4096)):
+        for name, size in (("big.bin", GIB), ("f1m.bin", 1 << 20), ("f4k.bin", 4096), ("f16.bin", 16)):
             with open(os.path.join(ROOT, name), "wb") as dst:
                 left = size
                 while left:
@@ -199,26 +199,27 @@ def more_descriptors():
         pass
 
 
-def start_reactord():
+def start_reactord(tls=False, quiet=True, log_name="reactord.log"):
     # Scenarios 1 to 6 measure the plain protocol, as BENCHMARKS.md always has; the TLS
-    # scenarios start their own listener.
+    # scenarios (7 to 9) start a TLS listener (pre-shared key from the secret), the default.
     port = free_port()
-    p = start([REACTORD, "-q", "--plain", "-r", ROOT, "-k", SECRET, "-l", "127.0.0.1:%d" % port, "-m", "12000"],
-              stderr=open(os.path.join(TMP, "reactord.log"), "ab"), preexec_fn=more_descriptors)
+    cmd = [REACTORD] + (["-q"] if quiet else []) + ([] if tls else ["--plain"])
+    p = start(cmd + ["-r", ROOT, "-k", SECRET, "-l", "127.0.0.1:%d" % port, "-m", "12000"],
+              stderr=open(os.path.join(TMP, log_name), "ab"), preexec_fn=more_descriptors)
     wait_port(port, p)
     return p, "127.0.0.1:%d" % port
 
 
-def start_nginx():
-    port = free_port()
-    conf = os.path.join(TMP, "nginx.conf")
+def run_nginx(servers, name="nginx"):
+    """nginx with one worker (as reactord has one thread) and the given server blocks."""
+    conf = os.path.join(TMP, name + ".conf")
     user = "user root;\n" if os.geteuid() == 0 else ""
     with open(conf, "w") as f:
         f.write("""%sworker_processes 1;
 worker_rlimit_nofile 20000;
 daemon off;
-pid %s/nginx.pid;
-error_log %s/nginx.err;
+pid %s/%s.pid;
+error_log %s/%s.err;
 events { worker_connections 12000; }
 http {
   access_log off;
@@ -230,12 +231,67 @@ http {
   fastcgi_temp_path %s/ngx-fcgi;
   uwsgi_temp_path %s/ngx-uwsgi;
   scgi_temp_path %s/ngx-scgi;
-  server { listen 127.0.0.1:%d; root %s; }
+%s
 }
-""" % (user, TMP, TMP, TMP, TMP, TMP, TMP, TMP, port, ROOT))
-    p = start(["nginx", "-c", conf, "-p", TMP + "/"])
+""" % (user, TMP, name, TMP, name, TMP, TMP, TMP, TMP, TMP, servers))
+    return start(["nginx", "-c", conf, "-p", TMP + "/"])
+
+
+def start_nginx():
+    port = free_port()
+    p = run_nginx("  server { listen 127.0.0.1:%d; root %s; }" % (port, ROOT))
     wait_port(port, p)
     return p, port
+
+
+TLS_CERT = {}
+
+
+def tls_cert():
+    """A self-signed P-256 certificate for nginx's HTTPS servers, made once per bench run."""
+    if not TLS_CERT:
+        d = os.path.join(TMP, "tls")
+        os.makedirs(d)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout", d + "/key.pem",
+                        "-out", d + "/cert.pem"], check=True, capture_output=True)
+        TLS_CERT.update(cert=d + "/cert.pem", key=d + "/key.pem")
+    return TLS_CERT["cert"], TLS_CERT["key"]
+
+
+# What reactord negotiates with reactorc, imposed on nginx and its clients for the TLS
+# scenarios: TLS 1.3 only, TLS_AES_128_GCM_SHA256, x25519.
+CURL_TLS = ["--tlsv1.3", "--tls13-ciphers", "TLS_AES_128_GCM_SHA256", "-k"]
+
+
+def start_nginx_tls():
+    """nginx serving ROOT over HTTPS. Four servers, the same but for two settings: "port"
+    as nginx comes (session tickets on, so a client that offers its last session resumes
+    it), "full_port" with tickets and the session cache off (every handshake is a full
+    one); and "check_port", "full_check_port", the same two with an access log of each
+    request's TLS version, suite, group and whether the session was resumed ("r"), for
+    untimed checks (the first two log nothing: timed runs pay for no logging). Returns a
+    dict of the process, the ports and the log paths."""
+    cert, key = tls_cert()
+    ports = {k: free_port() for k in ("port", "check_port", "full_port", "full_check_port")}
+    logs = {"check_log": os.path.join(TMP, "nginx-tls-check.log"),
+            "full_check_log": os.path.join(TMP, "nginx-tls-full-check.log")}
+    tls = """    ssl_certificate %s;
+    ssl_certificate_key %s;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    ssl_ecdh_curve X25519;
+    root %s;""" % (cert, key, ROOT)
+    full = "\n    ssl_session_tickets off;\n    ssl_session_cache off;"
+    servers = ['  log_format tlscheck "$ssl_protocol $ssl_cipher $ssl_curve $ssl_session_reused";']
+    for port, extra in ((ports["port"], ""), (ports["full_port"], full),
+                        (ports["check_port"], "\n    access_log %s tlscheck;" % logs["check_log"]),
+                        (ports["full_check_port"], full + "\n    access_log %s tlscheck;" % logs["full_check_log"])):
+        servers.append("  server {\n    listen 127.0.0.1:%d ssl;\n%s%s\n  }" % (port, tls, extra))
+    p = run_nginx("\n".join(servers), name="nginx-tls")
+    for port in ports.values():
+        wait_port(port, p)
+    return dict(proc=p, **ports, **logs)
 
 
 def sftp_server():
@@ -289,8 +345,8 @@ def start_iperf3():
     return p, port
 
 
-def reactorc(addr, *args):
-    return [REACTORC, "--plain", "-s", addr, "-k", SECRET, "--progress=none", *args]
+def reactorc(addr, *args, tls=False):
+    return [REACTORC] + ([] if tls else ["--plain"]) + ["-s", addr, "-k", SECRET, "--progress=none", *args]
 
 
 def bench_json(result):
@@ -319,7 +375,7 @@ def scenario(name):
     return wrap
 
 
-def timed_download(server_pid, cmd, out_path, verify=None):
+def timed_download(server_pid, cmd, out_path, verify=None, keep_err=False):
     cpu0 = tree_cpu(server_pid) if server_pid else None
     r = measure(cmd)
     cpu1 = tree_cpu(server_pid) if server_pid else None
@@ -330,8 +386,20 @@ def timed_download(server_pid, cmd, out_path, verify=None):
         os.unlink(out_path)
     if not ok:
         raise RuntimeError("%s failed (exit %d): %s" % (cmd[0], r["rc"], r["err"][-300:]))
-    return {"mbps": GIB / r["wall"] / 1e6, "client_cpu": r["cpu"],
-            "server_cpu": (cpu1 - cpu0) if server_pid else None}
+    result = {"mbps": GIB / r["wall"] / 1e6, "client_cpu": r["cpu"],
+              "server_cpu": (cpu1 - cpu0) if server_pid else None}
+    if keep_err:
+        result["err"] = r["err"]  # what -v said about the connection (scenario 7)
+    return result
+
+
+def warm_tmpfs(out):
+    # Writes into tmpfs cost several times more when the kernel hands out pages this VM
+    # has never touched (by hand, the same dd took 0.35 s to 2.95 s): before every timed
+    # run, write and free 1 GiB, so that each tool writes into memory in the same state.
+    subprocess.run(["dd", "if=/dev/zero", "of=" + out, "bs=1M", "count=1024", "status=none"], check=False)
+    if os.path.exists(out):
+        os.unlink(out)
 
 
 @scenario("1")
@@ -350,12 +418,7 @@ def scenario_1():
     rows = {k: [] for k in ("reactorc", "curl/nginx", "scp", "python", "nc", "iperf3", "dd")}
 
     def warm():
-        # Writes into tmpfs cost several times more when the kernel hands out pages this VM
-        # has never touched (by hand, the same dd took 0.35 s to 2.95 s): before every timed
-        # run, write and free 1 GiB, so that each tool writes into memory in the same state.
-        subprocess.run(["dd", "if=/dev/zero", "of=" + out, "bs=1M", "count=1024", "status=none"], check=False)
-        if os.path.exists(out):
-            os.unlink(out)
+        warm_tmpfs(out)
 
     def run_reactorc():
         rows["reactorc"].append(timed_download(rd.pid, reactorc(addr, "-q", "-f", "get", "big.bin", out), out))
@@ -526,8 +589,8 @@ def scenario_4():
             "hwm_reset": all(x["hwm_reset"] for x in runs)}
 
 
-@scenario("5")
-def scenario_5():
+def idle_count(name):
+    """How many idle connections scenarios 5 and 9 hold: 10,000 if the descriptor limit allows."""
     import resource
     count = 10000
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -539,9 +602,15 @@ def scenario_5():
     if hard != resource.RLIM_INFINITY and hard < 2 * count + 100:
         # reactord keeps two descriptors per connection (socket and file being sent).
         count = (hard - 100) // 2 // 100 * 100
-        PROBLEMS.append("scenario 5 held %d connections, not 10,000: the descriptor hard limit here is %d and "
+        PROBLEMS.append("scenario %s held %d connections, not 10,000: the descriptor hard limit here is %d and "
                         "cannot be raised (no CAP_SYS_RESOURCE), and reactord reserves two descriptors per "
-                        "connection; the figure is per connection either way" % (count, hard))
+                        "connection; the figure is per connection either way" % (name, count, hard))
+    return count
+
+
+@scenario("5")
+def scenario_5():
+    count = idle_count("5")
     runs = []
     for run in range(RUNS):
         log("scenario 5 run %d/%d" % (run + 1, RUNS))
@@ -607,8 +676,303 @@ def scenario_6():
     return {k: median([x[k] for x in runs]) for k in ("p50", "p99", "max", "pings")}
 
 
+def tls_said(text, pattern):
+    """The first group of the first line of text that matches pattern, or None."""
+    m = re.search(pattern, text or "", re.M)
+    return m.group(1).strip() if m else None
+
+
+@scenario("7")
+def scenario_7():
+    aes = aes_gcm_speed()  # measured before any server runs, like SHA-256's
+    rd, addr = start_reactord(tls=True)
+    ngx = start_nginx_tls()
+    ng, ng_port = ngx["proc"], ngx["port"]
+    peers = {}
+    try:
+        sshd, ssh_port, ssh_dir = start_sshd()
+        peers["scp"] = (sshd, ssh_port, ssh_dir)
+    except Exception as e:  # noqa: BLE001
+        PROBLEMS.append("scenario 7: a throwaway sshd could not run here: %s" % e)
+    out = os.path.join(OUTDIR, "big.bin")
+    rows = {k: [] for k in ("reactorc", "curl/nginx", "scp")}
+    said = {}  # what each client said it negotiated
+
+    def run_reactorc():
+        # -v, not -q: it says what protects the connection ("authenticated; TLSv1.3 ...").
+        r = timed_download(rd.pid, reactorc(addr, "-v", "-f", "get", "big.bin", out, tls=True), out, keep_err=True)
+        said["reactorc"] = tls_said(r.pop("err"), r"authenticated; (.+)$")
+        rows["reactorc"].append(r)
+
+    def run_curl():
+        # -v prints the negotiated version and suite ("SSL connection using TLSv1.3 / ...").
+        r = timed_download(ng.pid, ["curl", "-sSfv", *CURL_TLS, "-o", out, "https://127.0.0.1:%d/big.bin" % ng_port],
+                           out, keep_err=True)
+        said["curl/nginx"] = tls_said(r.pop("err"), r"SSL connection using (.+)$")
+        rows["curl/nginx"].append(r)
+
+    def run_scp():
+        if "scp" not in peers:
+            return
+        sshd, ssh_port, ssh_dir = peers["scp"]
+        try:
+            # ssh's default cipher, as in scenario 1; -v names it ("kex: server->client cipher:
+            # ..."), and only without -q, which would silence ssh's debug lines too.
+            r = timed_download(sshd.pid, [
+                "scp", "-v", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", ssh_dir + "/id",
+                "root@127.0.0.1:" + os.path.join(ROOT, "big.bin"), out], out, keep_err=True)
+            said["scp"] = tls_said(r.pop("err"), r"kex: server->client cipher: (\S+)")
+            rows["scp"].append(r)
+        except RuntimeError as e:
+            PROBLEMS.append("scenario 7: scp failed: %s" % e)
+            del peers["scp"]
+
+    # One untimed download first: reactord hashes a file the first time it sends it and
+    # caches the digest, so that every timed run, even with BENCH_RUNS=1, measures the
+    # cached case, as scenario 1's median does.
+    warm = measure(reactorc(addr, "-q", "-f", "get", "big.bin", out, tls=True))
+    if os.path.exists(out):
+        os.unlink(out)
+    if warm["rc"] != 0:
+        raise RuntimeError("warm-up download over TLS exited %d: %s" % (warm["rc"], warm["err"][-300:]))
+    trials = [run_reactorc, run_curl, run_scp]
+    for run in range(RUNS):
+        log("scenario 7 run %d/%d" % (run + 1, RUNS))
+        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
+            warm_tmpfs(out)
+            before = {k: len(v) for k, v in rows.items()}
+            trial()
+            for k, v in rows.items():
+                if len(v) > before[k]:
+                    v[-1]["run"] = run
+        log("  " + ", ".join("%s %.0f MB/s" % (k, v[-1]["mbps"]) for k, v in rows.items() if v))
+    for p in (rd, ng) + ((peers["scp"][0],) if "scp" in peers else ()):
+        stop(p)
+    if not rows["reactorc"]:
+        raise RuntimeError("reactorc made no download")
+    if "TLS_AES_128_GCM_SHA256" not in (said.get("reactorc") or ""):
+        PROBLEMS.append("scenario 7: reactorc -v did not report TLS_AES_128_GCM_SHA256: %s" % said.get("reactorc"))
+    summary = {"aes_gcm_mbps": aes, "ulp": sh("cat /proc/sys/net/ipv4/tcp_available_ulp")}
+    ours_by_run = {x["run"]: x["mbps"] for x in rows["reactorc"]}
+    for k, v in rows.items():
+        if v:
+            summary[k] = {m: median([x[m] for x in v]) for m in ("mbps", "client_cpu", "server_cpu")}
+            summary[k]["runs"] = len(v)
+            summary[k]["said"] = said.get(k)
+            summary[k]["ours_over"] = median([ours_by_run[x["run"]] / x["mbps"] for x in v
+                                              if x["run"] in ours_by_run and x["mbps"]])
+    return summary
+
+
+@scenario("8")
+def scenario_8():
+    secs = 3
+    rd, addr = start_reactord(tls=True)
+    ngx = start_nginx_tls()
+    ng = ngx["proc"]
+    url = "https://127.0.0.1:%d/f16.bin"
+    rows = {"reactorc": [], "wrk/nginx": [], "wrk/nginx full": []}
+
+    def handshakes(target_addr, duration):
+        # As scenario 3, over TLS: connect, TLS handshake, auth, ping, close, 50 at once.
+        return reactorc(target_addr, "bench", "--json", "-c", "50", "-d", str(duration), "--source", "127.0.0.0/24",
+                        "handshake", tls=True)
+
+    def wrk_close(port, duration):
+        # A new connection, so a new TLS handshake, for every request: nginx closes each
+        # one after its response. wrk reuses its SSL object when it reconnects (SSL_clear
+        # keeps the session), so it offers the last session again: nginx resumes it unless
+        # tickets are off (full_port). Its latency starts after the handshake, when the
+        # request is sent.
+        return ["wrk", "-t1", "-c50", "-d%ds" % duration, "--latency", "-H", "Connection: close", url % port]
+
+    def run_ours(run):
+        cpu0 = tree_cpu(rd.pid)
+        r = measure(handshakes(addr, secs))
+        server_cpu = tree_cpu(rd.pid) - cpu0
+        j = bench_json(r)
+        if r["rc"] != 0:
+            raise RuntimeError("reactorc bench handshake (TLS) exited %d: %s" % (r["rc"], r["err"][-300:]))
+        rows["reactorc"].append({"rps": j["requests_per_s"], "p50": j["latency_ms"]["p50"],
+                                 "p99": j["latency_ms"]["p99"], "client_cpu": r["cpu"], "wall": r["wall"],
+                                 "server_cpu": server_cpu, "handshakes": j["requests"], "run": run})
+
+    def run_wrk(name, port):
+        def run_it(run):
+            cpu0 = tree_cpu(ng.pid)
+            r = measure(wrk_close(port, secs))
+            server_cpu = tree_cpu(ng.pid) - cpu0
+            w = parse_wrk(r["out"])
+            m = re.search(r"(\d+) requests in", r["out"])
+            w.update({"client_cpu": r["cpu"], "wall": r["wall"], "server_cpu": server_cpu,
+                      "handshakes": int(m.group(1)) if m else None, "run": run})
+            rows[name].append(w)
+        return run_it
+
+    trials = [run_ours, run_wrk("wrk/nginx", ngx["port"]), run_wrk("wrk/nginx full", ngx["full_port"])]
+    for run in range(RUNS):
+        log("scenario 8 run %d/%d" % (run + 1, RUNS))
+        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
+            trial(run)
+        log("  " + ", ".join("%s %.0f/s" % (k, v[-1]["rps"]) for k, v in rows.items() if v))
+    stop(rd)
+    # Untimed checks of what the timed runs did, against servers that log every
+    # connection: how many sessions resumed, with which suite and group.
+    chk, chk_addr = start_reactord(tls=True, quiet=False, log_name="reactord-tls-check.log")
+    r = measure(handshakes(chk_addr, 1))
+    stop(chk)
+    check = {}
+    total = resumed = 0
+    suites = {}
+    with open(os.path.join(TMP, "reactord-tls-check.log"), errors="replace") as f:
+        for line in f:
+            m = re.search(r" authenticated \((.*)\)\s*$", line)
+            if m:
+                said = m.group(1).split(", ")
+                total += 1
+                resumed += "resumed" in said
+                key = ", ".join(x for x in said if x != "resumed")
+                suites[key] = suites.get(key, 0) + 1
+    if r["rc"] != 0 or not total:
+        PROBLEMS.append("scenario 8: the logged reactord check run failed (exit %d): %s" % (r["rc"], r["err"][-300:]))
+    check["reactorc"] = {"total": total, "resumed": resumed, "suites": suites}
+    for name, port, path in (("wrk/nginx", ngx["check_port"], ngx["check_log"]),
+                             ("wrk/nginx full", ngx["full_check_port"], ngx["full_check_log"])):
+        measure(wrk_close(port, 1))
+        total = resumed = 0
+        suites = {}
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 4:
+                        total += 1
+                        resumed += parts[3] == "r"
+                        key = " ".join(parts[:3])
+                        suites[key] = suites.get(key, 0) + 1
+        check[name] = {"total": total, "resumed": resumed, "suites": suites}
+    stop(ng)
+    keys = ("rps", "p50", "p99", "client_cpu", "wall", "server_cpu", "handshakes")
+    ours_by_run = {x["run"]: x["rps"] for x in rows["reactorc"]}
+    summary = {}
+    for k, v in rows.items():
+        if v:
+            summary[k] = {m: median([x[m] for x in v]) for m in keys}
+            summary[k]["check"] = check.get(k, {})
+            summary[k]["ours_over"] = median([ours_by_run[x["run"]] / x["rps"] for x in v
+                                              if x["run"] in ours_by_run and x["rps"]])
+    return summary
+
+
+@scenario("9")
+def scenario_9():
+    count = idle_count("9")
+    halves = (count // 2, count - count // 2)  # two Python clients: one alone is slower than nginx
+    runs = []
+    for run in range(RUNS):
+        log("scenario 9 run %d/%d" % (run + 1, RUNS))
+        row = {"run": run}
+        # reactord, as scenario 5 but over TLS: a fresh server, one warm-up connection in
+        # the baseline (OpenSSL's contexts, code pages of a first TLS handshake).
+        rd, addr = start_reactord(tls=True)
+        warm = measure(reactorc(addr, "bench", "-c", "1", "-n", "1", "ping", tls=True))
+        if warm["rc"] != 0:
+            raise RuntimeError("warm-up ping exited %d: %s" % (warm["rc"], warm["err"][-300:]))
+        time.sleep(0.2)
+        before = vm_kib(rd.pid, "VmRSS")
+        errf = open(os.path.join(TMP, "idle-tls.err"), "w+b")
+        outf = open(os.path.join(TMP, "idle-tls.out"), "w+b")
+        client = start(reactorc(addr, "bench", "--json", "-c", str(count), "-d", "4", "idle", tls=True),
+                       stdout=outf, stderr=errf)
+        during = None
+        end = time.monotonic() + 60
+        while time.monotonic() < end and client.poll() is None:
+            errf.seek(0)
+            if b"authenticated in" in errf.read():
+                time.sleep(1.0)
+                during = vm_kib(rd.pid, "VmRSS")
+                break
+            time.sleep(0.05)
+        client.wait(120)
+        outf.seek(0)
+        text = outf.read().decode()
+        j = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
+        stop(rd)
+        if during is None or j.get("ready") != count or client.returncode != 0:
+            errf.seek(0)
+            raise RuntimeError("idle TLS run: ready %s, exit %s: %s" % (j.get("ready"), client.returncode,
+                                                                         errf.read().decode()[-300:]))
+        row.update({"ours_per_conn": (during - before) * 1024 / count, "ours_before_mib": before / 1024,
+                    "ours_during_mib": during / 1024, "ours_established_s": j["established_s"]})
+        # nginx: a fresh server with one worker; the same number of HTTPS connections, each
+        # a full TLS 1.3 handshake and one keep-alive GET of 16 bytes, then idle.
+        ngx = start_nginx_tls()
+        ng, ng_port = ngx["proc"], ngx["full_port"]  # Python offers no session: all full handshakes anyway
+        worker = None
+        end = time.monotonic() + 10
+        while worker is None and time.monotonic() < end:
+            kids = children(ng.pid)
+            worker = kids[0] if kids else None
+            time.sleep(0.05)
+        if worker is None:
+            raise RuntimeError("nginx started no worker")
+        holder = [sys.executable, os.path.join(REPO, "bench", "tls_idle.py"), str(ng_port), "/f16.bin"]
+        warm = measure(holder + ["1", "0"])
+        if warm["rc"] != 0:
+            raise RuntimeError("warm-up HTTPS request exited %d: %s" % (warm["rc"], warm["err"][-300:]))
+        time.sleep(0.2)
+        before = vm_kib(worker, "VmRSS")
+        outs = [open(os.path.join(TMP, "tls-idle-%d.out" % i), "w+b") for i in range(2)]
+        errs = [open(os.path.join(TMP, "tls-idle-%d.err" % i), "w+b") for i in range(2)]
+        t0 = time.monotonic()
+        clients = [start(holder + [str(n), "60"], stdout=o, stderr=e) for n, o, e in zip(halves, outs, errs)]
+        ready = {}
+        end = time.monotonic() + 90
+        while time.monotonic() < end and len(ready) < 2 and all(c.poll() is None for c in clients):
+            for i, o in enumerate(outs):
+                o.seek(0)
+                m = re.match(rb"ready (\d+)", o.read())
+                if m:
+                    ready[i] = int(m.group(1))
+            time.sleep(0.05)
+        established = time.monotonic() - t0
+        during = None
+        if len(ready) == 2:
+            time.sleep(1.0)
+            during = vm_kib(worker, "VmRSS")
+        for c in clients:
+            stop(c)
+        stop(ng)
+        if during is None or sum(ready.values()) != count:
+            detail = []
+            for e in errs:
+                e.seek(0)
+                detail.append(e.read().decode(errors="replace")[-200:])
+            detail = " ".join(detail)
+            raise RuntimeError("nginx idle HTTPS run: ready %s of %d: %s" % (ready, count, detail))
+        row.update({"nginx_per_conn": (during - before) * 1024 / count, "nginx_before_mib": before / 1024,
+                    "nginx_during_mib": during / 1024, "nginx_established_s": established})
+        runs.append(row)
+        log("  reactord %.0f bytes/conn, nginx %.0f bytes/conn" % (row["ours_per_conn"], row["nginx_per_conn"]))
+    keys = ("ours_per_conn", "ours_before_mib", "ours_during_mib", "ours_established_s",
+            "nginx_per_conn", "nginx_before_mib", "nginx_during_mib", "nginx_established_s")
+    result = {k: median([x[k] for x in runs]) for k in keys}
+    result["ours_over"] = median([x["ours_per_conn"] / x["nginx_per_conn"] for x in runs if x["nginx_per_conn"]])
+    result["count"] = count
+    return result
+
+
 def sha256_speed():
     out = sh("openssl speed -seconds 2 -bytes 16384 -evp sha256 2>/dev/null | tail -1")
+    m = re.search(r"([\d.]+)k\s*$", out)
+    return float(m.group(1)) * 1000 / 1e6 if m else None
+
+
+def aes_gcm_speed():
+    """AES-128-GCM on one core, MB/s (`openssl speed` runs one process): what encrypting or
+    decrypting TLS_AES_128_GCM_SHA256 records costs at most."""
+    out = sh("openssl speed -seconds 2 -bytes 16384 -evp aes-128-gcm 2>/dev/null | tail -1")
     m = re.search(r"([\d.]+)k\s*$", out)
     return float(m.group(1)) * 1000 / 1e6 if m else None
 
@@ -631,6 +995,21 @@ def ours_over(s1, name):
         return v["ours_over"]
     ours = s1.get("reactorc", {}).get("mbps")
     return ours / v["mbps"] if ours and v.get("mbps") else None
+
+
+def pct(part, whole):
+    return "n/a" if part is None or not whole else "%.0f%%" % (100.0 * part / whole)
+
+
+def pct_of(v):
+    """The share of resumed sessions in scenario 8's check run of one client/server pair."""
+    c = v.get("check") or {}
+    return pct(c.get("resumed"), c.get("total"))
+
+
+def per_handshake(v, key):
+    """CPU microseconds per handshake of one side of scenario 8."""
+    return 1e6 * v[key] / v["handshakes"] if v.get(key) is not None and v.get("handshakes") else None
 
 
 def xfmt(r):
@@ -767,6 +1146,91 @@ def bounds(sha_mbps):
             line += (" Not met: on %d cores the server, the streaming client and the pinging client compete for "
                      "the CPUs." % cores)
         L.append(line)
+    s7 = RESULTS.get("7")
+    if s7 and "reactorc" in s7:
+        r, ng, sc = s7["reactorc"], s7.get("curl/nginx", {}), s7.get("scp", {})
+        aes = s7.get("aes_gcm_mbps")
+        aes_s = GIB / 1e6 / aes if aes else None
+        line = ("- **Scenario 7.** Over TLS every byte is encrypted by reactord and decrypted by reactorc "
+                "(AES-128-GCM, %s MB/s on one core, `openssl speed -evp aes-128-gcm`: %s CPU s per GiB each way) and "
+                "reactorc still hashes it (SHA-256, %s MB/s: %s s per GiB, on its second thread). %s: reactord "
+                "spent %s CPU s per GiB, nginx %s (the same suite, %s); reactorc %s, curl %s, which decrypts and "
+                "writes but verifies no digest." % (
+                    fmt(aes), fmt(aes_s, "%.2f"), fmt(sha_mbps), fmt(sha_s, "%.2f"),
+                    "With kernel TLS (`reactorc -v`: %s), reactord sends with sendfile and the kernel encrypts"
+                    % r.get("said") if "kernel TLS" in (r.get("said") or "") else
+                    "Without kernel TLS (the kernel here offers the ULPs \"%s\"; `reactorc -v`: %s), reactord "
+                    "encrypts in user space from the page cache instead of sendfile" % (s7.get("ulp"), r.get("said")),
+                    fmt(r["server_cpu"], "%.2f"), fmt(ng.get("server_cpu"), "%.2f"),
+                    "in user space too: its configuration does not ask for kernel TLS",
+                    fmt(r["client_cpu"], "%.2f"), fmt(ng.get("client_cpu"), "%.2f")))
+        rc = ours_over(s7, "curl/nginx")
+        if ng.get("mbps") and (rc or 0) < 1.0 and r["client_cpu"] and r["server_cpu"]:
+            both = r["server_cpu"] + r["client_cpu"]
+            extra = r["client_cpu"] - (ng.get("client_cpu") or 0)
+            line += (" Not met against curl: %s MB/s is %s of curl's %s (%s run by run). reactord and reactorc "
+                     "together used %s CPU s per GiB (%s s on each of %d cores), nginx and curl %s; curl's download "
+                     "took %s s. Both clients decrypt and write the same bytes; reactorc spent %s CPU s per GiB more "
+                     "than curl, and the SHA-256 that curl does not compute accounts for %s of them. That hash runs "
+                     "on a thread of its own, but the two cores are shared by it, reactorc's loop thread (receive, "
+                     "decrypt, write) and reactord's thread (read, encrypt, send), so what is added to one slows "
+                     "the others." % (
+                         fmt(r["mbps"]), ratio(r["mbps"], ng["mbps"]), fmt(ng["mbps"]), xfmt(rc), fmt(both, "%.2f"),
+                         fmt(both / cores, "%.2f"), cores,
+                         fmt((ng.get("server_cpu") or 0) + (ng.get("client_cpu") or 0), "%.2f"),
+                         fmt(GIB / 1e6 / ng["mbps"], "%.2f"), fmt(extra, "%.2f"), fmt(sha_s, "%.2f")))
+        rs = ours_over(s7, "scp")
+        if sc.get("mbps"):
+            line += (" scp (%s) reached %s MB/s with %s and %s CPU s per GiB, server and client%s." % (
+                sc.get("said") or "its default cipher", fmt(sc["mbps"]), fmt(sc.get("server_cpu"), "%.2f"),
+                fmt(sc.get("client_cpu"), "%.2f"),
+                "" if (rs or 0) >= 2 else ": not met, 2x is %s MB/s" % fmt(2 * sc["mbps"])))
+        L.append(line)
+    s8 = RESULTS.get("8")
+    if s8 and "reactorc" in s8:
+        o, t, f = s8["reactorc"], s8.get("wrk/nginx", {}), s8.get("wrk/nginx full", {})
+        co, ct, cf = o.get("check", {}), t.get("check", {}), f.get("check", {})
+        po, pc = per_handshake(o, "server_cpu"), per_handshake(o, "client_cpu")
+        tt, tc = per_handshake(t, "server_cpu"), per_handshake(t, "client_cpu")
+        ft, fc = per_handshake(f, "server_cpu"), per_handshake(f, "client_cpu")
+
+        def allows(a, b):
+            return fmt(cores * 1e6 / (a + b)) if a and b else "n/a"
+        line = ("- **Scenario 8.** reactorc keeps the session ticket of its last connection and offers it on the "
+                "next (no option turns that off): %s of its handshakes resumed in the check run, the others used "
+                "the key derived from the secret; either way no certificate and no signature, and a fresh x25519 "
+                "exchange (psk_dhe_ke). wrk reuses its SSL object when it reconnects (SSL_shutdown and "
+                "SSL_clear, which keeps the session), so it offers its last session too: %s of nginx's handshakes "
+                "resumed with tickets on, %s with tickets and the session cache off, "
+                "where each handshake is signed with the P-256 key. Per handshake, reactord spent %s us of CPU and "
+                "reactorc bench %s us; nginx %s us and wrk %s us resuming, %s us and %s us in full. Both sides "
+                "share the %d cores, so the two costs together bound the rate: %s/s for reactord and reactorc, "
+                "%s/s and %s/s for nginx and wrk." % (
+                    pct(co.get("resumed"), co.get("total")), pct(ct.get("resumed"), ct.get("total")),
+                    pct(cf.get("resumed"), cf.get("total")), fmt(po), fmt(pc), fmt(tt), fmt(tc), fmt(ft), fmt(fc),
+                    cores, allows(po, pc), allows(tt, tc), allows(ft, fc)))
+        s3 = RESULTS.get("3")
+        if s3 and s3.get("handshakes") and s3.get("server_cpu") and po:
+            plain = s3["server_cpu"] / s3["handshakes"] * 1e6
+            line += (" Over the plain protocol (scenario 3) reactord spent %s us a handshake: TLS adds %s us on the "
+                     "server." % (fmt(plain), fmt(po - plain)))
+        L.append(line)
+    s9 = RESULTS.get("9")
+    if s9:
+        plain = (RESULTS.get("5") or {}).get("per_conn")
+        line = ("- **Scenario 9.** %s bytes of reactord's RSS per idle TLS connection%s, and nginx's %s per idle "
+                "HTTPS keep-alive connection (its worker's RSS, "
+                "measured the same way; nginx allocates its connection structures for all worker_connections at "
+                "start, so those are in its baseline, not in the figure). What TLS adds is OpenSSL's per-connection "
+                "state: the SSL object, its session and record layer; both servers set SSL_MODE_RELEASE_BUFFERS so "
+                "that an idle connection keeps no record buffers." % (
+                    fmt(s9["ours_per_conn"]),
+                    " (%s over the plain protocol, scenario 5)" % fmt(plain) if plain is not None else "",
+                    fmt(s9["nginx_per_conn"])))
+        if s9["ours_per_conn"] > s9["nginx_per_conn"]:
+            line += (" Not met: %s bytes more than nginx per connection; heaptrack on reactord holding the "
+                     "connections would say which allocations stay." % fmt(s9["ours_per_conn"] - s9["nginx_per_conn"]))
+        L.append(line)
     L.append("")
     return L
 
@@ -784,6 +1248,9 @@ def write_report(machine, sha_mbps, elapsed):
     for k, v in machine:
         L.append("| %s | %s |" % (k, v))
     L.append("| SHA-256 (`openssl speed -evp sha256`, 16 KiB blocks) | %s MB/s |" % fmt(sha_mbps))
+    if (RESULTS.get("7") or {}).get("aes_gcm_mbps"):
+        L.append("| AES-128-GCM (`openssl speed -evp aes-128-gcm`, 16 KiB blocks, one core) | %s MB/s |"
+                 % fmt(RESULTS["7"]["aes_gcm_mbps"]))
     L.append("| time taken by `make bench` | %.0f s |" % elapsed)
     L.append("")
     L.append("## Results")
@@ -844,6 +1311,38 @@ def write_report(machine, sha_mbps, elapsed):
                            fmt(s6["pings"]), met(s6["p99"] < 5)))
     else:
         L.append("| 6 | ping under load | did not run | < 5 ms | see notes |")
+    s7 = RESULTS.get("7")
+    if s7 and "reactorc" in s7:
+        rc, rs = ours_over(s7, "curl/nginx"), ours_over(s7, "scp")
+        L.append("| 7 | 1 GiB download over TLS 1.3 (TLS_AES_128_GCM_SHA256), SHA-256-verified, into tmpfs | reactorc "
+                 "**%s MB/s**; CPU s/GiB server %s, client %s | >= 1.0x curl/nginx HTTPS, >= 2x scp | %s curl/nginx "
+                 "(%s); %s scp (%s) |" % (
+                     fmt(s7["reactorc"]["mbps"]), fmt(s7["reactorc"]["server_cpu"], "%.2f"),
+                     fmt(s7["reactorc"]["client_cpu"], "%.2f"), xfmt(rc), met(rc is not None and rc >= 1.0),
+                     xfmt(rs), met(rs is not None and rs >= 2)))
+    else:
+        L.append("| 7 | 1 GiB download over TLS | did not run | >= 1.0x curl/nginx HTTPS, >= 2x scp | see notes |")
+    s8 = RESULTS.get("8")
+    if s8 and "reactorc" in s8:
+        o, t, f = s8["reactorc"], s8.get("wrk/nginx", {}), s8.get("wrk/nginx full", {})
+        L.append("| 8 | connect, TLS 1.3 handshake, mutual auth, ping, close (50 at once) | **%s handshakes/s**; "
+                 "p50 %s ms, p99 %s ms; %s resumed. nginx over HTTPS, a new connection per request (wrk, `Connection: "
+                 "close`): %s/s, %s resumed; with session tickets off %s/s, all full | compared with nginx (no "
+                 "target set) | %s nginx resuming, %s nginx in full |" % (
+                     fmt(o["rps"]), fmt(o["p50"], "%.3f"), fmt(o["p99"], "%.3f"), pct_of(o), fmt(t.get("rps")),
+                     pct_of(t), fmt(f.get("rps")), xfmt(t.get("ours_over")), xfmt(f.get("ours_over"))))
+    else:
+        L.append("| 8 | TLS handshakes | did not run | compared with nginx | see notes |")
+    s9 = RESULTS.get("9")
+    if s9:
+        L.append("| 9 | %s idle TLS connections | reactord **%s bytes** of server RSS per connection (%s MiB idle, %s "
+                 "MiB holding them); nginx %s bytes (%s MiB, %s MiB) | <= nginx | %s nginx (%s) |" % (
+                     "{:,}".format(s9["count"]), fmt(s9["ours_per_conn"]), fmt(s9["ours_before_mib"], "%.1f"),
+                     fmt(s9["ours_during_mib"], "%.1f"), fmt(s9["nginx_per_conn"]), fmt(s9["nginx_before_mib"], "%.1f"),
+                     fmt(s9["nginx_during_mib"], "%.1f"), xfmt(s9.get("ours_over")),
+                     met(s9["ours_per_conn"] <= s9["nginx_per_conn"])))
+    else:
+        L.append("| 9 | idle TLS connections | did not run | <= nginx | see notes |")
     L.append("")
     if s1:
         L.append("### Scenario 1 in detail")
@@ -864,6 +1363,51 @@ def write_report(machine, sha_mbps, elapsed):
                     fmt(v["server_cpu"], "%.2f"), fmt(v["client_cpu"], "%.2f"), notes[k]))
             else:
                 L.append("| %s | did not run | | | | |" % k)
+        L.append("")
+    if (s7 and "reactorc" in s7) or (s8 and "reactorc" in s8):
+        L.append("### Scenarios 7 and 8 (TLS) in detail")
+        L.append("")
+    if s7 and "reactorc" in s7:
+        L.append("Scenario 7: \"ours / it\" is the median of the ratios within each run; \"negotiated\" is what "
+                 "each client said (`reactorc -v`, `curl -v`, `scp -v`).")
+        L.append("")
+        L.append("| tool | MB/s | ours / it | server CPU s per GiB | client CPU s per GiB | negotiated | verified |")
+        L.append("|---|---|---|---|---|---|---|")
+        notes = {"reactorc": "SHA-256 both ends, and every TLS record's tag", "curl/nginx": "every TLS record's tag",
+                 "scp": "ssh's MAC per packet"}
+        for k in ("reactorc", "curl/nginx", "scp"):
+            if k in s7:
+                v = s7[k]
+                L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                    k, fmt(v["mbps"]), "" if k == "reactorc" else xfmt(ours_over(s7, k)),
+                    fmt(v["server_cpu"], "%.2f"), fmt(v["client_cpu"], "%.2f"), v.get("said") or "n/a", notes[k]))
+            else:
+                L.append("| %s | did not run | | | | | |" % k)
+        L.append("")
+    if s8 and "reactorc" in s8:
+        L.append("Scenario 8: CPU is per handshake, from the server's and the load generator's CPU seconds over "
+                 "the run; \"ours / it\" is the median of the ratios within each run. \"resumed\" comes from an "
+                 "untimed second run against servers that log every connection (reactord without -q, nginx with "
+                 "`$ssl_session_reused`). wrk's latency starts once the connection and its TLS handshake are made, "
+                 "so only reactorc's includes the handshake.")
+        L.append("")
+        L.append("| client/server | handshakes/s | ours / it | server CPU us each | client CPU us each | p50 / p99 ms "
+                 "| resumed | negotiated |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        names = {"reactorc": "reactorc bench / reactord", "wrk/nginx": "wrk / nginx, tickets on",
+                 "wrk/nginx full": "wrk / nginx, tickets and session cache off"}
+        for k in ("reactorc", "wrk/nginx", "wrk/nginx full"):
+            if k not in s8:
+                L.append("| %s | did not run | | | | | | |" % names[k])
+                continue
+            v = s8[k]
+            c = v.get("check", {})
+            L.append("| %s | %s | %s | %s | %s | %s / %s%s | %s of %s | %s |" % (
+                names[k], fmt(v["rps"]), "" if k == "reactorc" else xfmt(v.get("ours_over")),
+                fmt(per_handshake(v, "server_cpu")), fmt(per_handshake(v, "client_cpu")), fmt(v["p50"], "%.3f"),
+                fmt(v["p99"], "%.3f"), "" if k == "reactorc" else " (after the handshake)", pct_of(v),
+                fmt(c.get("total")),
+                "; ".join("%s (%d)" % kv for kv in sorted((c.get("suites") or {}).items())) or "n/a"))
         L.append("")
     L.extend(bounds(sha_mbps))
     L.append("## Problems met while measuring")
@@ -888,7 +1432,7 @@ def dirty():
     changed = sh("git -C '%s' status --porcelain --untracked-files=no -- reactor protocol apps" % REPO)
     if not changed:
         return ""
-    names = [line[3:] for line in changed.splitlines()]
+    names = [line.split(None, 1)[1] for line in changed.splitlines() if line.strip()]
     return " plus uncommitted changes to " + ", ".join("`%s`" % n for n in names) + " (built as they stood)"
 
 
@@ -916,9 +1460,10 @@ def main():
         return
     make_files()
     sha = sha256_speed()
-    only = os.environ.get("BENCH_ONLY", "123456")
+    only = os.environ.get("BENCH_ONLY", "123456789")
     for name, fn in (("1", scenario_1), ("2", scenario_2), ("3", scenario_3), ("4", scenario_4),
-                     ("5", scenario_5), ("6", scenario_6)):
+                     ("5", scenario_5), ("6", scenario_6), ("7", scenario_7), ("8", scenario_8),
+                     ("9", scenario_9)):
         if name in only:
             fn()
     elapsed = time.monotonic() - t0
