@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -209,6 +210,23 @@ bool resolve(std::string_view host_port, std::vector<SocketAddress>* out, std::s
   std::string host;
   uint16_t port = 0;
   if (!split_host_port(host_port, &host, &port, err)) return false;
+
+  // RFC 6761: "localhost" and names under it are the loopback addresses, answered here
+  // without asking the resolver, so that they work where /etc/hosts lacks them (a
+  // minimal chroot or container), as curl does. IPv4 first: servers listen there by
+  // default.
+  std::string lower = host;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost" || lower == "localhost." ||
+      (lower.size() > 10 && lower.compare(lower.size() - 10, 10, ".localhost") == 0)) {
+    out->clear();
+    std::string service = std::to_string(port);
+    for (std::string loopback : {"127.0.0.1:" + service, "[::1]:" + service}) {
+      SocketAddress addr;
+      if (parse_address(loopback, &addr, nullptr)) out->push_back(addr);
+    }
+    return true;
+  }
 
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;

@@ -96,8 +96,9 @@ Test(client_cli, usage_errors_exit_2_with_the_program_name) {
       {"--progress=sparkles", "ping"},
       {"--backend", "kqueue", "ping"},
       // Malformed server addresses are caught before any connection is tried.
-      {"-s", "127.0.0.1", "ping"},
-      {"-s", "[::1]", "ping"},
+      // (A host alone means port 9000: see a_server_without_a_port_means_port_9000.)
+      {"-s", "127.0.0.1:", "ping"},
+      {"-s", "[::1", "ping"},
       {"-s", "127.0.0.1:0", "ping"},
       {"-s", "127.0.0.1:65536", "ping"},
       {"-s", "::1:9000", "ping"},
@@ -122,7 +123,7 @@ Test(client_cli, usage_errors_exit_2_with_the_program_name) {
   ASSERT_CONTAINS(bad.stderr_text, "--bogus");
 
   RunOptions env;
-  env.env = {{"REACTOR_SERVER", "no-port-here"}};
+  env.env = {{"REACTOR_SERVER", "host:not-a-port"}};
   ClientResult from_env = run_client({"ping"}, Millis(10000), env);
   cr_assert(from_env.exited_with(2), "%s", from_env.describe().c_str());
   ASSERT_CONTAINS(from_env.stderr_text, "REACTOR_SERVER");
@@ -439,4 +440,43 @@ Test(client_cli, missing_feature_exits_5_before_any_request) {
   ExitStatus st = client->wait_exit(Millis(10000));
   cr_assert(st.exited_with(5), "%s; stderr: %s", st.describe().c_str(), client->stderr_text().c_str());
   ASSERT_CONTAINS(client->stderr_text(), "does not offer");
+}
+
+// Unix conventions a scp/curl user expects (issue 12's first items).
+Test(client_cli, output_that_cannot_be_written_is_an_error) {
+  Served s = serve(options());
+  auto binary = find_binary("reactorc");
+  cr_assert(binary.has_value());
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >/dev/full", *binary};
+  for (const std::string& a : s.server.client_args({"ls"})) argv.push_back(a);
+  ClientResult r = run_program(argv, Millis(30000));
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "write standard output: No space left on device");
+  stop_cleanly(s);
+}
+
+Test(client_cli, a_server_without_a_port_means_port_9000) {
+  Served s = serve(options());
+  // Nothing listens on 127.0.0.1:9000 in the tests: the refusal names the port filled in.
+  ClientResult r = run_client({"-s", "127.0.0.1", "-k", s.secret.path, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(3) || r.exited_with(0), "%s", r.describe().c_str());
+  if (r.exited_with(3)) ASSERT_CONTAINS(r.stderr_text, "127.0.0.1:9000");
+  // localhost is the loopback addresses, whatever /etc/hosts says.
+  std::string port = std::to_string(s.server.port());
+  r = run_client({"-s", "localhost:" + port, "-k", s.secret.path, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  r = run_client({"-s", "files.localhost:" + port, "-k", s.secret.path, "ping"}, Millis(30000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  stop_cleanly(s);
+}
+
+Test(client_cli, a_missing_secret_says_how_to_get_one) {
+  Served s = serve(options());
+  RunOptions o;
+  o.env = {{"XDG_CONFIG_HOME", s.dir.path("empty-config")}};
+  ClientResult r = run_client({"-s", s.server.address(), "ping"}, Millis(30000), o);
+  cr_assert(r.exited_with(9), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "copy the server's secret here");
+  ASSERT_CONTAINS(r.stderr_text, "mode 0600");
+  stop_cleanly(s);
 }

@@ -603,3 +603,24 @@ Test(robustness, a_half_closed_client_still_gets_the_whole_response) {
   cr_assert(s.server.wait_for_stderr("client closed", Millis(5000)), "%s", s.server.stderr_text().c_str());
   stop_cleanly(s);
 }
+
+// When the grace period runs out the server says "stopped" once, not once more for the
+// sessions it aborts. (Issue 12: it used to log it twice.)
+Test(robustness, the_grace_period_running_out_is_logged_once) {
+  Served s = serve(options({"--grace", "0.5"}));
+  make_pattern(s.in_root("slow.bin"), 16u << 20, 14);
+  RawClient c = connect_authenticated(s);
+  shrink_receive_buffer(c);
+  cr_assert(c.send_frame("{\"type\":\"get\",\"path\":\"slow.bin\"}"));
+  Frame header = read_header_only(c);
+  ASSERT_STR_EQ(header.type(), "file");
+  cr_assert(s.server.send_signal(SIGTERM));
+  ExitStatus st = s.server.wait_exit(Millis(30000));
+  cr_assert(st.exited_with(0), "%s", st.describe().c_str());
+  const std::string log = s.server.stderr_text();
+  cr_assert(log.find("grace period over") != std::string::npos, "%s", log.c_str());
+  size_t stopped = 0;
+  for (size_t at = log.find("reactord: stopped"); at != std::string::npos; at = log.find("reactord: stopped", at + 1))
+    ++stopped;
+  cr_assert_eq(stopped, 1u, "%s", log.c_str());
+}

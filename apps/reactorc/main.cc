@@ -1,9 +1,13 @@
 // reactorc: fetches files from reactord, authenticated and verified.
 
 #include <signal.h>
+#include <sys/stat.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +27,14 @@
 namespace {
 
 constexpr char kDefaultServer[] = "127.0.0.1:9000";
+constexpr char kDefaultPort[] = "9000";
+
+// HOST or [IPV6] alone means the default port, as ssh and curl fill in theirs.
+std::string with_default_port(const std::string& text) {
+  if (text.empty()) return text;
+  if (text.front() == '[') return text.back() == ']' ? text + ":" + kDefaultPort : text;
+  return text.find(':') == std::string::npos ? text + ":" + kDefaultPort : text;
+}
 
 // HOST:PORT or [IPV6]:PORT with a port from 1 to 65535. Checked before resolving, so a
 // typo is a usage error (exit 2) and only a name that does not resolve is exit 3.
@@ -67,6 +79,20 @@ int run(reactor::EventLoop& loop, Job& job, std::vector<reactor::SocketAddress> 
   return job.exit_code();
 }
 
+// Results that never reached their reader are a failure, as GNU coreutils' close_stdout
+// has it: `reactorc ls >/dev/full` must not exit 0 with the listing lost.
+int close_stdout(int status) {
+  bool failed = std::ferror(stdout) != 0;
+  int errnum = errno;
+  if (std::fclose(stdout) != 0) {
+    failed = true;
+    errnum = errno;
+  }
+  if (!failed) return status;
+  app::log_error("write standard output: %s", std::strerror(errnum != 0 ? errnum : EIO));
+  return status == client::kExitOk ? client::kExitLocal : status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,8 +109,9 @@ int main(int argc, char** argv) {
     const char* env = std::getenv("REACTOR_SERVER");
     server = env != nullptr && env[0] != '\0' ? env : kDefaultServer;
   }
+  server = with_default_port(server);
   if (!well_formed_server(server)) {
-    app::usage_error("reactorc", "invalid server address '%s'%s: expected HOST:PORT or [IPV6]:PORT", server.c_str(),
+    app::usage_error("reactorc", "invalid server address '%s'%s: expected HOST[:PORT] or [IPV6][:PORT]", server.c_str(),
                      options.server.empty() ? " (from REACTOR_SERVER)" : "");
     return client::kExitUsage;
   }
@@ -97,7 +124,15 @@ int main(int argc, char** argv) {
     if (secret_path.empty()) return fail(client::kExitConfig, err);
   }
   app::Secret secret;
-  if (!app::load_secret(secret_path, &secret, &err)) return fail(client::kExitConfig, err);
+  if (!app::load_secret(secret_path, &secret, &err)) {
+    struct stat st {};
+    if (lstat(secret_path.c_str(), &st) != 0 && errno == ENOENT) {
+      // The first thing a new user meets: say where to get one.
+      err += "; copy the server's secret here, e.g. scp server:.config/reactor/secret \"" + secret_path +
+             "\" (mode 0600), or name one with -k FILE";
+    }
+    return fail(client::kExitConfig, err);
+  }
 
   bool config_error = false;
   std::unique_ptr<reactor::EventLoop> loop = app::create_loop(options, &config_error, &err);
@@ -115,10 +150,13 @@ int main(int argc, char** argv) {
     if (!tls) return fail(client::kExitConfig, err);
   }
 
+  int status;
   if (options.verb == client::Verb::kBench) {
     client::Bench bench(*loop, options, secret, tls);
-    return run(*loop, bench, std::move(addresses));
+    status = run(*loop, bench, std::move(addresses));
+  } else {
+    client::CommandRunner runner(*loop, options, secret, tls);
+    status = run(*loop, runner, std::move(addresses));
   }
-  client::CommandRunner runner(*loop, options, secret, tls);
-  return run(*loop, runner, std::move(addresses));
+  return close_stdout(status);
 }

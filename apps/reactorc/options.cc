@@ -14,7 +14,7 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-fqv] [-s HOST:PORT] [-k FILE] [-t SECS] [--progress STYLE]\n"
+    "usage: reactorc [-fqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
@@ -30,8 +30,10 @@ const char kUsage[] =
     "  bench [REQUEST]      load test: many connections from one thread (see below)\n"
     "\n"
     "Options:\n"
-    "  -s, --server HOST:PORT  server address (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
-    "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret)\n"
+    "  -s, --server HOST[:PORT]  server address, port 9000 if not given\n"
+    "                          (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
+    "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
+    "                          else ~/.config/reactor/secret)\n"
     "  -f, --force             let get overwrite an existing LOCAL\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"

@@ -152,6 +152,9 @@ void Server::begin_shutdown(const char* why) {
 }
 
 void Server::finish_shutdown() {
+  // Aborting the last sessions schedules this again (retire); once is enough.
+  if (stopped_) return;
+  stopped_ = true;
   std::vector<Session*> all;
   for (auto& entry : sessions_) all.push_back(entry.second.get());
   for (Session* session : all) session->abort("server stopping");

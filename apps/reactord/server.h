@@ -78,6 +78,7 @@ class Server final : public SessionHost {
   std::vector<std::unique_ptr<Session>> retired_;
   uint64_t next_id_ = 1;
   bool shutting_down_ = false;
+  bool stopped_ = false;
   reactor::EventLoop::TimerId sweep_timer_ = 0;
   reactor::EventLoop::TimerId grace_timer_ = 0;
   std::chrono::steady_clock::time_point last_emfile_log_{};
