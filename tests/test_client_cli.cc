@@ -480,3 +480,14 @@ Test(client_cli, a_missing_secret_says_how_to_get_one) {
   ASSERT_CONTAINS(r.stderr_text, "mode 0600");
   stop_cleanly(s);
 }
+
+// Usage errors read like every other error, and an ambiguous abbreviation names what it
+// could mean.
+Test(client_cli, usage_errors_say_error_and_name_ambiguities) {
+  ClientResult r = run_client({"--tls", "ping"}, Millis(10000));
+  cr_assert(r.exited_with(2), "%s", r.describe().c_str());
+  cr_assert(starts_with(r.stderr_text, "reactorc: error: option '--tls' is ambiguous: it could be --tls-ca --tls-pin"),
+            "%s", r.stderr_text.c_str());
+  r = run_client({"--bogus", "ping"}, Millis(10000));
+  cr_assert(starts_with(r.stderr_text, "reactorc: error: unknown option '--bogus'"), "%s", r.stderr_text.c_str());
+}

@@ -44,7 +44,8 @@ bool parse_count(std::string_view text, uint64_t min, uint64_t max, uint64_t* ou
 }
 
 void usage_error_v(const char* program, const char* fmt, va_list args) {
-  std::fprintf(stderr, "%s: ", program);
+  // The same "PROGRAM: error: " as every other error of the programs.
+  std::fprintf(stderr, "%s: error: ", program);
   std::vfprintf(stderr, fmt, args);
   std::fprintf(stderr, "\nTry '%s --help' for more information.\n", program);
 }
@@ -101,8 +102,25 @@ ParseResult parse_common_option(int c, const CommonParse& how, char** argv, Comm
       return ParseResult::kExitOk;
     case ':':
       return fail_usage(how.program, "option '%s' needs an argument", argv[optind - 1]);
-    default:
-      return fail_usage(how.program, "unknown option '%s'", argv[optind - 1]);
+    default: {
+      // getopt says '?' for an abbreviation of several long options too: name them.
+      const char* arg = argv[optind - 1];
+      if (how.long_options != nullptr && std::strncmp(arg, "--", 2) == 0 && arg[2] != '\0') {
+        std::string given(arg + 2);
+        given = given.substr(0, given.find('='));
+        std::string matches;
+        size_t count = 0;
+        for (const struct option* o = how.long_options; o->name != nullptr; ++o) {
+          if (std::strncmp(o->name, given.c_str(), given.size()) == 0) {
+            matches += std::string(matches.empty() ? "" : " ") + "--" + o->name;
+            ++count;
+          }
+        }
+        if (count > 1)
+          return fail_usage(how.program, "option '%s' is ambiguous: it could be %s", arg, matches.c_str());
+      }
+      return fail_usage(how.program, "unknown option '%s'", arg);
+    }
   }
 }
 

@@ -32,10 +32,10 @@ enum class ParseResult { kRun, kExitOk, kUsageError };
 // --version, kExitUsage after a usage error.
 inline int exit_status_of(ParseResult parsed) { return parsed == ParseResult::kExitOk ? 0 : kExitUsage; }
 
-// Prints "PROGRAM: <message>" and the --help hint to stderr and returns kUsageError.
+// Prints "PROGRAM: error: <message>" and the --help hint to stderr and returns kUsageError.
 ParseResult fail_usage(const char* program, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
-// Prints "PROGRAM: <message>" and the --help hint to stderr, as getopt-style tools do.
+// Prints "PROGRAM: error: <message>" and the --help hint to stderr, as getopt-style tools do.
 void usage_error(const char* program, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 void usage_error_v(const char* program, const char* fmt, va_list args) __attribute__((format(printf, 2, 0)));
 
@@ -61,6 +61,7 @@ struct CommonParse {
   const char* program;
   const char* usage;
   int max_verbosity;
+  const struct option* long_options = nullptr;  // for naming an ambiguous abbreviation's candidates
 };
 ParseResult parse_common_option(int c, const CommonParse& how, char** argv, CommonOptions* out);
 

@@ -105,7 +105,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"tls-pin", required_argument, nullptr, kTlsPin},
       {"insecure", no_argument, nullptr, kInsecure},
   });
-  static const app::CommonParse kCommon{"reactorc", kUsage, 1};
+  static const app::CommonParse kCommon{"reactorc", kUsage, 1, kLong.data()};
   opterr = 0;
   optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;

@@ -61,7 +61,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"tls-cert", required_argument, nullptr, kTlsCert},
       {"tls-key", required_argument, nullptr, kTlsKey},
   });
-  static const app::CommonParse kCommon{"reactord", kUsage, 1};
+  static const app::CommonParse kCommon{"reactord", kUsage, 1, kLong.data()};
   opterr = 0;  // our own messages, with the program name and a hint
   optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;
