@@ -517,6 +517,21 @@ Test(connection, first_frame_not_hello_is_a_protocol_failure) {
   expect_client_closed(*fake);
 }
 
+// Something other than a reactor server answered the port: the failure names what it is.
+Test(connection, an_ssh_banner_is_named_not_parsed_as_a_frame) {
+  auto fake = make_fake();
+  server_send(*fake, "SSH-2.0-OpenSSH_9.2\r\n");
+  expect_failure(*fake, Failure::kProtocol, "speaks SSH, not the reactor protocol");
+  expect_client_closed(*fake);
+}
+
+Test(connection, garbage_before_hello_is_a_malformed_frame) {
+  auto fake = make_fake();
+  server_send(*fake, std::string("\xff\xff\xff\xff\x00\x01\x02\x03", 8));
+  expect_failure(*fake, Failure::kProtocol, "malformed frame from the server");
+  expect_client_closed(*fake);
+}
+
 Test(connection, auth_ok_before_hello_is_a_protocol_failure) {
   auto fake = make_fake();
   server_send(*fake, auth_ok_frame_with_mac(std::string(64, '0')));

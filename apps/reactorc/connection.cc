@@ -346,8 +346,16 @@ void Connection::finish_front_if_done(uint64_t body_remaining) {
 void Connection::on_failure(const protocol::StreamFailure& failure) {
   using F = protocol::StreamFailure;
   switch (failure.kind) {
-    case F::kBadFrame:
+    case F::kBadFrame: {
+      // The very first bytes already no frame: say what answered instead (an SSH or SMTP
+      // server's banner, HTTP, TLS), not what the frame's length would have been.
+      protocol::PeerKind kind = protocol::sniff_peer(failure.peer_bytes);
+      if (kind != protocol::PeerKind::kUnknown && kind != protocol::PeerKind::kReactorFrame)
+        return fail(Failure::kProtocol, peer_ + " speaks " + protocol::peer_kind_name(kind) +
+                                            ", not the reactor protocol" +
+                                            (kind == protocol::PeerKind::kTlsRecord ? "; connect without --plain" : ""));
       return fail(Failure::kProtocol, "malformed frame from the server: " + failure.error.message);
+    }
     case F::kBadMessage:
       return fail(Failure::kProtocol, "bad message from the server: " + failure.error.message);
     case F::kEndOfInput:
