@@ -608,45 +608,52 @@ def idle_count(name):
     return count
 
 
+def reactord_idle_run(count, tls):
+    """One fresh reactord holding `count` idle authenticated connections from reactorc bench:
+    its resident memory before and while they are held, and how long they took to establish."""
+    tag = "idle-tls" if tls else "idle"
+    rd, addr = start_reactord(tls=tls)  # fresh, so the baseline is an idle server's
+    # One connection first, so that what every server pays once (OpenSSL's RNG, HMAC and TLS
+    # contexts, code pages touched by a first handshake) is in the baseline, not divided
+    # among the connections.
+    warm = measure(reactorc(addr, "bench", "-c", "1", "-n", "1", "ping", tls=tls))
+    if warm["rc"] != 0:
+        raise RuntimeError("warm-up ping exited %d: %s" % (warm["rc"], warm["err"][-300:]))
+    time.sleep(0.2)
+    before = vm_kib(rd.pid, "VmRSS")
+    errf = open(os.path.join(TMP, tag + ".err"), "w+b")
+    outf = open(os.path.join(TMP, tag + ".out"), "w+b")
+    client = start(reactorc(addr, "bench", "--json", "-c", str(count), "-d", "4", "idle", tls=tls),
+                   stdout=outf, stderr=errf)
+    during = None
+    end = time.monotonic() + 60
+    while time.monotonic() < end and client.poll() is None:
+        errf.seek(0)
+        if b"authenticated in" in errf.read():
+            time.sleep(1.0)
+            during = vm_kib(rd.pid, "VmRSS")
+            break
+        time.sleep(0.05)
+    client.wait(120)
+    outf.seek(0)
+    text = outf.read().decode()
+    j = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
+    stop(rd)
+    if during is None or j.get("ready") != count or client.returncode != 0:
+        errf.seek(0)
+        raise RuntimeError("%s run: ready %s, exit %s: %s" % (tag, j.get("ready"), client.returncode,
+                                                              errf.read().decode()[-300:]))
+    return {"per_conn": (during - before) * 1024 / count, "before_mib": before / 1024,
+            "during_mib": during / 1024, "established_s": j["established_s"]}
+
+
 @scenario("5")
 def scenario_5():
     count = idle_count("5")
     runs = []
     for run in range(RUNS):
         log("scenario 5 run %d/%d" % (run + 1, RUNS))
-        rd, addr = start_reactord()  # fresh, so the baseline is an idle server's
-        # One connection first, so that what every server pays once (OpenSSL's RNG and
-        # HMAC set-up, code pages touched by a first handshake) is in the baseline, not
-        # divided among the connections.
-        warm = measure(reactorc(addr, "bench", "-c", "1", "-n", "1", "ping"))
-        if warm["rc"] != 0:
-            raise RuntimeError("warm-up ping exited %d: %s" % (warm["rc"], warm["err"][-300:]))
-        time.sleep(0.2)
-        before = vm_kib(rd.pid, "VmRSS")
-        errf = open(os.path.join(TMP, "idle.err"), "w+b")
-        outf = open(os.path.join(TMP, "idle.out"), "w+b")
-        client = start(reactorc(addr, "bench", "--json", "-c", str(count), "-d", "4", "idle"),
-                       stdout=outf, stderr=errf)
-        during = None
-        end = time.monotonic() + 60
-        while time.monotonic() < end and client.poll() is None:
-            errf.seek(0)
-            if b"authenticated" in errf.read():
-                time.sleep(1.0)
-                during = vm_kib(rd.pid, "VmRSS")
-                break
-            time.sleep(0.05)
-        client.wait(120)
-        outf.seek(0)
-        text = outf.read().decode()
-        j = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
-        stop(rd)
-        if during is None or j.get("ready") != count or client.returncode != 0:
-            errf.seek(0)
-            raise RuntimeError("idle run: ready %s, exit %s: %s" % (j.get("ready"), client.returncode,
-                                                                     errf.read().decode()[-300:]))
-        runs.append({"per_conn": (during - before) * 1024 / count, "before_mib": before / 1024,
-                     "during_mib": during / 1024, "established_s": j["established_s"]})
+        runs.append(reactord_idle_run(count, tls=False))
     result = {k: median([x[k] for x in runs]) for k in ("per_conn", "before_mib", "during_mib", "established_s")}
     result["count"] = count
     return result
@@ -873,38 +880,8 @@ def scenario_9():
     for run in range(RUNS):
         log("scenario 9 run %d/%d" % (run + 1, RUNS))
         row = {"run": run}
-        # reactord, as scenario 5 but over TLS: a fresh server, one warm-up connection in
-        # the baseline (OpenSSL's contexts, code pages of a first TLS handshake).
-        rd, addr = start_reactord(tls=True)
-        warm = measure(reactorc(addr, "bench", "-c", "1", "-n", "1", "ping", tls=True))
-        if warm["rc"] != 0:
-            raise RuntimeError("warm-up ping exited %d: %s" % (warm["rc"], warm["err"][-300:]))
-        time.sleep(0.2)
-        before = vm_kib(rd.pid, "VmRSS")
-        errf = open(os.path.join(TMP, "idle-tls.err"), "w+b")
-        outf = open(os.path.join(TMP, "idle-tls.out"), "w+b")
-        client = start(reactorc(addr, "bench", "--json", "-c", str(count), "-d", "4", "idle", tls=True),
-                       stdout=outf, stderr=errf)
-        during = None
-        end = time.monotonic() + 60
-        while time.monotonic() < end and client.poll() is None:
-            errf.seek(0)
-            if b"authenticated in" in errf.read():
-                time.sleep(1.0)
-                during = vm_kib(rd.pid, "VmRSS")
-                break
-            time.sleep(0.05)
-        client.wait(120)
-        outf.seek(0)
-        text = outf.read().decode()
-        j = json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
-        stop(rd)
-        if during is None or j.get("ready") != count or client.returncode != 0:
-            errf.seek(0)
-            raise RuntimeError("idle TLS run: ready %s, exit %s: %s" % (j.get("ready"), client.returncode,
-                                                                         errf.read().decode()[-300:]))
-        row.update({"ours_per_conn": (during - before) * 1024 / count, "ours_before_mib": before / 1024,
-                    "ours_during_mib": during / 1024, "ours_established_s": j["established_s"]})
+        ours = reactord_idle_run(count, tls=True)  # as scenario 5, over TLS
+        row.update({"ours_" + k: v for k, v in ours.items()})
         # nginx: a fresh server with one worker; the same number of HTTPS connections, each
         # a full TLS 1.3 handshake and one keep-alive GET of 16 bytes, then idle.
         ngx = start_nginx_tls()

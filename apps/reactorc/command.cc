@@ -71,10 +71,8 @@ protocol::Message StatCommand::request() const {
 const char* StatCommand::feature() const { return protocol::kFeatureStat; }
 
 void StatCommand::on_message(protocol::Message& message) {
-  if (finished()) return;
-  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
-  auto* reply = std::get_if<protocol::StatReply>(&message);
-  if (reply == nullptr) return unexpected(message);
+  auto* reply = expect_reply<protocol::StatReply>(message);
+  if (reply == nullptr) return;
   reply_ = std::move(*reply);
   succeed();
 }
@@ -88,10 +86,7 @@ protocol::Message PingCommand::request() const { return protocol::PingRequest{};
 const char* PingCommand::feature() const { return protocol::kFeaturePing; }
 
 void PingCommand::on_message(protocol::Message& message) {
-  if (finished()) return;
-  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
-  if (std::get_if<protocol::Pong>(&message) == nullptr) return unexpected(message);
-  succeed();
+  if (expect_reply<protocol::Pong>(message) != nullptr) succeed();
 }
 
 // ---- msg
@@ -107,10 +102,8 @@ protocol::Message MsgCommand::request() const {
 const char* MsgCommand::feature() const { return protocol::kFeatureMsg; }
 
 void MsgCommand::on_message(protocol::Message& message) {
-  if (finished()) return;
-  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
-  auto* ok = std::get_if<protocol::MsgOk>(&message);
-  if (ok == nullptr) return unexpected(message);
+  auto* ok = expect_reply<protocol::MsgOk>(message);
+  if (ok == nullptr) return;
   bytes_ = ok->bytes;
   succeed();
 }

@@ -18,9 +18,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "apps/common/state_machine.h"
+#include "apps/reactorc/exit_codes.h"
 #include "protocol/messages.h"
 
 namespace client {
@@ -69,6 +71,20 @@ class Command {
   void fail(int exit_code, std::string message);
   // A reply this command does not expect at this point.
   void unexpected(const protocol::Message& message);
+  // For a command answered by one message: that message as a Reply, or nullptr when the
+  // command is already finished or the message fails it (the server's error, or any other
+  // message).
+  template <typename Reply>
+  Reply* expect_reply(protocol::Message& message) {
+    if (finished()) return nullptr;
+    if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) {
+      fail(kExitRemote, describe(*error));
+      return nullptr;
+    }
+    auto* reply = std::get_if<Reply>(&message);
+    if (reply == nullptr) unexpected(message);
+    return reply;
+  }
   // Called once when the command fails, before the state changes: drop partial work.
   virtual void on_fail() {}
 
