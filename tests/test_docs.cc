@@ -39,6 +39,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <algorithm>
 #include <set>
 #include <sstream>
@@ -382,6 +383,30 @@ void check_pairs(const char* name, const char* page) {
     cr_assert(together, "%s --help pairs %s with %s, but no .It line of %s's OPTIONS names both", name,
               pair.first.c_str(), pair.second.c_str(), page);
   }
+}
+
+// A page's example of reactorc's final line has the shape reactorc prints
+// (progress.cc's finish_ok: mark, name, size, "in" time, rate, what was verified), so that
+// the examples cannot drift back to an invented "notes.pdf 100% ..." line.
+Test(docs, example_summary_lines_have_the_real_shape, .timeout = kTimeout) {
+  const std::regex shape(R"(^\\\[u2713\] \S+  [0-9.]+ (B|KiB|MiB|GiB) in \S+( s)? \((\.\.\.|[0-9.]+ (B|KiB|MiB|GiB)/s)\), sha256 verified$)");
+  size_t examples = 0;
+  for (const char* page : {kClientPage, kServerPage}) {
+    std::istringstream in(read_text(page));
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("sha256 verified") == std::string::npos) continue;
+      ++examples;
+      cr_expect(std::regex_search(line, shape), "%s: an example final line unlike reactorc's: %s", page,
+                line.c_str());
+    }
+  }
+  cr_assert_geq(examples, 2, "expected an example final line in each of reactorc(1) and reactord(8)");
+}
+
+// The README stands alone in a clone: no path that leads outside the repository.
+Test(docs, readme_points_at_nothing_outside_the_repository, .timeout = kTimeout) {
+  std::string readme = read_text("README.md");
+  cr_assert(readme.find("../") == std::string::npos, "README.md refers to a path outside the repository");
 }
 
 // ---- exit statuses ---------------------------------------------------------------------
