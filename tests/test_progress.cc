@@ -377,7 +377,8 @@ Test(progress, none_style_prints_only_the_final_line) {
   FakeClock clock;
   Capture out;
   uint64_t done = 0;
-  Progress p(out.fd(), ProgressStyle::kNone, true, false, "file.bin", 64 * kMiB, 0, clock.fn());
+  // Colour asked for and a terminal: --progress=none still writes no colour (reactorc(1)).
+  Progress p(out.fd(), ProgressStyle::kNone, true, true, "file.bin", 64 * kMiB, 0, clock.fn());
   drive(&p, &clock, &done, 32, 2 * kMiB);
   cr_assert_eq(out.take(), "");
   p.finish_ok();
@@ -561,8 +562,113 @@ Test(progress, narrow_terminals_degrade) {
     size_t limit = columns > 1 ? static_cast<size_t>(columns) - 1 : 1;
     cr_assert_leq(code_points(line), limit, "%d columns: \"%s\"", columns, line.c_str());
     if (columns >= 6) cr_assert(contains(line, "42%"), "%d columns: \"%s\"", columns, line.c_str());
-    if (columns >= 30) cr_assert(contains(line, "["), "%d columns: \"%s\"", columns, line.c_str());
+    // The numbers outlast the bar: bytes from 40 columns, rate and ETA from 60.
+    if (columns >= 40) cr_assert(contains(line, "42.0 MiB / 100.0 MiB"), "%d columns: \"%s\"", columns, line.c_str());
+    if (columns >= 60) {
+      cr_assert(contains(line, "B/s") && contains(line, "ETA"), "%d columns: \"%s\"", columns, line.c_str());
+    }
   }
+}
+
+Test(progress, eighty_columns_show_the_bar_and_every_number) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, "file.bin", 100 * kMiB, 0, clock.fn());
+  p.set_columns(80);
+  drive(&p, &clock, &done, 12, kMiB);  // 1.5 s at 8 MiB/s
+  std::string line = screen_lines(out.take()).back();
+  cr_assert_leq(code_points(line), 79u, "%s", line.c_str());
+  cr_assert(contains(line, "[") && contains(line, "12.0 MiB / 100.0 MiB") && contains(line, "8.0 MiB/s"), "%s",
+            line.c_str());
+  cr_assert(contains(line, "1.50 s ETA"), "the elapsed time, then the ETA: %s", line.c_str());
+}
+
+Test(progress, a_stall_reads_stalled_until_bytes_come_again) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, "file.bin", 100 * kMiB, 0, clock.fn());
+  p.set_columns(100);
+  drive(&p, &clock, &done, 8, kMiB);
+  for (int i = 0; i < 20; ++i) {  // 2.5 s without a byte: slowing, not yet stalled
+    clock.now += 0.125;
+    p.tick();
+  }
+  std::string slowing = screen_lines(out.take()).back();
+  cr_assert(!contains(slowing, "stalled"), "%s", slowing.c_str());
+  for (int i = 0; i < 8; ++i) {  // past 3 s
+    clock.now += 0.125;
+    p.tick();
+  }
+  std::string stalled = screen_lines(out.take()).back();
+  cr_assert(contains(stalled, "stalled") && contains(stalled, "ETA     --"), "%s", stalled.c_str());
+  drive(&p, &clock, &done, 1, kMiB);
+  std::string again = screen_lines(out.take()).back();
+  cr_assert(!contains(again, "stalled"), "%s", again.c_str());
+}
+
+Test(progress, a_long_label_is_elided_in_the_middle) {
+  FakeClock clock;
+  Capture out;
+  Progress p(out.fd(), ProgressStyle::kBar, true, false,
+             "backups/2026/12/01/hosts/with/a/long/path/db-full.tar.zst", 100 * kMiB, 0, clock.fn());
+  p.set_columns(80);
+  p.update(kMiB);
+  p.tick();
+  std::string line = screen_lines(out.take()).back();
+  cr_assert_leq(code_points(line), 79u, "%s", line.c_str());
+  cr_assert(line.rfind("back", 0) == 0 && contains(line, "...") && contains(line, "db-full.tar.zst "),
+            "the start, an ellipsis, the file name: %s", line.c_str());
+  cr_assert(contains(line, "ETA"), "%s", line.c_str());
+  // With room to spare, the bar comes back beside the elided name.
+  p.set_columns(120);
+  clock.now += 0.125;
+  p.tick();
+  std::string wide = screen_lines(out.take()).back();
+  cr_assert(contains(wide, "db-full.tar.zst [") && contains(wide, "..."), "%s", wide.c_str());
+}
+
+Test(progress, ascii_mode_writes_no_byte_above_127) {
+  for (ProgressStyle style : kDrawingStyles) {
+    for (bool ok : {true, false}) {
+      FakeClock clock;
+      Capture out;
+      uint64_t done = 0;
+      Progress p(out.fd(), style, true, true, "file.bin", 100 * kMiB, 0, clock.fn());
+      p.set_ascii(true);
+      drive(&p, &clock, &done, 8, 10 * kMiB);
+      if (ok) {
+        p.finish_ok("sha256 verified");
+      } else {
+        p.finish_failed("connection reset by peer");
+      }
+      std::string text = out.take();
+      for (char c : text) cr_assert_lt(static_cast<unsigned char>(c), 0x80u, "%s", text.c_str());
+      std::string last = screen_lines(text).back();
+      cr_assert(last.rfind(ok ? "OK file.bin" : "FAILED file.bin", 0) == 0, "%s", last.c_str());
+      cr_assert(contains(strip_csi(text), "[====="), "the bar is drawn with '=': %s", text.c_str());
+    }
+  }
+}
+
+Test(progress, a_dumb_terminal_gets_no_escape_sequences) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress p(out.fd(), ProgressStyle::kRainbow, true, true, "file.bin", 100 * kMiB, 0, clock.fn());
+  p.set_dumb_terminal(true);
+  p.set_columns(100);
+  drive(&p, &clock, &done, 8, 4 * kMiB);
+  p.clear();
+  p.tick();
+  p.finish_ok("sha256 verified");
+  std::string text = out.take();
+  cr_assert(!contains(text, "\x1b"), "%s", text.c_str());
+  // The final line is shorter than the live one: spaces cover what is left of it.
+  std::string final_segment = text.substr(text.rfind('\r') + 1);
+  cr_assert(contains(final_segment, "sha256 verified   "), "%s", final_segment.c_str());
+  cr_assert_eq(final_segment.back(), '\n');
 }
 
 Test(progress, asks_the_terminal_for_its_width) {

@@ -277,3 +277,44 @@ Test(terminal_text, escapes_bidirectional_controls) {
   expect_escape("\xe2\x80\xafx", "\xe2\x80\xafx");  // U+202F, just after it
   expect_escape("\xe2\x81\xa5\xe2\x81\xaa", "\xe2\x81\xa5\xe2\x81\xaa");  // U+2065, U+206A
 }
+
+// The locale's codeset, as glibc reads it: LC_ALL over LC_CTYPE over LANG, empty = unset.
+Test(terminal_text, locale_is_utf8_reads_the_codeset) {
+  struct Case {
+    const char* lc_all;
+    const char* lc_ctype;
+    const char* lang;
+    bool utf8;
+  };
+  const Case cases[] = {
+      {nullptr, nullptr, nullptr, false},          {nullptr, nullptr, "C", false},
+      {nullptr, nullptr, "POSIX", false},          {nullptr, nullptr, "C.UTF-8", true},
+      {nullptr, nullptr, "en_US.UTF-8", true},     {nullptr, nullptr, "de_DE.utf8@euro", true},
+      {nullptr, nullptr, "en_US.ISO-8859-1", false}, {"C", nullptr, "en_US.UTF-8", false},
+      {"", nullptr, "en_US.UTF-8", true},          {nullptr, "C.UTF-8", "C", true},
+      {"en_GB.UTF-8", "C", "C", true},             {nullptr, nullptr, "utf8", false},
+  };
+  for (const Case& c : cases) {
+    auto set = [](const char* name, const char* value) {
+      if (value == nullptr) {
+        unsetenv(name);
+      } else {
+        setenv(name, value, 1);
+      }
+    };
+    set("LC_ALL", c.lc_all);
+    set("LC_CTYPE", c.lc_ctype);
+    set("LANG", c.lang);
+    cr_expect_eq(app::locale_is_utf8(), c.utf8, "LC_ALL=%s LC_CTYPE=%s LANG=%s", c.lc_all ? c.lc_all : "(unset)",
+                 c.lc_ctype ? c.lc_ctype : "(unset)", c.lang ? c.lang : "(unset)");
+  }
+}
+
+Test(terminal_text, terminal_is_dumb_only_for_term_dumb) {
+  setenv("TERM", "dumb", 1);
+  cr_expect(app::terminal_is_dumb());
+  setenv("TERM", "xterm-256color", 1);
+  cr_expect(!app::terminal_is_dumb());
+  unsetenv("TERM");
+  cr_expect(!app::terminal_is_dumb());
+}

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
 
 namespace app {
@@ -202,12 +203,35 @@ std::string_view truncate_to_width(std::string_view text, std::size_t columns) {
   return text.substr(0, i);
 }
 
+bool terminal_is_dumb() {
+  const char* term = std::getenv("TERM");
+  return term != nullptr && std::strcmp(term, "dumb") == 0;
+}
+
 bool stream_wants_color(int fd) {
   if (isatty(fd) != 1) return false;
   const char* no_color = std::getenv("NO_COLOR");
   if (no_color != nullptr && no_color[0] != '\0') return false;
-  const char* term = std::getenv("TERM");
-  return term == nullptr || std::strcmp(term, "dumb") != 0;
+  return !terminal_is_dumb();
+}
+
+bool locale_is_utf8() {
+  const char* value = nullptr;
+  for (const char* name : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    value = std::getenv(name);
+    if (value != nullptr && value[0] != '\0') break;
+    value = nullptr;
+  }
+  if (value == nullptr) return false;
+  // The codeset is what follows '.', up to a '@' modifier: "en_US.UTF-8", "de_DE.utf8@euro";
+  // "C.UTF-8" included.
+  const char* dot = std::strchr(value, '.');
+  if (dot == nullptr) return false;
+  std::string codeset;
+  for (const char* c = dot + 1; *c != '\0' && *c != '@'; ++c) {
+    if (*c != '-' && *c != '_') codeset += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+  }
+  return codeset == "utf8";
 }
 
 }  // namespace app

@@ -42,4 +42,12 @@ std::string_view truncate_to_width(std::string_view text, std::size_t columns);
 // (https://no-color.org: any non-empty value disables colour), and TERM is not "dumb".
 bool stream_wants_color(int fd);
 
+// TERM is "dumb": a terminal that interprets no escape sequences (Emacs' shell, some CI
+// consoles); `\r` still returns to the start of the line.
+bool terminal_is_dumb();
+
+// Whether the character set of the locale (LC_ALL, else LC_CTYPE, else LANG, the first
+// that is set and not empty) is UTF-8. Unset, "C" and "POSIX" are ASCII, as in glibc.
+bool locale_is_utf8();
+
 }  // namespace app

@@ -169,6 +169,8 @@ void CommandRunner::on_file(const protocol::FileHeader& header) {
   std::string label = app::escape_for_terminal(get_->sink().display());
   progress_ = std::make_unique<Progress>(STDERR_FILENO, options_.progress, tty, app::stream_wants_color(STDERR_FILENO),
                                          label, header.size, 0);
+  progress_->set_ascii(!app::locale_is_utf8());
+  progress_->set_dumb_terminal(tty && app::terminal_is_dumb());
   if (tty && options_.progress != ProgressStyle::kNone) {
     progress_->tick();
     progress_timer_ = loop_.run_every(std::chrono::milliseconds(100), [this] {

@@ -33,6 +33,9 @@ constexpr std::size_t kDefaultColumns = 80;
 constexpr std::size_t kMinBar = 10;
 constexpr std::size_t kMaxBar = 40;
 constexpr std::size_t kMinLabel = 8;
+// A bar is drawn only if the label keeps this many columns beside it: a name cut to a
+// few characters says less than the numbers and the bar together.
+constexpr std::size_t kMinLabelBesideBar = 16;
 // Field widths the values usually stay within, so the bar does not jitter as they change.
 constexpr std::size_t kRateWidth = 11;  // "112.4 MiB/s"
 constexpr std::size_t kEtaWidth = 6;    // "12.3 s"
@@ -87,7 +90,7 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
     : fd_(fd),
       style_(style),
       live_(is_terminal && style != ProgressStyle::kNone),
-      color_(is_terminal && color),
+      color_(is_terminal && color && style != ProgressStyle::kNone),
       label_(make_safe(label)),
       total_(total),
       start_(start),
@@ -96,6 +99,23 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
       started_at_(clock_()),
       last_draw_(-std::numeric_limits<double>::infinity()) {
   label_columns_ = app::display_width(label_);
+  std::size_t before = 0;
+  for (std::size_t i = 0; i < label_.size();) {
+    std::size_t len = 1;
+    while (i + len < label_.size() && (static_cast<unsigned char>(label_[i + len]) & 0xc0) == 0x80) ++len;
+    label_starts_.push_back(i);
+    label_columns_before_.push_back(before);
+    before += app::display_width(std::string_view(label_).substr(i, len));
+    i += len;
+  }
+  std::size_t slash = label_.rfind('/');
+  if (slash != std::string::npos) {
+    auto it = std::lower_bound(label_starts_.begin(), label_starts_.end(), slash + 1);
+    std::size_t index = static_cast<std::size_t>(it - label_starts_.begin());
+    basename_columns_ = index < label_columns_before_.size() ? label_columns_ - label_columns_before_[index] : 0;
+  }
+  last_seen_ = start_;
+  last_change_ = started_at_;
   record_sample(started_at_, start_);
   if (live_) {
     line_.reserve(256 + label_.size());
@@ -110,6 +130,19 @@ Progress::~Progress() {
   }
 }
 
+// Ends a line that replaces the live one (line_ from its '\r'): `\x1b[K` clears what is
+// left of the old line; a dumb terminal gets spaces over it instead.
+void Progress::append_erase() {
+  if (!dumb_) {
+    line_ += kErase;
+    return;
+  }
+  std::size_t start = !line_.empty() && line_[0] == '\r' ? 1 : 0;
+  std::size_t width = app::display_width(std::string_view(line_).substr(start));
+  if (drawn_columns_ > width) line_.append(drawn_columns_ - width, ' ');
+  drawn_columns_ = width;
+}
+
 void Progress::tick() {
   if (!live_ || finished_) return;
   double now = clock_();
@@ -121,9 +154,11 @@ void Progress::clear() {
   if (!on_screen_) return;
   ErrnoGuard guard;
   line_.assign("\r");
-  line_ += kErase;
+  append_erase();
+  if (dumb_) line_ += '\r';
   write_out(line_);
   on_screen_ = false;
+  drawn_columns_ = 0;
   last_draw_ = -std::numeric_limits<double>::infinity();
 }
 
@@ -177,19 +212,38 @@ void Progress::append_bar(std::size_t width, double fraction, bool complete) {
     colour = style_ == ProgressStyle::kPlane ? kGreen : kRainbow[redraws_ % kRainbowColors];
   }
   line_ += colour;
-  for (std::size_t i = 0; i < filled; ++i) line_ += kPlaneGlyph;
+  if (ascii_) {
+    line_.append(filled, '=');
+  } else {
+    for (std::size_t i = 0; i < filled; ++i) line_ += kPlaneGlyph;
+  }
   if (!colour.empty()) line_ += kReset;
   line_.append(width - filled, ' ');
 }
 
+// The label in `room` columns: whole, or elided in the middle keeping the file name (or
+// at least twice as much of the end as of the start): "backups/...db-full.tar.zst".
 void Progress::append_label(std::size_t room) {
   if (label_columns_ <= room) {
     line_ += label_;
-  } else if (room > kEllipsis.size()) {
-    line_ += app::truncate_to_width(label_, room - kEllipsis.size());
-    line_ += kEllipsis;
-  } else {
+    return;
+  }
+  if (room <= kEllipsis.size()) {
     line_ += app::truncate_to_width(label_, room);
+    return;
+  }
+  std::size_t keep = room - kEllipsis.size();
+  // Two thirds for the end, or the whole file name if it fits with a column to spare.
+  std::size_t tail_target = std::max(keep - keep / 3, std::min(basename_columns_, keep - 1));
+  std::string_view head = app::truncate_to_width(label_, keep - tail_target);
+  line_ += head;
+  line_ += kEllipsis;
+  // The first code point from which the rest of the label fits in what is left.
+  std::size_t tail_room = keep - app::display_width(head);
+  auto first = std::lower_bound(label_columns_before_.begin(), label_columns_before_.end(),
+                                label_columns_ - tail_room);
+  if (first != label_columns_before_.end()) {
+    line_ += std::string_view(label_).substr(label_starts_[static_cast<std::size_t>(first - label_columns_before_.begin())]);
   }
 }
 
@@ -205,6 +259,11 @@ void Progress::redraw(double now) {
   double rate = smoothed_rate(now);
   record_sample(now, done_);
   last_draw_ = now;
+  if (done_ != last_seen_) {
+    last_seen_ = done_;
+    last_change_ = now;
+  }
+  const bool stalled = !complete && now - last_change_ >= kStallSeconds;
 
   char percent_text[8];
   std::snprintf(percent_text, sizeof percent_text, "%3u%%", percent);
@@ -212,14 +271,17 @@ void Progress::redraw(double now) {
   std::string done_text = app::format_bytes(done_);
   std::string rate_text = rate >= 0.0 ? app::format_rate(rate) : std::string("-- B/s");
   std::string eta_text = "--";
-  if (complete) {
+  if (stalled) {
+    rate_text = "stalled";
+  } else if (complete) {
     eta_text = app::format_duration(0.0);
   } else if (rate > 0.0) {
     eta_text = app::format_duration(static_cast<double>(total_ - done_) / rate);
   }
+  std::string elapsed_text = app::format_duration(std::max(0.0, now - started_at_));
 
-  // The fields right of the bar, least important last: dropped from the end while even
-  // a shortened label and the narrowest bar do not fit.
+  // The numbers right of the bar. With fewer than all five, the least important go
+  // first: elapsed time, then ETA, rate and bytes; the percentage always stays.
   auto build_fields = [&](int count) {
     scratch_.assign(" ");
     scratch_ += percent_text;
@@ -233,24 +295,36 @@ void Progress::redraw(double now) {
       scratch_ += ' ';
       append_padded(&scratch_, rate_text, kRateWidth);
     }
+    if (count > 4) {
+      scratch_ += ' ';
+      append_padded(&scratch_, elapsed_text, kEtaWidth);
+    }
     if (count > 3) {
       scratch_ += " ETA ";
       append_padded(&scratch_, eta_text, kEtaWidth);
     }
   };
 
+  // The widest layout that fits, trying for each number of fields a bar of at least
+  // kMinBar and then no bar: the bar shrinks, then goes, before any number does.
   std::size_t cols = columns();
   const std::size_t avail = cols > 1 ? cols - 1 : 1;
   const std::size_t label_sep = label_columns_ > 0 ? 1 : 0;
   const std::size_t label_min = std::min(label_columns_, kMinLabel);
-  int fields = 4;
-  for (;; --fields) {
+  const std::size_t label_min_beside_bar = std::min(label_columns_, kMinLabelBesideBar);
+  bool with_bar = false;
+  bool fits = false;
+  for (int fields = 5; fields >= 1 && !fits; --fields) {
     build_fields(fields);
-    if (label_min + label_sep + kMinBar + 2 + scratch_.size() <= avail || fields == 1) break;
+    if (label_min_beside_bar + label_sep + kMinBar + 2 + scratch_.size() <= avail) {
+      with_bar = fits = true;
+    } else if (label_min + scratch_.size() <= avail) {
+      fits = true;
+    }
   }
 
   line_.assign("\r");
-  if (label_min + label_sep + kMinBar + 2 + scratch_.size() <= avail) {
+  if (with_bar) {
     std::size_t room = avail - scratch_.size() - 2 - label_sep;  // label and bar
     std::size_t bar = kMinBar;
     std::size_t label_room = room - kMinBar;
@@ -264,15 +338,19 @@ void Progress::redraw(double now) {
     append_bar(bar, fraction, complete);
     line_ += ']';
     line_ += scratch_;
+  } else if (fits) {
+    append_label(std::min(label_columns_, avail - scratch_.size()));
+    line_ += scratch_;
   } else {
-    // Too narrow for a bar: as much of the label as fits, then the percentage.
+    // Too narrow even for the percentage beside a short label: as much of the label as
+    // fits, then the percentage.
     std::string_view percent_field(scratch_);
     if (percent_field.size() > avail) percent_field = percent_field.substr(percent_field.size() - avail);
     std::size_t room = avail - percent_field.size();
     if (room > 0) append_label(room);
     line_ += percent_field;
   }
-  line_ += kErase;
+  append_erase();
   write_out(line_);
   on_screen_ = true;
   ++redraws_;
@@ -288,7 +366,7 @@ void Progress::finish_ok(std::string_view detail) {
   line_.clear();
   if (on_screen_) line_ += '\r';
   if (color_) line_ += kGreen;
-  line_ += kCheck;
+  line_ += ascii_ ? std::string_view("OK") : kCheck;
   if (color_) line_ += kReset;
   line_ += ' ';
   line_ += label_;
@@ -309,7 +387,7 @@ void Progress::finish_ok(std::string_view detail) {
     line_ += ", ";
     line_ += make_safe(detail);
   }
-  if (on_screen_) line_ += kErase;
+  if (on_screen_) append_erase();
   line_ += '\n';
   write_out(line_);
   on_screen_ = false;
@@ -324,7 +402,7 @@ void Progress::finish_failed(std::string_view reason) {
   line_.clear();
   if (on_screen_) line_ += '\r';
   if (color_) line_ += kRed;
-  line_ += kCross;
+  line_ += ascii_ ? std::string_view("FAILED") : kCross;
   line_ += ' ';
   line_ += label_;
   line_ += ": ";
@@ -337,7 +415,7 @@ void Progress::finish_failed(std::string_view reason) {
   line_ += app::format_duration(elapsed);
   line_ += ')';
   if (color_) line_ += kReset;
-  if (on_screen_) line_ += kErase;
+  if (on_screen_) append_erase();
   line_ += '\n';
   write_out(line_);
   on_screen_ = false;

@@ -2,12 +2,19 @@
 // The download progress line on stderr, in the spirit of the tutorial's processBar:
 // a plain `=>` bar, a green ✈ bar, or ✈ changing colour on every redraw.
 //
-//   movie.mp4 [==========>       ]  58% 116.0 MiB / 200.0 MiB 112.4 MiB/s ETA 0.78 s
+//   movie.mp4 [==========>       ]  58% 116.0 MiB / 200.0 MiB 112.4 MiB/s 1.06 s ETA 0.78 s
 //   ✓ movie.mp4  200.0 MiB in 1.84 s (108.7 MiB/s), sha256 verified
 //   ✗ movie.mp4: connection reset by peer (12.0 MiB of 200.0 MiB after 0.31 s)
 //
+// The live line's fields after the bar: percentage, bytes, rate (`stalled` after
+// kStallSeconds without a byte), elapsed time, ETA. On a narrow terminal the bar
+// shrinks, then goes, before any number does; a long label is elided in the middle, so
+// the end of the name stays visible.
+//
 // On a terminal the line is redrawn in place (`\r`, text, `\x1b[K`) at most ten times a
-// second and fitted to the terminal's width; the finished line replaces it. Anywhere
+// second and fitted to the terminal's width; the finished line replaces it. On a dumb
+// terminal (set_dumb_terminal) spaces erase instead of `\x1b[K`; in a locale that is not
+// UTF-8 (set_ascii) the glyphs become ASCII (`OK`, `FAILED`, `=`). Anywhere
 // else (a pipe, a file, a CI log) nothing is written until the end, and then only the
 // final line, with no control bytes and no colour. ProgressStyle::kNone also prints just
 // the final line, so scripts still see a result; silencing everything is the caller's job.
@@ -21,6 +28,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace client {
 
@@ -35,6 +43,8 @@ class Progress {
   using Clock = std::function<double()>;
 
   static constexpr double kRedrawInterval = 0.1;
+  // No byte for this long and the rate reads "stalled", as in scp and wget.
+  static constexpr double kStallSeconds = 3.0;
 
   // `fd` is borrowed (normally STDERR_FILENO) and must outlive this object.
   // `is_terminal`: isatty(fd); `color`: app::stream_wants_color(fd). Colour is only
@@ -73,6 +83,14 @@ class Progress {
   // redraw, falling back to 80. The line uses one column less than this, so that it
   // never reaches the last column and wraps on terminals that wrap eagerly.
   void set_columns(int columns) { columns_override_ = columns; }
+  // ASCII only (a locale that is not UTF-8): `OK`/`FAILED` for ✓/✗, `=` for ✈.
+  void set_ascii(bool ascii) { ascii_ = ascii; }
+  // A terminal that knows no escape sequences (TERM=dumb): the live line is erased by
+  // padding with spaces, not `\x1b[K`, and no colour is used.
+  void set_dumb_terminal(bool dumb) {
+    dumb_ = dumb;
+    if (dumb) color_ = false;
+  }
 
  private:
   struct Sample {
@@ -87,6 +105,7 @@ class Progress {
   std::size_t columns() const;
   void append_bar(std::size_t width, double fraction, bool complete);
   void append_label(std::size_t room);
+  void append_erase();
   void write_out(std::string_view data);
 
   int fd_;
@@ -105,6 +124,16 @@ class Progress {
   bool finished_ = false;
   bool broken_ = false;
   int columns_override_ = 0;
+  bool ascii_ = false;
+  bool dumb_ = false;
+  // Where each code point of the label starts, and the columns before it: the label's
+  // end can then be cut to a width without measuring it again at every redraw.
+  std::vector<std::size_t> label_starts_;
+  std::vector<std::size_t> label_columns_before_;
+  std::size_t basename_columns_ = 0;  // of the label after its last '/'; 0 without one
+  uint64_t last_seen_ = 0;  // done_ at the last redraw, and when it last changed
+  double last_change_ = 0.0;
+  std::size_t drawn_columns_ = 0;  // of the live line on screen, for a dumb terminal
   uint64_t redraws_ = 0;
   std::array<Sample, kSamples> samples_{};
   std::size_t sample_next_ = 0;
