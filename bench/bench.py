@@ -402,6 +402,19 @@ def warm_tmpfs(out):
         os.unlink(out)
 
 
+def summarise_throughput(rows, summary):
+    """Per tool (rows: tool -> [{run, mbps, client_cpu, server_cpu}]), the medians, and ours
+    against it within each run, then the median of those ratios: both ran minutes apart at
+    most, so a drift of the machine between runs cancels out."""
+    ours_by_run = {x["run"]: x["mbps"] for x in rows["reactorc"]}
+    for k, v in rows.items():
+        if v:
+            summary[k] = {m: median([x[m] for x in v]) for m in ("mbps", "client_cpu", "server_cpu")}
+            summary[k]["runs"] = len(v)
+            summary[k]["ours_over"] = median([ours_by_run[x["run"]] / x["mbps"] for x in v
+                                              if x["run"] in ours_by_run and x["mbps"]])
+
+
 @scenario("1")
 def scenario_1():
     rd, addr = start_reactord()
@@ -492,15 +505,7 @@ def scenario_1():
     for p in (rd, ng, py, ip) + ((peers["scp"][0],) if "scp" in peers else ()):
         stop(p)
     summary = {}
-    ours_by_run = {x["run"]: x["mbps"] for x in rows["reactorc"]}
-    for k, v in rows.items():
-        if v:
-            summary[k] = {m: median([x[m] for x in v]) for m in ("mbps", "client_cpu", "server_cpu")}
-            summary[k]["runs"] = len(v)
-            # Ours against it within each run, then the median: both ran minutes apart at
-            # most, so a drift of the machine between runs cancels out.
-            summary[k]["ours_over"] = median([ours_by_run[x["run"]] / x["mbps"] for x in v
-                                              if x["run"] in ours_by_run and x["mbps"]])
+    summarise_throughput(rows, summary)
     return summary
 
 
@@ -761,14 +766,10 @@ def scenario_7():
     if "TLS_AES_128_GCM_SHA256" not in (said.get("reactorc") or ""):
         PROBLEMS.append("scenario 7: reactorc -v did not report TLS_AES_128_GCM_SHA256: %s" % said.get("reactorc"))
     summary = {"aes_gcm_mbps": aes, "ulp": sh("cat /proc/sys/net/ipv4/tcp_available_ulp")}
-    ours_by_run = {x["run"]: x["mbps"] for x in rows["reactorc"]}
-    for k, v in rows.items():
-        if v:
-            summary[k] = {m: median([x[m] for x in v]) for m in ("mbps", "client_cpu", "server_cpu")}
-            summary[k]["runs"] = len(v)
+    summarise_throughput(rows, summary)
+    for k in rows:
+        if k in summary:
             summary[k]["said"] = said.get(k)
-            summary[k]["ours_over"] = median([ours_by_run[x["run"]] / x["mbps"] for x in v
-                                              if x["run"] in ours_by_run and x["mbps"]])
     return summary
 
 
