@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -1011,6 +1012,39 @@ Test(body, sink_overwrite_creates_a_missing_name_too) {
   cr_assert_eq(st.st_mode & 07777, 0666u);
   cr_assert_eq(st.st_mtim.tv_sec, 42);
   assert_entries(dir.path(), {"new"});
+}
+
+// A stream sink writes through, in order, waiting on a full non-blocking pipe rather
+// than failing with EAGAIN; a wrong digest is reported, and there is nothing to delete.
+Test(body, sink_stream_writes_through_a_full_nonblocking_pipe) {
+  for (bool right_digest : {true, false}) {
+    int fds[2];
+    cr_assert_eq(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+    reactor::UniqueFd read_end(fds[0]);
+    std::string data(1 << 20, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+    std::string received;
+    std::thread reader([&] {
+      char buf[4096];
+      for (int spins = 0; spins < 200000 && received.size() < data.size(); ++spins) {
+        ssize_t n = ::read(read_end.get(), buf, sizeof buf);
+        if (n > 0) received.append(buf, static_cast<size_t>(n));
+        if (n == 0) break;
+        if (n < 0) usleep(50);
+      }
+    });
+    BodySink sink(BodySink::Hashing::kBackground);
+    sink.open_stream(reactor::UniqueFd(fds[1]), "the pipe");
+    cr_assert(sink.streaming() && !sink.has_file());
+    std::string err;
+    cr_assert(sink.write(data.data(), data.size(), &err), "%s", err.c_str());
+    protocol::Digest want = right_digest ? digest_of(data) : digest_of("something else");
+    cr_assert_eq(sink.verify(want), right_digest);
+    if (right_digest) cr_assert(sink.commit(0, &err), "%s", err.c_str());
+    sink.discard();
+    reader.join();
+    cr_assert(received == data, "%zu of %zu bytes arrived in order", received.size(), data.size());
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -264,6 +265,111 @@ Test(client_cli, existing_local_file_needs_force) {
   struct stat st {};
   cr_assert(stat(s.in_downloads("d/file.txt").c_str(), &st) == 0 && S_ISDIR(st.st_mode));
   assert_no_debris(s.in_downloads("d"));
+  stop_cleanly(s);
+}
+
+// LOCAL "-" is standard output: the file, and nothing else, on stdout.
+Test(client_cli, local_dash_is_standard_output) {
+  Served s = serve(options());
+  ClientResult r = s.server.run_client({"get", "file.txt", "-"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_STR_EQ(r.stdout_text, kFileText);
+  ASSERT_CONTAINS(r.stderr_text, "standard output");
+  assert_no_debris(s.downloads);
+  stop_cleanly(s);
+}
+
+// A character device is written through, with or without -f, never replaced by a file
+// (the issue: `reactorc -f get x /dev/stdout` as root replaced the device). A private
+// copy of /dev/null and /dev/full, so that a regression cannot break the machine's own.
+Test(client_cli, a_character_device_is_written_through_not_replaced) {
+  Served s = serve(options());
+  std::string null_copy = s.in_downloads("null");
+  std::string full_copy = s.in_downloads("full");
+  if (mknod(null_copy.c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0 ||
+      mknod(full_copy.c_str(), S_IFCHR | 0666, makedev(1, 7)) != 0) {
+    cr_skip_test("mknod: %s (needs CAP_MKNOD)", std::strerror(errno));
+  }
+  for (const char* force : {"", "-f"}) {
+    std::vector<std::string> args;
+    if (*force != '\0') args.push_back(force);
+    args.insert(args.end(), {"get", "file.txt", null_copy});
+    ClientResult r = s.server.run_client(args);
+    cr_assert(r.exited_with(0), "%s: %s", force, r.describe().c_str());
+    struct stat st {};
+    cr_assert(lstat(null_copy.c_str(), &st) == 0 && S_ISCHR(st.st_mode), "%s: the device was replaced", force);
+  }
+  ClientResult r = s.server.run_client({"-f", "get", "file.txt", full_copy});
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "No space left on device");
+  struct stat st {};
+  cr_assert(lstat(full_copy.c_str(), &st) == 0 && S_ISCHR(st.st_mode));
+  stop_cleanly(s);
+}
+
+Test(client_cli, a_fifo_is_written_through) {
+  Served s = serve(options());
+  std::string fifo = s.in_downloads("fifo");
+  cr_assert_eq(mkfifo(fifo.c_str(), 0600), 0, "mkfifo: %s", std::strerror(errno));
+  // The reader: cat into a file, started first so that reactorc's open does not wait.
+  std::string copy = s.in_downloads("copy");
+  RunOptions cat;
+  cat.binary = "/bin/sh";
+  std::optional<ClientBatch> readers = ClientBatch::create(cat);
+  cr_assert(readers.has_value());
+  std::optional<size_t> reader = readers->start({"-c", "exec cat < '" + fifo + "' > '" + copy + "'"});
+  cr_assert(reader.has_value());
+  ClientResult r = s.server.run_client({"get", "file.txt", fifo});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  std::vector<ClientResult> done = readers->wait_all(Millis(10000));
+  cr_assert(done.at(*reader).exited_with(0), "%s", done.at(*reader).describe().c_str());
+  ASSERT_STR_EQ(*read_file(copy), kFileText);
+  struct stat st {};
+  cr_assert(lstat(fifo.c_str(), &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+  stop_cleanly(s);
+}
+
+// A symbolic link is never replaced. Without -f it is an existing name; with -f the link
+// is followed to its regular file, which is replaced while the link stays.
+Test(client_cli, a_symbolic_link_is_followed_with_force_never_replaced) {
+  Served s = serve(options());
+  std::string target = s.in_downloads("target.txt");
+  std::string link = s.in_downloads("link.txt");
+  cr_assert(write_file(target, "precious local data\n"));
+  cr_assert_eq(symlink("target.txt", link.c_str()), 0);
+  ClientResult r = s.server.run_client({"get", "file.txt", link});
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "--force");
+  ASSERT_STR_EQ(*read_file(target), "precious local data\n");
+
+  r = s.server.run_client({"-f", "get", "file.txt", link});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  struct stat st {};
+  cr_assert(lstat(link.c_str(), &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced");
+  ASSERT_STR_EQ(*read_file(target), kFileText);
+
+  std::string dangling = s.in_downloads("dangling.txt");
+  cr_assert_eq(symlink("nowhere.txt", dangling.c_str()), 0);
+  r = s.server.run_client({"-f", "get", "file.txt", dangling});
+  cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "symbolic link to nothing");
+  cr_assert(lstat(dangling.c_str(), &st) == 0 && S_ISLNK(st.st_mode));
+  cr_assert(lstat(s.in_downloads("nowhere.txt").c_str(), &st) != 0, "the dangling link's target was created");
+
+  // A link into a directory another user owns (a link planted in /tmp aiming root's
+  // download at /etc): refused. Needs root to give the directory away.
+  if (geteuid() == 0) {
+    std::string theirs = s.in_downloads("theirs");
+    cr_assert(make_dirs(theirs + "/x"));
+    cr_assert(write_file(theirs + "/victim.txt", "theirs\n"));
+    cr_assert_eq(chown(theirs.c_str(), 65534, 65534), 0);
+    std::string planted = s.in_downloads("planted.txt");
+    cr_assert_eq(symlink((theirs + "/victim.txt").c_str(), planted.c_str()), 0);
+    r = s.server.run_client({"-f", "get", "file.txt", planted});
+    cr_assert(r.exited_with(7), "%s", r.describe().c_str());
+    ASSERT_CONTAINS(r.stderr_text, "another user owns");
+    ASSERT_STR_EQ(*read_file(theirs + "/victim.txt"), "theirs\n");
+  }
   stop_cleanly(s);
 }
 

@@ -1,6 +1,7 @@
 #include "apps/common/body_sink.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -76,6 +77,13 @@ bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const s
   return false;
 }
 
+void BodySink::open_stream(reactor::UniqueFd fd, const std::string& display) {
+  file_ = std::move(fd);
+  display_ = display;
+  streaming_ = true;
+  written_ = 0;
+}
+
 void BodySink::hash(const char* data, size_t len) {
   if (background_hash_) {
     background_hash_->update(data, len);
@@ -93,6 +101,12 @@ bool BodySink::write(const char* data, size_t len, std::string* err) {
   while (len > 0) {
     ssize_t n = ::write(file_.get(), data, len);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // A stream left non-blocking by whoever shares it (a shell's pipe): wait, bounded
+      // only by the reader, as a blocking write would.
+      struct pollfd pfd = {file_.get(), POLLOUT, 0};
+      if (poll(&pfd, 1, -1) >= 0 || errno == EINTR) continue;
+    }
     if (n < 0) {
       *err = reactor::sys_error("write", display_);
       return false;
@@ -118,6 +132,14 @@ bool BodySink::commit(int64_t mtime, std::string* err) {
     return false;
   }
   if (!file_) return true;
+  if (streaming_) {
+    // Nothing to rename; close is still where a deferred write error shows.
+    if (close(file_.release()) != 0) {
+      *err = reactor::sys_error("close", display_);
+      return false;
+    }
+    return true;
+  }
   mode_t mask = umask(0);
   umask(mask);
   if (fchmod(file_.get(), 0666 & ~mask) != 0) {

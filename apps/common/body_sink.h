@@ -9,6 +9,10 @@
 // temporary file is removed. (A SIGKILL can still leave one behind: it is named
 // ".NAME.XXXXXX.part" so it is obviously debris, never mistaken for the file.)
 //
+// A sink can also stream (open_stream): into standard output, a character device or a
+// FIFO, written through as the bytes arrive, with nothing to rename or delete. The digest
+// is still checked at the end; a mismatch is then reported, not undone.
+//
 // Without a file the sink only hashes: reactorc bench verifies bodies and drops them.
 
 #include <sys/types.h>
@@ -42,6 +46,11 @@ class BodySink {
   bool open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                  std::string* err);
 
+  // Gives the sink a stream to write through: `fd` (owned; a dup of standard output, a
+  // character device or a FIFO opened for writing). A non-blocking `fd` is waited on
+  // with poll(2) when full: the bytes must all go, in order.
+  void open_stream(reactor::UniqueFd fd, const std::string& display);
+
   bool write(const char* data, size_t len, std::string* err);
   // The body is complete: the digest of everything written, compared with `expected`.
   // On a mismatch the file is discarded. *actual (if given) receives the digest.
@@ -54,6 +63,7 @@ class BodySink {
   void discard();
 
   bool has_file() const { return static_cast<bool>(dir_); }
+  bool streaming() const { return streaming_; }
   const std::string& display() const { return display_; }
   const std::string& temp_name() const { return temp_name_; }
   uint64_t written() const { return written_; }
@@ -71,6 +81,7 @@ class BodySink {
   std::string temp_name_;  // empty: no temporary on disk
   bool overwrite_ = false;
   bool verified_ = false;
+  bool streaming_ = false;
   uint64_t written_ = 0;
 };
 

@@ -54,12 +54,24 @@ bool CommandRunner::prepare() {
     report_failure(kExitUsage, err);
     return false;
   }
-  reactor::UniqueFd dir;
-  std::string name;
   auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground);
-  if (!open_parent(local, &dir, &name, &err) || !sink->open_file(std::move(dir), name, local, options_.force, &err)) {
+  reactor::UniqueFd stream;
+  std::string display;
+  if (!open_stream_destination(local, &stream, &display, &err)) {
     report_failure(kExitLocal, err);
     return false;
+  }
+  if (stream) {
+    sink->open_stream(std::move(stream), display);
+  } else {
+    reactor::UniqueFd dir;
+    std::string name;
+    std::string target;
+    if (!resolve_destination(local, options_.force, &target, &err) || !open_parent(target, &dir, &name, &err) ||
+        !sink->open_file(std::move(dir), name, local, options_.force, &err)) {
+      report_failure(kExitLocal, err);
+      return false;
+    }
   }
   auto get = std::make_unique<GetCommand>(remote, std::move(sink), this);
   get_ = get.get();

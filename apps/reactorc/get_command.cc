@@ -75,7 +75,9 @@ void GetCommand::on_end(const protocol::End& end) {
   if (!transition(C::kVerifying)) return;
   if (!sink_->verify(end.sha256, &digest_)) {
     return fail(kExitVerify, "verification failed: SHA-256 mismatch (expected " + protocol::to_hex(end.sha256) +
-                                 ", got " + protocol::to_hex(digest_) + "); nothing was kept");
+                                 ", got " + protocol::to_hex(digest_) + ")" +
+                                 (sink_->streaming() ? "; what was written to " + sink_->display() + " is not the file"
+                                                     : "; nothing was kept"));
   }
   if (!transition(C::kCommitting)) return;
   std::string err;

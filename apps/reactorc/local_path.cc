@@ -1,7 +1,10 @@
 #include "apps/reactorc/local_path.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "reactor/errors.h"
 
@@ -58,6 +61,62 @@ bool open_parent(const std::string& path, reactor::UniqueFd* dir, std::string* n
   }
   *dir = std::move(fd);
   *name = base;
+  return true;
+}
+
+bool open_stream_destination(const std::string& local, reactor::UniqueFd* fd, std::string* display,
+                             std::string* err) {
+  if (local == "-") {
+    reactor::UniqueFd out(fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+    if (!out) {
+      *err = reactor::sys_error("duplicate", "standard output");
+      return false;
+    }
+    *fd = std::move(out);
+    *display = "standard output";
+    return true;
+  }
+  struct stat st {};
+  if (stat(local.c_str(), &st) != 0) return true;  // nothing there (yet): a file to create
+  if (S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode)) {
+    *err = "\"" + local + "\" is a " + (S_ISBLK(st.st_mode) ? "block device" : "socket") +
+           "; reactorc writes regular files, character devices and FIFOs";
+    return false;
+  }
+  if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode)) return true;
+  // O_NOCTTY: writing to a terminal device must not make it our controlling terminal.
+  reactor::UniqueFd out(open(local.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC));
+  if (!out) {
+    *err = reactor::sys_error("open", local);
+    return false;
+  }
+  *fd = std::move(out);
+  *display = local;
+  return true;
+}
+
+bool resolve_destination(const std::string& local, bool force, std::string* target, std::string* err) {
+  *target = local;
+  struct stat st {};
+  if (lstat(local.c_str(), &st) != 0 || !S_ISLNK(st.st_mode) || !force) return true;
+  char resolved[PATH_MAX];
+  if (realpath(local.c_str(), resolved) == nullptr) {
+    *err = "\"" + local + "\" is a symbolic link to nothing that exists; give the file it should name as LOCAL";
+    return false;
+  }
+  struct stat target_st {};
+  if (stat(resolved, &target_st) != 0 || !S_ISREG(target_st.st_mode)) {
+    *err = "\"" + local + "\" is a symbolic link to \"" + resolved + "\", which is not a regular file";
+    return false;
+  }
+  std::string parent = directory_of(resolved);
+  struct stat dir_st {};
+  if (stat(parent.c_str(), &dir_st) != 0 || dir_st.st_uid != geteuid()) {
+    *err = "\"" + local + "\" is a symbolic link into \"" + parent +
+           "\", a directory another user owns; give the file itself as LOCAL";
+    return false;
+  }
+  *target = resolved;
   return true;
 }
 

@@ -17,4 +17,18 @@ bool choose_local_path(const std::string& remote, const std::string& local, std:
 // be opened or the path names no file ("dir/", "..").
 bool open_parent(const std::string& path, reactor::UniqueFd* dir, std::string* name, std::string* err);
 
+// LOCAL that is not a file to create: "-" (standard output), a character device or a
+// FIFO, which are written through as the bytes arrive (the curl -o /dev/null habit must
+// not replace /dev/null). *fd is left empty when LOCAL is none of those. False + *err
+// for what cannot be written at all: a block device or a socket.
+bool open_stream_destination(const std::string& local, reactor::UniqueFd* fd, std::string* display,
+                             std::string* err);
+
+// Where a download to `local` is renamed to. A symbolic link is never replaced: with
+// `force`, the link is followed to the regular file it names, which is replaced and the
+// link kept, provided that file's directory belongs to this user (a link planted in a
+// shared directory must not aim root's download at /etc); without `force` it is left to
+// the usual "exists; use --force" refusal. *target is `local` itself otherwise.
+bool resolve_destination(const std::string& local, bool force, std::string* target, std::string* err);
+
 }  // namespace client
