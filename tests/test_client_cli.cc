@@ -597,3 +597,25 @@ Test(client_cli, usage_errors_say_error_and_name_ambiguities) {
   r = run_client({"--bogus", "ping"}, Millis(10000));
   cr_assert(starts_with(r.stderr_text, "reactorc: error: unknown option '--bogus'"), "%s", r.stderr_text.c_str());
 }
+
+// An option of another command is refused before connecting, never ignored.
+Test(client_cli, options_of_another_command_are_refused) {
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  const Case cases[] = {
+      {{"--json", "ls"}, "--json applies to bench only, not to ls"},
+      {{"-c", "1", "get", "x"}, "-c/--connections applies to bench only, not to get"},
+      {{"-c", "get", "x"}, "-c is bench's --connections; reactorc does not resume downloads yet"},
+      {{"-n", "5", "ping"}, "-n/--requests applies to bench only"},
+      {{"--pipeline", "2", "stat", "x"}, "--pipeline applies to bench only"},
+      {{"-f", "ls"}, "-f/--force applies to get only, not to ls"},
+      {{"--force", "bench", "ping"}, "-f/--force applies to get only, not to bench"},
+  };
+  for (const Case& c : cases) {
+    ClientResult r = run_client(c.args, Millis(10000));
+    cr_expect(r.exited_with(2), "%s", r.describe().c_str());
+    cr_expect(starts_with(r.stderr_text, std::string("reactorc: error: ") + c.says), "%s", r.stderr_text.c_str());
+  }
+}

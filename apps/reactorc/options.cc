@@ -34,7 +34,7 @@ const char kUsage[] =
     "                          (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
     "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
     "                          else ~/.config/reactor/secret)\n"
-    "  -f, --force             let get overwrite an existing LOCAL\n"
+    "  -f, --force             get: overwrite an existing LOCAL\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"
     "      --tls-ca FILE       trust a server certificate signed by the CAs in FILE\n"
@@ -48,6 +48,7 @@ const char kUsage[] =
     "      --pipeline K        bench: requests in flight per connection (default: 1)\n"
     "      --source PREFIX     bench: connect from each address of an IPv4 PREFIX in turn\n"
     "      --json              bench: print the results as one JSON object\n"
+    "                          (options marked get: or bench: are refused elsewhere)\n"
     "  -q, --quiet             print errors only\n"
     "  -v, --verbose           say more about the connection\n"
     "  -h, --help              show this help and exit\n"
@@ -108,8 +109,23 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   static const app::CommonParse kCommon{"reactorc", kUsage, 1, kLong.data()};
   opterr = 0;
   optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
+  // The first option given that only one command uses: refused for the others, not
+  // silently ignored (a wget user's -c, bench's --json on ls). --progress is a display
+  // preference, accepted everywhere so that an alias or a script can always pass it.
+  const char* bench_only = nullptr;
+  const char* get_only = nullptr;
   int c;
   while ((c = getopt_long(argc, argv, ":s:k:ft:c:n:d:qvhV", kLong.data(), nullptr)) != -1) {
+    switch (c) {
+      case 'c': bench_only = bench_only ? bench_only : "-c/--connections"; break;
+      case 'n': bench_only = bench_only ? bench_only : "-n/--requests"; break;
+      case 'd': bench_only = bench_only ? bench_only : "-d/--duration"; break;
+      case kPipeline: bench_only = bench_only ? bench_only : "--pipeline"; break;
+      case kSource: bench_only = bench_only ? bench_only : "--source"; break;
+      case kJson: bench_only = bench_only ? bench_only : "--json"; break;
+      case 'f': get_only = get_only ? get_only : "-f/--force"; break;
+      default: break;
+    }
     switch (c) {
       case 's': out->server = optarg; break;
       case 'k': out->secret_file = optarg; break;
@@ -124,8 +140,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         out->progress_given = true;
         break;
       case 'c':
-        if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections))
+        if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections)) {
+          if (std::strcmp(optarg, "get") == 0)
+            return app::fail_usage("reactorc", "%s", "-c is bench's --connections; reactorc does not resume downloads yet");
           return app::fail_usage("reactorc", "invalid --connections '%s': expected 1 to 1000000", optarg);
+        }
         break;
       case 'n':
         if (!app::parse_count(optarg, 1, UINT64_MAX / 2, &out->bench_requests))
@@ -170,6 +189,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     if (std::strcmp(candidate.name, name) == 0) spec = &candidate;
   if (spec == nullptr) return app::fail_usage("reactorc", "unknown command '%s' (get, stat, ls, ping, send or bench)", name);
   out->verb = spec->verb;
+  if (bench_only != nullptr && out->verb != Verb::kBench)
+    return app::fail_usage("reactorc", "%s applies to bench only, not to %s", bench_only, name);
+  if (get_only != nullptr && out->verb != Verb::kGet)
+    return app::fail_usage("reactorc", "%s applies to get only, not to %s", get_only, name);
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);
