@@ -624,3 +624,37 @@ Test(robustness, the_grace_period_running_out_is_logged_once) {
     ++stopped;
   cr_assert_eq(stopped, 1u, "%s", log.c_str());
 }
+
+// reactord's log on a pipe that nobody reads any more (a wedged log forwarder, a pager
+// left stopped): log lines are dropped and counted, the loop never waits on them. The
+// old server stalled after about 130 handshakes at -v, once the pipe's 64 KiB filled.
+Test(robustness, an_unread_log_pipe_never_stalls_the_server, .timeout = 90) {
+  std::string err;
+  auto dir = TempDir::create("reactor-unread-log", &err);
+  cr_assert(dir.has_value(), "%s", err.c_str());
+  cr_assert(make_dirs(dir->path("root"), &err), "%s", err.c_str());
+  auto secret = write_secret(dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "%s", err.c_str());
+  auto reactord = find_binary("reactord", &err);
+  cr_assert(reactord.has_value(), "%s", err.c_str());
+  // The wrapper passes reactord's first lines on (the fixture reads the ports from
+  // them), then keeps the pipe open without reading it.
+  std::string wrapper = dir->path("reactord-unread-log");
+  cr_assert(write_file(wrapper, "#!/bin/sh\nexec 3>&2\n\"" + *reactord +
+                                    "\" \"$@\" 2>&1 >/dev/null | { sed '/serving/q' >&3; exec sleep 120; }\n",
+                       &err),
+            "%s", err.c_str());
+  cr_assert_eq(chmod(wrapper.c_str(), 0755), 0);
+  ServerOptions options;
+  options.root = dir->path("root");
+  options.secret_file = secret->path;
+  options.verbose = true;
+  options.binary = wrapper;
+  auto server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "%s", err.c_str());
+  // Each handshake logs a few lines at -v: 2,000 of them are several times the pipe.
+  ClientResult r = server->run_plain_client({"bench", "-c", "10", "-n", "2000", "handshake"}, Millis(60000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  r = server->run_plain_client({"ping"}, Millis(10000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+}

@@ -14,6 +14,15 @@ namespace app {
 enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
 
 void log_init(const char* program, LogLevel level, bool timestamps);
+
+// For a daemon's event loop: log writes must never wait. A log on a socket (the journal)
+// is sent with MSG_DONTWAIT; on a pipe or a terminal, stderr is reopened through
+// /proc/self/fd/2 as a description of its own, non-blocking, so the shared one (the
+// shell's terminal) keeps its flags. A line that cannot be written at once is dropped
+// and counted, and the next line that can be written says how many were lost. (A
+// regular file never blocks; a full disk drops lines the same way.) False + *err when
+// stderr could not be made so; logging then still works, blocking.
+bool log_never_block(std::string* err);
 void log_set_timestamps(bool timestamps);
 LogLevel log_level();
 bool log_enabled(LogLevel level);

@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   // Stamped from the first "listening on" line on; start-up messages are plain.
   app::log_init("reactord", app::log_level_for(options.verbosity), false);
   reactor::ignore_sigpipe();
+  {
+    std::string err;
+    if (!app::log_never_block(&err)) app::log_warn("%s", err.c_str());
+  }
 
   std::vector<server::Server::Endpoint> endpoints;
   if (options.listen.empty() && options.plain_listen.empty()) options.listen.emplace_back(kDefaultListen);
