@@ -303,8 +303,8 @@ def sftp_server():
 
 
 def start_sshd():
-    d = os.path.join(TMP, "ssh")
-    os.makedirs(d)
+    # A directory of its own each time: scenarios 1 and 7 each start a throwaway sshd.
+    d = tempfile.mkdtemp(prefix="ssh-", dir=TMP)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/host"], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", d + "/id"], check=True)
     shutil.copy(d + "/id.pub", d + "/authorized_keys")
