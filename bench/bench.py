@@ -330,6 +330,15 @@ Subsystem sftp %s
     return p, port, d
 
 
+def scp_peer(what):
+    """{"scp": (sshd, port, dir)} with a throwaway sshd, or {} and a line in PROBLEMS."""
+    try:
+        return {"scp": start_sshd()}
+    except Exception as e:  # noqa: BLE001
+        PROBLEMS.append("%s: a throwaway sshd could not run here: %s" % (what, e))
+        return {}
+
+
 def start_tutorial_server():
     port = free_port()
     p = start([sys.executable, os.path.join(REPO, "bench", "tutorial_pair.py"), "serve", str(port),
@@ -419,12 +428,7 @@ def summarise_throughput(rows, summary):
 def scenario_1():
     rd, addr = start_reactord()
     ng, ng_port = start_nginx()
-    peers = {}
-    try:
-        sshd, ssh_port, ssh_dir = start_sshd()
-        peers["scp"] = (sshd, ssh_port, ssh_dir)
-    except Exception as e:  # noqa: BLE001
-        PROBLEMS.append("scp: a throwaway sshd could not run here: %s" % e)
+    peers = scp_peer("scp")
     py, py_port = start_tutorial_server()
     ip, ip_port = start_iperf3()
     out = os.path.join(OUTDIR, "big.bin")
@@ -700,12 +704,7 @@ def scenario_7():
     rd, addr = start_reactord(tls=True)
     ngx = start_nginx_tls()
     ng, ng_port = ngx["proc"], ngx["port"]
-    peers = {}
-    try:
-        sshd, ssh_port, ssh_dir = start_sshd()
-        peers["scp"] = (sshd, ssh_port, ssh_dir)
-    except Exception as e:  # noqa: BLE001
-        PROBLEMS.append("scenario 7: a throwaway sshd could not run here: %s" % e)
+    peers = scp_peer("scenario 7")
     out = os.path.join(OUTDIR, "big.bin")
     rows = {k: [] for k in ("reactorc", "curl/nginx", "scp")}
     said = {}  # what each client said it negotiated

@@ -132,24 +132,19 @@ bool BodySink::commit(int64_t mtime, std::string* err) {
     return false;
   }
   if (!file_) return true;
-  if (streaming_) {
-    // Nothing to rename; close is still where a deferred write error shows.
-    if (close(file_.release()) != 0) {
-      *err = reactor::sys_error("close", display_);
+  // A stream (standard output, a device, a FIFO) keeps its own mode and times.
+  if (!streaming_) {
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(file_.get(), 0666 & ~mask) != 0) {
+      *err = reactor::sys_error("chmod", display_);
       return false;
     }
-    return true;
-  }
-  mode_t mask = umask(0);
-  umask(mask);
-  if (fchmod(file_.get(), 0666 & ~mask) != 0) {
-    *err = reactor::sys_error("chmod", display_);
-    return false;
-  }
-  struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
-  if (futimens(file_.get(), times) != 0) {
-    *err = reactor::sys_error("set modification time of", display_);
-    return false;
+    struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
+    if (futimens(file_.get(), times) != 0) {
+      *err = reactor::sys_error("set modification time of", display_);
+      return false;
+    }
   }
   // close() is where NFS and friends report deferred write errors; check it before the
   // rename makes the file visible.
@@ -157,6 +152,7 @@ bool BodySink::commit(int64_t mtime, std::string* err) {
     *err = reactor::sys_error("close", display_);
     return false;
   }
+  if (streaming_) return true;  // nothing to rename
   int rc = overwrite_ ? renameat(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str())
                       : renameat2(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str(), RENAME_NOREPLACE);
   if (rc != 0 && !overwrite_ && (errno == EINVAL || errno == ENOSYS)) {

@@ -98,7 +98,7 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
       clock_(clock ? std::move(clock) : Clock(steady_seconds)),
       started_at_(clock_()),
       last_draw_(-std::numeric_limits<double>::infinity()) {
-  label_columns_ = app::display_width(label_);
+  // The label's width is the sum over its code points, the same sums append_label cuts at.
   std::size_t before = 0;
   for (std::size_t i = 0; i < label_.size();) {
     std::size_t len = 1;
@@ -108,6 +108,7 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
     before += app::display_width(std::string_view(label_).substr(i, len));
     i += len;
   }
+  label_columns_ = before;
   std::size_t slash = label_.rfind('/');
   if (slash != std::string::npos) {
     auto it = std::lower_bound(label_starts_.begin(), label_starts_.end(), slash + 1);
