@@ -42,6 +42,11 @@ constexpr CodeName kCodeNames[] = {
     {ErrorCode::kBadOffset, "bad_offset"},
     {ErrorCode::kFileChanged, "file_changed"},
     {ErrorCode::kIoError, "io_error"},
+    {ErrorCode::kReadOnly, "read_only"},
+    {ErrorCode::kExists, "exists"},
+    {ErrorCode::kTooLarge, "too_large"},
+    {ErrorCode::kNoSpace, "no_space"},
+    {ErrorCode::kDigestMismatch, "digest_mismatch"},
 };
 
 constexpr bool table_in_enum_order() {
@@ -51,7 +56,7 @@ constexpr bool table_in_enum_order() {
   return true;
 }
 static_assert(table_in_enum_order(), "kCodeNames must list ErrorCode in declaration order");
-static_assert(std::size(kCodeNames) == static_cast<size_t>(ErrorCode::kIoError) + 1,
+static_assert(std::size(kCodeNames) == static_cast<size_t>(kLastErrorCode) + 1,
               "kCodeNames must cover every ErrorCode");
 
 constexpr size_t kQuotedMaxInput = 64;

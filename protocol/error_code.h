@@ -40,7 +40,15 @@ enum class ErrorCode {
   kBadOffset,
   kFileChanged,
   kIoError,
+  // Version 2: the put request.
+  kReadOnly,
+  kExists,
+  kTooLarge,
+  kNoSpace,
+  kDigestMismatch,
 };
+// The last code, for loops over all of them.
+inline constexpr ErrorCode kLastErrorCode = ErrorCode::kDigestMismatch;
 
 // The wire name, e.g. "header_too_large". Never null.
 const char* to_string(ErrorCode code);

@@ -13,15 +13,16 @@ inline constexpr char kFeatureList[] = "list";
 inline constexpr char kFeaturePing[] = "ping";
 inline constexpr char kFeatureMsg[] = "msg";
 inline constexpr char kFeatureResume[] = "resume";  // get with an offset above 0
+inline constexpr char kFeaturePut[] = "put";        // version 2
 
 // What reactord offers in its hello.
 inline std::vector<std::string> server_features() {
-  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume};
+  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut};
 }
 
 // What reactorc offers in its auth.
 inline std::vector<std::string> client_features() {
-  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg};
+  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeaturePut};
 }
 
 }  // namespace protocol

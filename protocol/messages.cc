@@ -17,6 +17,7 @@ namespace {
 constexpr const char* kTypeNames[] = {
     "hello", "auth",  "auth_ok", "get",     "stat",     "list", "ping",   "msg",
     "file",  "end",   "stat_ok", "entries", "list_end", "pong", "msg_ok", "error",
+    "put",   "put_ready", "data",  "put_done",
 };
 static_assert(std::size(kTypeNames) == std::variant_size_v<Message>,
               "kTypeNames must name every Message alternative");
@@ -121,6 +122,32 @@ bool parse(FieldReader& r, FileHeader* m, uint64_t body_length) {
 }
 
 bool parse(FieldReader& r, End* m) { return read_hex(r, "sha256", &m->sha256); }
+
+bool parse(FieldReader& r, PutRequest* m) {
+  if (!(r.read_string("path", kMaxPathLen, &m->path) && r.read_size("size", &m->size) &&
+        r.read_optional_bool("force", &m->force)))
+    return false;
+  if (r.find("mode") != nullptr) {
+    uint32_t mode = 0;
+    if (!read_mode(r, &mode)) return false;
+    m->mode = mode;
+  }
+  if (r.find("mtime") != nullptr) {
+    int64_t mtime = 0;
+    if (!r.read_int("mtime", &mtime)) return false;
+    m->mtime = mtime;
+  }
+  return true;
+}
+
+bool parse(FieldReader& r, PutReady* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_size("offset", &m->offset);
+}
+
+bool parse(FieldReader& r, PutDone* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_size("size", &m->size) &&
+         read_hex(r, "sha256", &m->sha256);
+}
 
 bool parse(FieldReader& r, StatReply* m) {
   return r.read_string("path", kMaxPathLen, &m->path) && read_kind(r, &m->kind) &&
@@ -317,6 +344,23 @@ struct ToJson {
     add_string(obj, "code", to_string(m.code));
     add_string(obj, "message", sanitize_error_message(m.message));
   }
+  void operator()(const PutRequest& m) const {
+    add_string(obj, "path", m.path);
+    add_uint(obj, "size", m.size);
+    if (m.force) checked(cJSON_AddTrueToObject(obj, "force"));
+    if (m.mode) add_uint(obj, "mode", *m.mode);
+    if (m.mtime) add_int(obj, "mtime", *m.mtime);
+  }
+  void operator()(const PutReady& m) const {
+    add_string(obj, "path", m.path);
+    add_uint(obj, "offset", m.offset);
+  }
+  void operator()(const Data& m) const { add_uint(obj, "body", m.length); }
+  void operator()(const PutDone& m) const {
+    add_string(obj, "path", m.path);
+    add_uint(obj, "size", m.size);
+    add_hex(obj, "sha256", m.sha256);
+  }
 };
 
 // Bytes cJSON_PrintUnformatted uses for a string: quotes, two-byte escapes for the
@@ -376,7 +420,7 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
     *err = ProtocolError{ErrorCode::kUnknownType, "unknown message type " + quoted(type)};
     return std::nullopt;
   }
-  if (body_length > 0 && index != kIndex<FileHeader>) {
+  if (body_length > 0 && index != kIndex<FileHeader> && index != kIndex<Data>) {
     *err = ProtocolError{ErrorCode::kBadSize, "message \"" + type + "\" cannot carry a body (" +
                                                   std::to_string(body_length) + " bytes announced)"};
     return std::nullopt;
@@ -420,6 +464,15 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
       return parse_as<MsgOk>(r);
     case kIndex<ErrorMessage>:
       return parse_as<ErrorMessage>(r);
+    case kIndex<PutRequest>:
+      return parse_as<PutRequest>(r);
+    case kIndex<PutReady>:
+      return parse_as<PutReady>(r);
+    case kIndex<Data>:
+      // The frame's "body" field is the length; the decoder has already read it.
+      return Message(Data{body_length});
+    case kIndex<PutDone>:
+      return parse_as<PutDone>(r);
     default:
       break;
   }
@@ -489,6 +542,14 @@ bool operator==(const Pong& a, const Pong& b) { return a.token == b.token; }
 bool operator==(const MsgOk& a, const MsgOk& b) { return a.bytes == b.bytes; }
 bool operator==(const ErrorMessage& a, const ErrorMessage& b) {
   return a.code == b.code && a.message == b.message;
+}
+bool operator==(const PutRequest& a, const PutRequest& b) {
+  return a.path == b.path && a.size == b.size && a.force == b.force && a.mode == b.mode && a.mtime == b.mtime;
+}
+bool operator==(const PutReady& a, const PutReady& b) { return a.path == b.path && a.offset == b.offset; }
+bool operator==(const Data& a, const Data& b) { return a.length == b.length; }
+bool operator==(const PutDone& a, const PutDone& b) {
+  return a.path == b.path && a.size == b.size && a.sha256 == b.sha256;
 }
 
 }  // namespace protocol

@@ -1,5 +1,5 @@
 #pragma once
-// Typed messages of protocol version 1 and their one place of validation.
+// Typed messages of protocol versions 1 and 2 and their one place of validation.
 //
 // parse_message() turns a header already accepted by parse_header() (frame.h's decoder
 // does that) into one of the structs below, checking every field rule of the contract;
@@ -23,8 +23,11 @@
 
 namespace protocol {
 
-// The highest (and only) protocol version this code speaks.
-inline constexpr uint64_t kProtocolVersion = 1;
+// The highest protocol version this code speaks, and the version that added put.
+// Both sides use the smaller of the two "proto" values (auth_ok repeats it).
+inline constexpr uint64_t kProtocolVersion = 2;
+inline constexpr uint64_t kMinProtocolVersion = 1;
+inline constexpr uint64_t kPutVersion = 2;
 
 // String limits in bytes. Path, name, token and text come from the contract; the others
 // are this implementation's, generous enough that no sane peer reaches them.
@@ -80,6 +83,16 @@ struct PingRequest {
 struct MsgRequest {
   std::string text;
 };
+struct PutRequest {  // version 2
+  std::string path;
+  uint64_t size = 0;
+  bool force = false;
+  std::optional<uint32_t> mode;  // absent: the server's default
+  std::optional<int64_t> mtime;  // absent: the time it is stored
+};
+struct Data {  // client -> server, after put_ready: the body, `length` bytes
+  uint64_t length = 0;
+};
 
 // Replies, server -> client.
 struct FileHeader {  // "file": followed by a body of size - offset bytes
@@ -119,6 +132,15 @@ struct Pong {
 struct MsgOk {
   uint64_t bytes = 0;
 };
+struct PutReady {  // "put_ready": send the body from `offset`
+  std::string path;
+  uint64_t offset = 0;
+};
+struct PutDone {  // "put_done": stored
+  std::string path;
+  uint64_t size = 0;
+  Digest sha256{};
+};
 // Either direction. A code this version does not know (from a newer peer) is parsed as
 // kInternal, which is fatal, with the original name kept at the front of the message:
 // `unknown error code "quota_exceeded": <original message>`. Treating the unknown as
@@ -130,19 +152,22 @@ struct ErrorMessage {
 
 using Message = std::variant<Hello, Auth, AuthOk, GetRequest, StatRequest, ListRequest, PingRequest,
                              MsgRequest, FileHeader, End, StatReply, Entries, ListEnd, Pong, MsgOk,
-                             ErrorMessage>;
+                             ErrorMessage, PutRequest, PutReady, Data, PutDone>;
 
 // The Message alternatives by name, in variant order, for dispatch tables: a handler
 // table row names the type it handles instead of testing std::get_if in a chain.
 enum class MessageType : uint8_t {
   kHello, kAuth, kAuthOk, kGet, kStat, kList, kPing, kMsg,
   kFile, kEnd, kStatOk, kEntries, kListEnd, kPong, kMsgOk, kError,
+  kPut, kPutReady, kData, kPutDone,
 };
-inline constexpr size_t kMessageTypes = 16;
+inline constexpr size_t kMessageTypes = 20;
 static_assert(std::variant_size_v<Message> == kMessageTypes, "MessageType must name every Message alternative");
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kGet), Message>, GetRequest> &&
                   std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kError), Message>,
-                                 ErrorMessage>,
+                                 ErrorMessage> &&
+                  std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kPutDone), Message>,
+                                 PutDone>,
               "MessageType follows the variant's order");
 inline MessageType type_of(const Message& message) { return static_cast<MessageType>(message.index()); }
 
@@ -153,7 +178,7 @@ const char* type_name(MessageType type);
 // Validates a header (from FrameDecoder::header()) whose frame announced body_length
 // body bytes. Returns the message, or std::nullopt with *err set: missing_field,
 // wrong_type, bad_size, unknown_type, or unsupported_version for "proto": 0.
-// Only "file" may have a body, and it must be exactly size - offset bytes.
+// Only "file" and "data" may have a body; a file's must be exactly size - offset bytes.
 // Fields the contract does not define are ignored.
 std::optional<Message> parse_message(const cJSON& header, uint64_t body_length, ProtocolError* err);
 
@@ -161,7 +186,7 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length, 
 JsonPtr to_json(const Message& message);
 
 // One whole frame: length prefix + header. For FileHeader the header carries
-// "body": size - offset and the caller sends that many bytes next.
+// "body": size - offset, for Data "body": length, and the caller sends that many bytes next.
 // Preconditions, not checked: strings are valid UTF-8 without NUL bytes (the server
 // skips directory entries that are not, see utf8.h), FileHeader.offset <= size, and
 // the header fits the peer's kMaxHeaderLen (for Entries see encoded_entry_size below).
@@ -200,5 +225,9 @@ bool operator==(const ListEnd& a, const ListEnd& b);
 bool operator==(const Pong& a, const Pong& b);
 bool operator==(const MsgOk& a, const MsgOk& b);
 bool operator==(const ErrorMessage& a, const ErrorMessage& b);
+bool operator==(const PutRequest& a, const PutRequest& b);
+bool operator==(const PutReady& a, const PutReady& b);
+bool operator==(const Data& a, const Data& b);
+bool operator==(const PutDone& a, const PutDone& b);
 
 }  // namespace protocol

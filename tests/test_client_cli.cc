@@ -610,8 +610,8 @@ Test(client_cli, options_of_another_command_are_refused) {
       {{"-c", "get", "x"}, "-c is bench's --connections; reactorc does not resume downloads yet"},
       {{"-n", "5", "ping"}, "-n/--requests applies to bench only"},
       {{"--pipeline", "2", "stat", "x"}, "--pipeline applies to bench only"},
-      {{"-f", "ls"}, "-f/--force applies to get only, not to ls"},
-      {{"--force", "bench", "ping"}, "-f/--force applies to get only, not to bench"},
+      {{"-f", "ls"}, "-f/--force applies to get and put only, not to ls"},
+      {{"--force", "bench", "ping"}, "-f/--force applies to get and put only, not to bench"},
   };
   for (const Case& c : cases) {
     ClientResult r = run_client(c.args, Millis(10000));

@@ -283,12 +283,12 @@ std::string hello_frame(const std::string& nonce, const std::string& proto = "1"
                                    R"(,"nonce":")" + testsupport::hex_encode(nonce) + R"("})");
 }
 
-std::string auth_ok_frame_with_mac(const std::string& mac_hex) {
-  return testsupport::encode_frame(R"({"type":"auth_ok","proto":1,"mac":")" + mac_hex + R"("})");
+std::string auth_ok_frame_with_mac(const std::string& mac_hex, const std::string& proto = "1") {
+  return testsupport::encode_frame(R"({"type":"auth_ok","proto":)" + proto + R"(,"mac":")" + mac_hex + R"("})");
 }
 
-std::string auth_ok_frame(const Fake& fake) {
-  return auth_ok_frame_with_mac(testsupport::server_mac_hex(kKey, fake.server_nonce, fake.client_nonce));
+std::string auth_ok_frame(const Fake& fake, const std::string& proto = "1") {
+  return auth_ok_frame_with_mac(testsupport::server_mac_hex(kKey, fake.server_nonce, fake.client_nonce), proto);
 }
 
 std::string pong_frame() { return testsupport::encode_frame(R"({"type":"pong"})"); }
@@ -337,7 +337,7 @@ testsupport::Frame expect_auth(Fake& fake) {
   testsupport::Frame auth = expect_request(fake, "auth");
   cr_assert(fake.conn->state() == State::kAwaitAuthOk, "state %s after auth", client::to_string(fake.conn->state()));
   std::optional<double> proto = auth.number_field("proto");
-  cr_assert(proto.has_value() && *proto == 1.0, "auth proto: %s", auth.header.c_str());
+  cr_assert(proto.has_value() && *proto == 2.0, "auth proto (the highest the client speaks): %s", auth.header.c_str());
   std::optional<std::string> name = auth.string_field("client");
   cr_assert(name.has_value() && name->rfind("reactorc/", 0) == 0, "auth client: %s", auth.header.c_str());
   cr_assert(auth.has_field("features"), "auth features: %s", auth.header.c_str());
@@ -443,13 +443,32 @@ Test(connection, handshake_reaches_ready) {
   cr_assert_eq(fake->listener.failures, 0);
 }
 
-Test(connection, a_newer_server_proto_is_spoken_as_1) {
+Test(connection, a_newer_server_is_spoken_to_in_version_2) {
   auto fake = make_fake();
   fake->server_nonce = testsupport::random_bytes(testsupport::kNonceBytes);
   server_send(*fake, hello_frame(fake->server_nonce, "7"));
-  expect_auth(*fake);  // checks "proto":1
-  server_send(*fake, auth_ok_frame(*fake));
+  expect_auth(*fake);  // checks "proto":2
+  server_send(*fake, auth_ok_frame(*fake, "2"));
   expect_ready(*fake);
+  cr_assert_eq(fake->conn->protocol_version(), 2u);
+}
+
+Test(connection, a_version_1_server_is_spoken_to_in_version_1) {
+  auto fake = make_fake();
+  send_hello(*fake, "1");
+  expect_auth(*fake);
+  server_send(*fake, auth_ok_frame(*fake, "1"));
+  expect_ready(*fake);
+  cr_assert_eq(fake->conn->protocol_version(), 1u);
+}
+
+Test(connection, an_auth_ok_with_another_version_is_a_protocol_failure) {
+  auto fake = make_fake();
+  send_hello(*fake, "2");
+  expect_auth(*fake);
+  // Version 2 was the smaller of the two; a server that settles on 1 broke the rule.
+  server_send(*fake, auth_ok_frame(*fake, "1"));
+  expect_failure(*fake, client::Failure::kProtocol, "settled on protocol 1");
 }
 
 Test(connection, server_software_is_escaped_for_the_terminal) {

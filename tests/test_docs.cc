@@ -720,7 +720,7 @@ Test(docs, worked_example_transcripts, .timeout = kTimeout) {
 Test(docs, protocol_error_codes_are_documented, .timeout = kTimeout) {
   auto rows = column_rows(section(kProtocolPage, "ERROR CODES"));
   std::set<std::string> known;
-  for (int i = 0; i <= static_cast<int>(protocol::ErrorCode::kIoError); ++i) {
+  for (int i = 0; i <= static_cast<int>(protocol::kLastErrorCode); ++i) {
     auto code = static_cast<protocol::ErrorCode>(i);
     std::string name = protocol::to_string(code);
     known.insert(name);

@@ -177,7 +177,7 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
 }
 
 Test(messages, round_trip_every_error_code, .timeout = kTimeout) {
-  for (int i = 0; i <= static_cast<int>(ErrorCode::kIoError); ++i) {
+  for (int i = 0; i <= static_cast<int>(protocol::kLastErrorCode); ++i) {
     const auto code = static_cast<ErrorCode>(i);
     expect_round_trip(ErrorMessage{code, std::string("because ") + to_string(code)});
     cr_assert(error_code_from_string(to_string(code)) == code);

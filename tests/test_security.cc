@@ -236,7 +236,7 @@ Test(security, auth_is_bound_to_the_connection_and_versions_are_negotiated) {
     Frame hello = expect_frame(c, "hello");
     std::string nonce = hello.string_field("nonce").value_or("");
     cr_assert(hex_decode(nonce).has_value() && nonce.size() == 64, "%s", hello.header.c_str());
-    ASSERT_STR_EQ(std::to_string(static_cast<int>(hello.number_field("proto").value_or(0))), "1");
+    ASSERT_STR_EQ(std::to_string(static_cast<int>(hello.number_field("proto").value_or(0))), "2");
     nonces.insert(nonce);
   }
   cr_assert_eq(nonces.size(), 5u, "a server nonce was repeated");
@@ -258,7 +258,8 @@ Test(security, auth_is_bound_to_the_connection_and_versions_are_negotiated) {
   cr_assert(first.send_frame(recorded));
   expect_fatal(first, "unexpected_message", "second auth");
 
-  // "proto" is the highest version the client speaks: 1 and above give version 1, 0 is refused.
+  // "proto" is the highest version the client speaks: the smaller of it and the
+  // server's 2 is used, and 0 is refused.
   for (int proto : {1, 2, 7}) {
     RawClient c = connect_raw(s);
     Frame h = expect_frame(c, "hello");
@@ -266,7 +267,7 @@ Test(security, auth_is_bound_to_the_connection_and_versions_are_negotiated) {
     std::string client_nonce = random_bytes(kNonceBytes);
     cr_assert(c.send_frame(make_auth_header(s.secret.key, *n, client_nonce, proto)));
     Frame ok = expect_frame(c, "auth_ok");
-    cr_assert_eq(ok.number_field("proto").value_or(0), 1.0, "proto %d: %s", proto, ok.header.c_str());
+    cr_assert_eq(ok.number_field("proto").value_or(0), proto == 1 ? 1.0 : 2.0, "proto %d: %s", proto, ok.header.c_str());
     ASSERT_STR_EQ(ok.string_field("mac").value_or(""), server_mac_hex(s.secret.key, *n, client_nonce));
   }
   RawClient old = connect_raw(s);

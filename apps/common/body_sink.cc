@@ -31,7 +31,21 @@ std::string temp_name_for(const std::string& name) {
   return "." + name + "." + suffix + ".part";
 }
 
+constexpr char kTempSuffix[] = ".part";
+constexpr size_t kTempRandom = 6;
+
 }  // namespace
+
+bool is_temp_name(std::string_view name) {
+  // "." NAME "." XXXXXX ".part", NAME at least one byte.
+  const size_t suffix = sizeof kTempSuffix - 1;
+  if (name.size() < 1 + 1 + 1 + kTempRandom + suffix || name.front() != '.') return false;
+  if (name.substr(name.size() - suffix) != kTempSuffix) return false;
+  std::string_view random = name.substr(name.size() - suffix - kTempRandom, kTempRandom);
+  for (char c : random)
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+  return name[name.size() - suffix - kTempRandom - 1] == '.';
+}
 
 BodySink::BodySink(Hashing hashing) : hashing_(hashing) {
   if (hashing_ == Hashing::kBackground) background_hash_ = std::make_unique<BackgroundSha256>();
@@ -70,6 +84,7 @@ bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const s
     }
     if (errno != EEXIST) break;
   }
+  errno_ = errno;
   size_t slash = display.find_last_of('/');
   std::string dir_display = slash == std::string::npos ? "." : slash == 0 ? "/" : display.substr(0, slash);
   *err = reactor::sys_error("create temporary file in", dir_display);
@@ -108,6 +123,7 @@ bool BodySink::write(const char* data, size_t len, std::string* err) {
       if (poll(&pfd, 1, -1) >= 0 || errno == EINTR) continue;
     }
     if (n < 0) {
+      errno_ = errno;
       *err = reactor::sys_error("write", display_);
       return false;
     }
@@ -126,32 +142,38 @@ bool BodySink::verify(const protocol::Digest& expected, protocol::Digest* actual
   return verified_;
 }
 
-bool BodySink::commit(int64_t mtime, std::string* err) {
+bool BodySink::commit(const CommitOptions& options, std::string* err) {
   if (!verified_) {
+    errno_ = 0;
     *err = "internal error: commit before a successful verification";
     return false;
   }
   if (!file_) return true;
+  auto fail = [this, err](const char* what) {
+    errno_ = errno;
+    *err = reactor::sys_error(what, display_);
+    return false;
+  };
   // A stream (standard output, a device, a FIFO) keeps its own mode and times.
   if (!streaming_) {
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(file_.get(), 0666 & ~mask) != 0) {
-      *err = reactor::sys_error("chmod", display_);
-      return false;
+    mode_t mode = 0;
+    if (options.mode) {
+      mode = static_cast<mode_t>(*options.mode);
+    } else {
+      mode_t mask = umask(0);
+      umask(mask);
+      mode = 0666 & ~mask;
     }
-    struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(mtime), 0}};
-    if (futimens(file_.get(), times) != 0) {
-      *err = reactor::sys_error("set modification time of", display_);
-      return false;
+    if (fchmod(file_.get(), mode) != 0) return fail("chmod");
+    if (options.mtime) {
+      struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(*options.mtime), 0}};
+      if (futimens(file_.get(), times) != 0) return fail("set modification time of");
     }
+    if (options.durable && fsync(file_.get()) != 0) return fail("fsync");
   }
   // close() is where NFS and friends report deferred write errors; check it before the
   // rename makes the file visible.
-  if (close(file_.release()) != 0) {
-    *err = reactor::sys_error("close", display_);
-    return false;
-  }
+  if (close(file_.release()) != 0) return fail("close");
   if (streaming_) return true;  // nothing to rename
   int rc = overwrite_ ? renameat(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str())
                       : renameat2(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str(), RENAME_NOREPLACE);
@@ -161,11 +183,15 @@ bool BodySink::commit(int64_t mtime, std::string* err) {
     if (rc == 0) unlinkat(dir_.get(), temp_name_.c_str(), 0);
   }
   if (rc != 0) {
+    errno_ = errno;
     *err = errno == EEXIST ? "\"" + display_ + "\" appeared during the download; use --force to overwrite it"
                            : reactor::sys_error("rename to", display_);
     return false;
   }
   temp_name_.clear();
+  // The rename is durable only once the directory is: without this, a crash can bring
+  // back the old name (ext4 and XFS document it).
+  if (options.durable && fsync(dir_.get()) != 0) return fail("fsync the directory of");
   return true;
 }
 

@@ -19,7 +19,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "apps/common/background_sha256.h"
 #include "protocol/sha256.h"
@@ -27,6 +29,10 @@
 #include "reactor/unique_fd.h"
 
 namespace app {
+
+// Whether `name` has the form of a sink's temporary file, ".NAME.XXXXXX.part" with six
+// letters or digits: reactord never lists, serves or overwrites such a name.
+bool is_temp_name(std::string_view name);
 
 class BodySink {
  public:
@@ -55,17 +61,30 @@ class BodySink {
   // The body is complete: the digest of everything written, compared with `expected`.
   // On a mismatch the file is discarded. *actual (if given) receives the digest.
   bool verify(const protocol::Digest& expected, protocol::Digest* actual = nullptr);
-  // After a successful verify() (refused otherwise): sets the modification time and the mode the umask allows, closes
-  // (checked: close is where NFS reports deferred write errors) and renames into place,
-  // with RENAME_NOREPLACE unless overwriting, so a file created meanwhile is never
-  // clobbered. A sink without a file commits trivially.
-  bool commit(int64_t mtime, std::string* err);
+  struct CommitOptions {
+    std::optional<int64_t> mtime;  // absent: left as written
+    std::optional<uint32_t> mode;  // absent: 0666 less the umask
+    // fsync(2) the file before it gets its name and the directory after, so that a
+    // crash leaves the old file or the new one, complete (the server's uploads).
+    bool durable = false;
+  };
+  // After a successful verify() (refused otherwise): sets the mode and modification
+  // time, closes (checked: close is where NFS reports deferred write errors) and
+  // renames into place, with RENAME_NOREPLACE unless overwriting, so a file created
+  // meanwhile is never clobbered. A sink without a file commits trivially. Safe to call
+  // from another thread than the one that wrote, once that one has stopped touching the
+  // sink (reactord commits on a worker thread).
+  bool commit(const CommitOptions& options, std::string* err);
+  bool commit(int64_t mtime, std::string* err) { return commit(CommitOptions{mtime, std::nullopt, false}, err); }
   void discard();
 
   bool has_file() const { return static_cast<bool>(dir_); }
   bool streaming() const { return streaming_; }
   const std::string& display() const { return display_; }
   const std::string& temp_name() const { return temp_name_; }
+  // The errno of the last failure of open_file, write or commit (ENOSPC, EEXIST, EIO,
+  // ...), 0 for a failure that was not a system call's.
+  int error_number() const { return errno_; }
   uint64_t written() const { return written_; }
 
  private:
@@ -83,6 +102,7 @@ class BodySink {
   bool verified_ = false;
   bool streaming_ = false;
   uint64_t written_ = 0;
+  int errno_ = 0;
 };
 
 }  // namespace app

@@ -26,6 +26,7 @@ const char* to_string(CommandState state) {
   switch (state) {
     case C::kRequested: return "requested";
     case C::kReceiving: return "receiving";
+    case C::kSending: return "sending";
     case C::kVerifying: return "verifying";
     case C::kCommitting: return "committing";
     case C::kDone: return "done";

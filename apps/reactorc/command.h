@@ -5,6 +5,7 @@
 // put together: the command does.
 //
 //   get:        Requested -> Receiving -> Verifying -> Committing -> Done
+//   put:        Requested -> Sending -> Verifying -> Done
 //   list:       Requested -> Receiving -> Done
 //   stat, ping,
 //   msg:        Requested -> Done
@@ -23,11 +24,12 @@
 
 #include "apps/common/state_machine.h"
 #include "apps/reactorc/exit_codes.h"
+#include "protocol/framed_stream.h"
 #include "protocol/messages.h"
 
 namespace client {
 
-enum class CommandState { kRequested, kReceiving, kVerifying, kCommitting, kDone, kFailed };
+enum class CommandState { kRequested, kReceiving, kSending, kVerifying, kCommitting, kDone, kFailed };
 const char* to_string(CommandState state);
 
 struct CommandResult {
@@ -38,6 +40,19 @@ struct CommandResult {
 // "not_found: \"x\" does not exist": a server's error as the user sees it, its text
 // escaped for the terminal. The one place this is spelt out.
 std::string describe(const protocol::ErrorMessage& error);
+
+// How a command that sends more than its request (an upload's data and end) reaches
+// the connection it runs on. Implemented by Connection.
+class Outbox {
+ public:
+  virtual bool send(const protocol::Message& message) = 0;
+  // `producer` (the command's) streams a body after the frame just sent; the command's
+  // on_produced() runs when it has finished.
+  virtual void start_producing(protocol::Producer& producer) = 0;
+
+ protected:
+  ~Outbox() = default;
+};
 
 class Command {
  public:
@@ -54,6 +69,16 @@ class Command {
   virtual void on_message(protocol::Message& message) = 0;
   // A chunk of a body the response announced; the default refuses it.
   virtual void on_body(const char* data, size_t len, uint64_t remaining);
+  // Commands that send (put): the connection to send through, given when submitted;
+  // the producer started through it has finished.
+  void set_outbox(Outbox* outbox) { outbox_ = outbox; }
+  virtual void on_produced() {}
+  // Whether nothing may be pipelined behind this command: its request is followed by
+  // more frames of its own (an upload), which a request in between would break.
+  virtual bool exclusive() const { return false; }
+  // After failing: whether the connection can no longer carry requests (an upload
+  // stopped in the middle of its body).
+  virtual bool broke_stream() const { return false; }
   // The connection ended before the response did: fail with this status and message
   // (and drop whatever was received). A finished command ignores it.
   void abandon(int exit_code, const std::string& message);
@@ -87,6 +112,8 @@ class Command {
   }
   // Called once when the command fails, before the state changes: drop partial work.
   virtual void on_fail() {}
+
+  Outbox* outbox_ = nullptr;
 
  private:
   app::StateMachine<CommandState> machine_;

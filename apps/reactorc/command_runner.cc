@@ -46,7 +46,38 @@ CommandRunner::~CommandRunner() {
 }
 
 bool CommandRunner::prepare() {
-  if (options_.verb != Verb::kGet) return true;
+  if (options_.verb == Verb::kGet) return prepare_get();
+  if (options_.verb == Verb::kPut) return prepare_put();
+  return true;
+}
+
+bool CommandRunner::prepare_put() {
+  const std::string& local = options_.operands[0];
+  std::string remote;
+  std::string err;
+  if (!choose_remote_path(local, options_.operands.size() > 1 ? options_.operands[1] : "", &remote, &err)) {
+    report_failure(kExitUsage, err);
+    return false;
+  }
+  if (remote.size() > protocol::kMaxPathLen) {
+    report_failure(kExitUsage, "the remote path is " + std::to_string(remote.size()) +
+                                   " bytes; the protocol allows at most " + std::to_string(protocol::kMaxPathLen));
+    return false;
+  }
+  struct stat st {};
+  reactor::UniqueFd file;
+  if (!open_upload_source(local, &file, &st, &err)) {
+    report_failure(kExitLocal, err);
+    return false;
+  }
+  put_label_ = local;
+  auto put = std::make_unique<PutCommand>(std::move(file), st, remote, options_.force, options_.preserve, this);
+  put_ = put.get();
+  command_ = std::move(put);
+  return true;
+}
+
+bool CommandRunner::prepare_get() {
   const std::string& remote = options_.operands[0];
   std::string local;
   std::string err;
@@ -91,6 +122,7 @@ std::unique_ptr<Command> CommandRunner::make_command() {
     case Verb::kPing: return std::make_unique<PingCommand>();
     case Verb::kSend: return std::make_unique<MsgCommand>(ops[0]);
     case Verb::kGet:    // made by prepare()
+    case Verb::kPut:
     case Verb::kBench:  // runs in bench.cc on its own connections, never here
       break;
   }
@@ -104,6 +136,11 @@ void CommandRunner::on_ready(Connection& connection) {
   if (!command_) command_ = make_command();
   if (!command_) {
     report_failure(kExitFailure, "internal error: no command to run");
+    return;
+  }
+  if (options_.verb == Verb::kPut && connection.protocol_version() < protocol::kPutVersion) {
+    report_failure(kExitRemote, std::string("the server (") + connection.server_software() + ") speaks protocol version " +
+                                    std::to_string(connection.protocol_version()) + "; put needs version 2");
     return;
   }
   if (!connection.server_offers(command_->feature())) {
@@ -127,6 +164,13 @@ void CommandRunner::report_success() {
     case Verb::kGet:
       if (progress_) progress_->finish_ok("sha256 verified");
       if (options_.verbosity > 0) app::log_info("sha256 %s", protocol::to_hex(get_->digest()).c_str());
+      break;
+    case Verb::kPut:
+      if (progress_) {
+        progress_->update(put_->size());
+        progress_->finish_ok("stored, sha256 verified by the server");
+      }
+      if (options_.verbosity > 0) app::log_info("sha256 %s", protocol::to_hex(put_->digest()).c_str());
       break;
     case Verb::kStat: {
       const protocol::StatReply& stat = static_cast<StatCommand&>(*command_).reply();
@@ -176,17 +220,25 @@ void CommandRunner::print_listing(ListCommand& list) {
 }
 
 void CommandRunner::on_file(const protocol::FileHeader& header) {
+  show_progress(get_->sink().display(), header.size, 0);
+}
+
+void CommandRunner::on_put_ready(uint64_t size, uint64_t offset) { show_progress(put_label_, size, offset); }
+
+void CommandRunner::show_progress(const std::string& label, uint64_t total, uint64_t start) {
   if (options_.verbosity < 0) return;
   bool tty = isatty(STDERR_FILENO) == 1;
-  std::string label = app::escape_for_terminal(get_->sink().display());
   progress_ = std::make_unique<Progress>(STDERR_FILENO, options_.progress, tty, app::stream_wants_color(STDERR_FILENO),
-                                         label, header.size, 0);
+                                         app::escape_for_terminal(label), total, start);
   progress_->set_ascii(!app::locale_is_utf8());
   progress_->set_dumb_terminal(tty && app::terminal_is_dumb());
   if (tty && options_.progress != ProgressStyle::kNone) {
     progress_->tick();
     progress_timer_ = loop_.run_every(std::chrono::milliseconds(100), [this] {
-      if (progress_) progress_->tick();
+      if (!progress_) return;
+      // An upload's progress is what the connection has taken so far.
+      if (put_ != nullptr) progress_->update(put_->sent());
+      progress_->tick();
     });
   }
 }
@@ -210,6 +262,7 @@ void CommandRunner::interrupt(const char* signal_name) {
 
 void CommandRunner::report_failure(int code, const std::string& message) {
   if (command_) command_->abandon(code, message);  // a get removes what it received
+  if (progress_ && put_ != nullptr) progress_->update(put_->sent());
   if (progress_) {
     // The progress line carries the reason; a log line would repeat it.
     progress_->finish_failed(message);

@@ -12,13 +12,14 @@
 #include "apps/reactorc/command.h"
 #include "apps/reactorc/connection.h"
 #include "apps/reactorc/get_command.h"
+#include "apps/reactorc/put_command.h"
 #include "apps/reactorc/options.h"
 #include "apps/reactorc/progress.h"
 #include "reactor/event_loop.h"
 
 namespace client {
 
-class CommandRunner final : public ConnectionListener, public GetObserver {
+class CommandRunner final : public ConnectionListener, public GetObserver, public PutObserver {
  public:
   // `tls` null: the plain protocol.
   CommandRunner(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
@@ -26,7 +27,8 @@ class CommandRunner final : public ConnectionListener, public GetObserver {
   ~CommandRunner() override;
 
   // Local preparation before any network traffic (get: the destination must be
-  // creatable and, without --force, absent). False: exit_code() says why.
+  // creatable and, without --force, absent; put: the source a readable regular file).
+  // False: exit_code() says why.
   bool prepare();
   void start(std::vector<reactor::SocketAddress> addresses);
   // SIGINT/SIGTERM: remove any partial download and stop.
@@ -41,9 +43,14 @@ class CommandRunner final : public ConnectionListener, public GetObserver {
   // GetObserver: the progress line.
   void on_file(const protocol::FileHeader& header) override;
   void on_received(uint64_t bytes) override;
+  // PutObserver: the progress line of an upload.
+  void on_put_ready(uint64_t size, uint64_t offset) override;
 
  private:
   std::unique_ptr<Command> make_command();
+  bool prepare_get();
+  bool prepare_put();
+  void show_progress(const std::string& label, uint64_t total, uint64_t start);
   void report_success();
   void report_failure(int code, const std::string& message);
   void print_listing(ListCommand& list);
@@ -54,6 +61,8 @@ class CommandRunner final : public ConnectionListener, public GetObserver {
   Connection connection_;
   std::unique_ptr<Command> command_;
   GetCommand* get_ = nullptr;  // command_, when it is a get
+  PutCommand* put_ = nullptr;  // command_, when it is a put
+  std::string put_label_;      // LOCAL as given, for the progress line
   int exit_code_ = 1;
   bool done_ = false;
   reactor::EventLoop::Clock::time_point sent_at_{};

@@ -1,5 +1,6 @@
 #include "apps/reactorc/connection.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -83,6 +84,8 @@ const Connection::Rule Connection::kRules[] = {
     {MessageType::kListEnd, in(S::kReady), &Connection::handle_reply},
     {MessageType::kPong, in(S::kReady), &Connection::handle_reply},
     {MessageType::kMsgOk, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kPutReady, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kPutDone, in(S::kReady), &Connection::handle_reply},
 };
 
 Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener,
@@ -160,11 +163,25 @@ void Connection::submit(Command& command) {
     command.abandon(kExitFailure, "internal error: request before the connection is ready");
     return;
   }
+  if (!waiting_.empty() || (!in_flight_.empty() && in_flight_.back()->exclusive())) {
+    waiting_.push_back(&command);
+    return;
+  }
+  send_request(command);
+}
+
+void Connection::send_request(Command& command) {
   // The silence clock starts when a response becomes due, not at the last traffic: a
   // connection idle for an hour may then wait its full timeout for this reply.
   if (in_flight_.empty()) waiting_since_ = loop_.now();
   in_flight_.push_back(&command);
+  command.set_outbox(this);
   stream_.send(command.request());
+}
+
+void Connection::on_produced() {
+  if (!in_flight_.empty()) in_flight_.front()->on_produced();
+  finish_front_if_done(0);
 }
 
 bool Connection::server_offers(const std::string& feature) const {
@@ -184,6 +201,8 @@ void Connection::close() {
   connector_.reset();
   std::deque<Command*> abandoned;
   abandoned.swap(in_flight_);
+  for (Command* command : waiting_) abandoned.push_back(command);
+  waiting_.clear();
   for (Command* command : abandoned) command->abandon(kExitFailure, "the connection was closed");
 }
 
@@ -193,6 +212,8 @@ void Connection::fail(Failure failure, const std::string& message) {
   // them its own.
   std::deque<Command*> abandoned;
   abandoned.swap(in_flight_);
+  for (Command* command : waiting_) abandoned.push_back(command);
+  waiting_.clear();
   for (Command* command : abandoned) command->abandon(exit_code_for(failure), message);
   close();
   listener_.on_failure(*this, failure, message);
@@ -249,10 +270,11 @@ void Connection::on_error_message(const protocol::ErrorMessage& error) {
 
 void Connection::handle_hello(protocol::Message& message) {
   auto& hello = std::get<protocol::Hello>(message);
-  if (hello.proto < protocol::kProtocolVersion) {
-    fail(Failure::kProtocol, "the server speaks protocol " + std::to_string(hello.proto) + "; this client needs 1");
+  if (hello.proto < protocol::kMinProtocolVersion) {
+    fail(Failure::kProtocol, "the server speaks protocol " + std::to_string(hello.proto) + "; this client needs 1 or 2");
     return;
   }
+  proto_ = std::min<uint64_t>(hello.proto, protocol::kProtocolVersion);
   server_software_ = app::escape_for_terminal(hello.server);
   server_features_ = hello.features;
   server_nonce_ = hello.nonce;
@@ -281,6 +303,11 @@ void Connection::handle_auth_ok(protocol::Message& message) {
   protocol::Mac expected = protocol::server_proof(secret_.key, server_nonce_, client_nonce_, binding());
   if (!protocol::proofs_equal(expected, ok.mac)) {
     fail(Failure::kAuth, "the server failed to prove it knows the secret: it may be an impostor");
+    return;
+  }
+  if (ok.proto != proto_) {
+    fail(Failure::kProtocol, "the server settled on protocol " + std::to_string(ok.proto) + ", not version " +
+                                 std::to_string(proto_) + ", the smaller of the two sides'");
     return;
   }
   if (!transition(S::kReady)) return;
@@ -336,10 +363,24 @@ void Connection::finish_front_if_done(uint64_t body_remaining) {
     fail(Failure::kProtocol, why);
     return;
   }
+  if (command->broke_stream()) {
+    // An upload stopped in its body: the server expects bytes that will not come, so
+    // nothing more can go over this connection. The command's failure is the news.
+    stream_.stop_producing();
+    close();
+    listener_.on_command_done(*this, *command);
+    return;
+  }
   skipping_body_ = body_remaining > 0;
   skipping_trailer_ = owes_trailer_;
   owes_trailer_ = false;
   if (!in_flight_.empty()) waiting_since_ = loop_.now();
+  // What waited behind an exclusive command goes now, up to the next exclusive one.
+  while (!waiting_.empty() && (in_flight_.empty() || !in_flight_.back()->exclusive())) {
+    Command* next = waiting_.front();
+    waiting_.pop_front();
+    send_request(*next);
+  }
   listener_.on_command_done(*this, *command);
 }
 

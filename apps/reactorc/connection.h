@@ -48,7 +48,7 @@ class ConnectionListener {
   virtual void on_failure(Connection& connection, Failure failure, const std::string& message) = 0;
 };
 
-class Connection final : public protocol::StreamHandler {
+class Connection final : public protocol::StreamHandler, private Outbox {
  public:
   using Clock = reactor::EventLoop::Clock;
   enum class State { kConnecting, kAwaitHello, kAwaitAuthOk, kReady, kClosed };
@@ -66,9 +66,12 @@ class Connection final : public protocol::StreamHandler {
                const reactor::SocketAddress* source = nullptr);
   // Sends the command's request; its response goes to it. Ready only. `command` stays
   // the caller's and must outlive its time in flight (close() ends that time: commands
-  // still in flight are abandoned).
+  // still in flight are abandoned). Behind an exclusive command (an upload) the request
+  // waits until that command is done.
   void submit(Command& command);
-  size_t in_flight() const { return in_flight_.size(); }
+  size_t in_flight() const { return in_flight_.size() + waiting_.size(); }
+  // The protocol version in use, once ready: the smaller of the two sides' highest.
+  uint64_t protocol_version() const { return proto_; }
   void close();
 
   State state() const { return machine_.state(); }
@@ -88,13 +91,18 @@ class Connection final : public protocol::StreamHandler {
   bool accepting_input() const override { return true; }
   void on_message(protocol::Message& message) override;
   void on_body(const char* data, size_t len, uint64_t remaining) override;
-  void on_produced() override {}
+  void on_produced() override;
   void on_failure(const protocol::StreamFailure& failure) override;
 
  private:
   struct Rule;
   static const Rule kRules[];
 
+  // Outbox, for the command in front.
+  bool send(const protocol::Message& message) override { return stream_.send(message); }
+  void start_producing(protocol::Producer& producer) override { stream_.start_producing(producer); }
+
+  void send_request(Command& command);
   void on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message);
   void start_handshake_timer();
   void on_error_message(const protocol::ErrorMessage& error);
@@ -121,6 +129,8 @@ class Connection final : public protocol::StreamHandler {
   protocol::Nonce server_nonce_{};
   protocol::ChannelBinding binding_{};
   std::deque<Command*> in_flight_;
+  std::deque<Command*> waiting_;  // submitted behind an exclusive command
+  uint64_t proto_ = protocol::kProtocolVersion;
   // A get that finished early (a local write error) leaves the rest of its response on
   // the stream: its body, then its trailer. Both are skipped, so that the next
   // command's response starts where it should.

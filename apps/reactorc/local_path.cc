@@ -120,4 +120,45 @@ bool resolve_destination(const std::string& local, bool force, std::string* targ
   return true;
 }
 
+bool choose_remote_path(const std::string& local, const std::string& remote, std::string* out, std::string* err) {
+  if (!remote.empty() && remote.back() != '/') {
+    *out = remote;
+    return true;
+  }
+  std::string base = last_component(local);
+  if (base.empty() || base == "." || base == ".." || local == "-") {
+    *err = "cannot name the remote file after \"" + local + "\"; give REMOTE explicitly";
+    return false;
+  }
+  *out = remote + base;
+  return true;
+}
+
+bool open_upload_source(const std::string& local, reactor::UniqueFd* fd, struct stat* st, std::string* err) {
+  if (local == "-") {
+    *err = "put needs a regular file, not standard input: its size is sent before its first byte";
+    return false;
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+  reactor::UniqueFd file(open(local.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!file) {
+    *err = reactor::sys_error("open", local);
+    return false;
+  }
+  if (fstat(file.get(), st) != 0) {
+    *err = reactor::sys_error("stat", local);
+    return false;
+  }
+  if (S_ISDIR(st->st_mode)) {
+    *err = "\"" + local + "\" is a directory; put sends one regular file";
+    return false;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    *err = "\"" + local + "\" is not a regular file: put declares the size before the first byte";
+    return false;
+  }
+  *fd = std::move(file);
+  return true;
+}
+
 }  // namespace client

@@ -1,6 +1,9 @@
 #pragma once
-// Where on this machine a download lands. The name is always the user's (LOCAL, or the
-// last component of REMOTE), never one taken from the server's reply.
+// Where on this machine a download lands, and what an upload reads. The name is always
+// the user's (LOCAL, or the last component of REMOTE), never one taken from the
+// server's reply.
+
+#include <sys/stat.h>
 
 #include <string>
 
@@ -30,5 +33,14 @@ bool open_stream_destination(const std::string& local, reactor::UniqueFd* fd, st
 // shared directory must not aim root's download at /etc); without `force` it is left to
 // the usual "exists; use --force" refusal. *target is `local` itself otherwise.
 bool resolve_destination(const std::string& local, bool force, std::string* target, std::string* err);
+
+// The remote name for an upload: REMOTE if given, with LOCAL's last component added
+// when it ends in '/', else that component alone (in the served root).
+bool choose_remote_path(const std::string& local, const std::string& remote, std::string* out, std::string* err);
+
+// Opens LOCAL for an upload: a regular file, read-only, and its fstat. Standard input,
+// devices, FIFOs and directories are refused with the reason: a put declares its size
+// before the first byte.
+bool open_upload_source(const std::string& local, reactor::UniqueFd* fd, struct stat* st, std::string* err);
 
 }  // namespace client

@@ -14,15 +14,17 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-fqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--progress STYLE]\n"
+    "usage: reactorc [-fpqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
     "                [--json] [ping | get PATH | stat PATH | handshake | idle]\n"
-    "Fetch files from a reactord server, authenticated and verified.\n"
+    "Fetch files from a reactord server and send files to it, authenticated and verified.\n"
     "\n"
     "Commands:\n"
     "  get REMOTE [LOCAL]   download REMOTE to LOCAL (default: its last component)\n"
+    "  put LOCAL [REMOTE]   upload LOCAL to REMOTE (default: its last component in the\n"
+    "                       served root; a REMOTE ending in / is a directory)\n"
     "  stat PATH            show what PATH is on the server\n"
     "  ls [PATH]            list a directory on the server (default: the root)\n"
     "  ping                 check the server answers, and how fast\n"
@@ -34,7 +36,8 @@ const char kUsage[] =
     "                          (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
     "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
     "                          else ~/.config/reactor/secret)\n"
-    "  -f, --force             get: overwrite an existing LOCAL\n"
+    "  -f, --force             get: overwrite an existing LOCAL; put: an existing REMOTE\n"
+    "  -p, --preserve          put: the server keeps LOCAL's mode and modification time\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"
     "      --tls-ca FILE       trust a server certificate signed by the CAs in FILE\n"
@@ -48,7 +51,7 @@ const char kUsage[] =
     "      --pipeline K        bench: requests in flight per connection (default: 1)\n"
     "      --source PREFIX     bench: connect from each address of an IPv4 PREFIX in turn\n"
     "      --json              bench: print the results as one JSON object\n"
-    "                          (options marked get: or bench: are refused elsewhere)\n"
+    "                          (options marked get:, put: or bench: are refused elsewhere)\n"
     "  -q, --quiet             print errors only\n"
     "  -v, --verbose           say more about the connection\n"
     "  -h, --help              show this help and exit\n"
@@ -71,6 +74,7 @@ struct CommandSpec {
 
 const CommandSpec kCommands[] = {
     {"get", Verb::kGet, 1, 2, "get REMOTE [LOCAL]"},
+    {"put", Verb::kPut, 1, 2, "put LOCAL [REMOTE]"},
     {"stat", Verb::kStat, 1, 1, "stat PATH"},
     {"ls", Verb::kList, 0, 1, "ls [PATH]"},
     {"ping", Verb::kPing, 0, 0, "ping"},
@@ -93,6 +97,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"server", required_argument, nullptr, 's'},
       {"secret-file", required_argument, nullptr, 'k'},
       {"force", no_argument, nullptr, 'f'},
+      {"preserve", no_argument, nullptr, 'p'},
       {"timeout", required_argument, nullptr, 't'},
       {"progress", required_argument, nullptr, kProgress},
       {"connections", required_argument, nullptr, 'c'},
@@ -113,9 +118,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   // silently ignored (a wget user's -c, bench's --json on ls). --progress is a display
   // preference, accepted everywhere so that an alias or a script can always pass it.
   const char* bench_only = nullptr;
-  const char* get_only = nullptr;
+  const char* transfer_only = nullptr;  // get and put
+  const char* put_only = nullptr;
   int c;
-  while ((c = getopt_long(argc, argv, ":s:k:ft:c:n:d:qvhV", kLong.data(), nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":s:k:fpt:c:n:d:qvhV", kLong.data(), nullptr)) != -1) {
     switch (c) {
       case 'c': bench_only = bench_only ? bench_only : "-c/--connections"; break;
       case 'n': bench_only = bench_only ? bench_only : "-n/--requests"; break;
@@ -123,13 +129,15 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kPipeline: bench_only = bench_only ? bench_only : "--pipeline"; break;
       case kSource: bench_only = bench_only ? bench_only : "--source"; break;
       case kJson: bench_only = bench_only ? bench_only : "--json"; break;
-      case 'f': get_only = get_only ? get_only : "-f/--force"; break;
+      case 'f': transfer_only = transfer_only ? transfer_only : "-f/--force"; break;
+      case 'p': put_only = put_only ? put_only : "-p/--preserve"; break;
       default: break;
     }
     switch (c) {
       case 's': out->server = optarg; break;
       case 'k': out->secret_file = optarg; break;
       case 'f': out->force = true; break;
+      case 'p': out->preserve = true; break;
       case 't':
         if (!app::parse_seconds(optarg, &out->timeout))
           return app::fail_usage("reactorc", "invalid --timeout '%s': expected seconds, e.g. 30", optarg);
@@ -182,26 +190,32 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   }
   if (out->plain && (!out->tls_ca.empty() || !out->tls_pin.empty() || out->insecure))
     return app::fail_usage("reactorc", "%s", "--plain speaks no TLS: --tls-ca, --tls-pin and --insecure do not apply");
-  if (optind >= argc) return app::fail_usage("reactorc", "%s", "no command given (get, stat, ls, ping, send or bench)");
+  if (optind >= argc) return app::fail_usage("reactorc", "%s", "no command given (get, put, stat, ls, ping, send or bench)");
   const char* name = argv[optind++];
   const CommandSpec* spec = nullptr;
   for (const CommandSpec& candidate : kCommands)
     if (std::strcmp(candidate.name, name) == 0) spec = &candidate;
-  if (spec == nullptr) return app::fail_usage("reactorc", "unknown command '%s' (get, stat, ls, ping, send or bench)", name);
+  if (spec == nullptr)
+    return app::fail_usage("reactorc", "unknown command '%s' (get, put, stat, ls, ping, send or bench)", name);
   out->verb = spec->verb;
   if (bench_only != nullptr && out->verb != Verb::kBench)
     return app::fail_usage("reactorc", "%s applies to bench only, not to %s", bench_only, name);
-  if (get_only != nullptr && out->verb != Verb::kGet)
-    return app::fail_usage("reactorc", "%s applies to get only, not to %s", get_only, name);
+  if (transfer_only != nullptr && out->verb != Verb::kGet && out->verb != Verb::kPut)
+    return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
+  if (put_only != nullptr && out->verb != Verb::kPut)
+    return app::fail_usage("reactorc", "%s applies to put only, not to %s", put_only, name);
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);
   if (out->verb == Verb::kSend && out->operands[0].size() > protocol::kMaxTextLen)
     return app::fail_usage("reactorc", "the message is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
                       protocol::kMaxTextLen);
+  // The remote path: get's, stat's and ls's first operand; put's second (or LOCAL's
+  // name, checked once known).
+  size_t remote = out->verb == Verb::kPut ? 1 : 0;
   if (out->verb != Verb::kSend && out->verb != Verb::kPing && out->verb != Verb::kBench &&
-      !out->operands.empty() && out->operands[0].size() > protocol::kMaxPathLen)
-    return app::fail_usage("reactorc", "the path is %zu bytes; the protocol allows at most %zu", out->operands[0].size(),
+      out->operands.size() > remote && out->operands[remote].size() > protocol::kMaxPathLen)
+    return app::fail_usage("reactorc", "the path is %zu bytes; the protocol allows at most %zu", out->operands[remote].size(),
                       protocol::kMaxPathLen);
   return ParseResult::kRun;
 }

@@ -13,12 +13,13 @@
 
 namespace client {
 
-enum class Verb { kGet, kStat, kList, kPing, kSend, kBench };
+enum class Verb { kGet, kPut, kStat, kList, kPing, kSend, kBench };
 
 struct Options : app::CommonOptions {
   std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
   std::string secret_file;  // empty: the default path
   bool force = false;
+  bool preserve = false;    // put -p: send the mode and mtime
   bool progress_given = false;
   ProgressStyle progress = ProgressStyle::kBar;
   std::chrono::milliseconds timeout{30'000};

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "apps/common/body_sink.h"
 #include "apps/reactord/served_root.h"
 #include "protocol/frame.h"
 #include "protocol/messages.h"
@@ -64,6 +65,7 @@ size_t DirLister::produce(reactor::Buffer& out, size_t) {
     }
     std::string name = entry->d_name;
     if (name == "." || name == "..") continue;
+    if (app::is_temp_name(name)) continue;  // an upload in progress: not a file yet
     if (!protocol::valid_utf8(name)) {
       ++skipped_;  // JSON cannot carry it; list_end says how many were left out
       continue;

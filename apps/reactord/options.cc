@@ -7,17 +7,22 @@
 #include <vector>
 
 #include "apps/common/cli.h"
+#include "apps/common/human_units.h"
 
 namespace server {
 
 const char kUsage[] =
-    "usage: reactord [-qv] [-r DIR] [-l ADDR:PORT]... [--plain-listen ADDR:PORT]...\n"
+    "usage: reactord [-qvw] [-r DIR] [-l ADDR:PORT]... [--plain-listen ADDR:PORT]...\n"
     "                [--plain] [--tls-cert FILE --tls-key FILE] [-k FILE] [-m N]\n"
     "                [--idle-timeout SECS] [--handshake-timeout SECS] [--grace SECS]\n"
-    "                [--backend epoll|poll]\n"
+    "                [--max-upload SIZE] [--keep-free SIZE] [--backend epoll|poll]\n"
     "Serve DIR to authenticated reactorc clients.\n"
     "\n"
     "  -r, --root DIR               directory to serve (default: the current directory)\n"
+    "  -w, --writable               accept uploads (reactorc put); read-only otherwise\n"
+    "      --max-upload SIZE        refuse uploads larger than SIZE, e.g. 4G (default: no limit)\n"
+    "      --keep-free SIZE         refuse uploads that would leave less free space\n"
+    "                               (default: 1% of the file system, at most 1G)\n"
     "  -l, --listen ADDR:PORT       TLS listen address, IPv4 or [IPv6]; repeatable\n"
     "                               (default: 127.0.0.1:9000)\n"
     "      --plain-listen ADDR:PORT a listener for the plain, unencrypted protocol;\n"
@@ -42,7 +47,10 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace, kPlainListen, kPlain, kTlsCert, kTlsKey };
+enum LongOnly {
+  kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace, kPlainListen, kPlain, kTlsCert, kTlsKey,
+  kMaxUpload, kKeepFree,
+};
 
 
 }  // namespace
@@ -60,12 +68,15 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"plain", no_argument, nullptr, kPlain},
       {"tls-cert", required_argument, nullptr, kTlsCert},
       {"tls-key", required_argument, nullptr, kTlsKey},
+      {"writable", no_argument, nullptr, 'w'},
+      {"max-upload", required_argument, nullptr, kMaxUpload},
+      {"keep-free", required_argument, nullptr, kKeepFree},
   });
   static const app::CommonParse kCommon{"reactord", kUsage, 1, kLong.data()};
   opterr = 0;  // our own messages, with the program name and a hint
   optind = 0;  // 0, not 1: glibc then also resets its scanning state, so a parser can run twice
   int c;
-  while ((c = getopt_long(argc, argv, ":r:l:k:m:qvhV", kLong.data(), nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":r:l:k:m:wqvhV", kLong.data(), nullptr)) != -1) {
     switch (c) {
       case 'r': out->root = optarg; break;
       case 'l': out->listen.emplace_back(optarg); break;
@@ -74,6 +85,16 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kTlsCert: out->tls_cert = optarg; break;
       case kTlsKey: out->tls_key = optarg; break;
       case 'k': out->secret_file = optarg; break;
+      case 'w': out->writable = true; break;
+      case kMaxUpload:
+        if (!app::parse_size(optarg, &out->max_upload) || out->max_upload == 0)
+          return app::fail_usage("reactord", "invalid --max-upload '%s': expected a size above 0, e.g. 4G", optarg);
+        break;
+      case kKeepFree:
+        if (!app::parse_size(optarg, &out->keep_free))
+          return app::fail_usage("reactord", "invalid --keep-free '%s': expected a size, e.g. 512M or 0", optarg);
+        out->keep_free_given = true;
+        break;
       case 'm':
         if (!app::parse_count(optarg, 1, 1'000'000, &out->max_connections))
           return app::fail_usage("reactord", "invalid --max-conns '%s': expected a number from 1 to 1000000", optarg);

@@ -22,6 +22,10 @@ struct Options : app::CommonOptions {
   std::chrono::milliseconds idle_timeout{300'000};
   std::chrono::milliseconds handshake_timeout{10'000};
   std::chrono::milliseconds grace{10'000};
+  bool writable = false;        // accept put; read-only by default, as rsyncd is
+  uint64_t max_upload = 0;      // largest file a put may declare; 0: no limit
+  bool keep_free_given = false;
+  uint64_t keep_free = 0;       // free space a put must leave; default 1% of the file system, at most 1 GiB
   // backend, verbosity (-q: -1 whatever -v says, -v: 1): see app::CommonOptions
 };
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "apps/common/body_sink.h"
 #include "reactor/errors.h"
 
 namespace server {
@@ -29,6 +30,11 @@ bool set_error(ProtocolError* err, ErrorCode code, std::string message) {
 }
 
 std::string quoted(std::string_view path) { return "\"" + std::string(path) + "\""; }
+
+std::string_view last_component(std::string_view normalized) {
+  size_t slash = normalized.rfind('/');
+  return slash == std::string_view::npos ? normalized : normalized.substr(slash + 1);
+}
 
 long sys_openat2(int dirfd, const char* path, int flags) {
   struct open_how how {};
@@ -87,8 +93,10 @@ bool ServedRoot::is_hidden(const struct stat& st) const {
   return hide_set_ && st.st_dev == hidden_dev_ && st.st_ino == hidden_ino_;
 }
 
-reactor::UniqueFd ServedRoot::resolve(const std::string& normalized, int flags) const {
-  flags |= O_NOFOLLOW | O_CLOEXEC;
+reactor::UniqueFd ServedRoot::resolve(const std::string& normalized, int flags, bool follow_final) const {
+  flags |= O_CLOEXEC;
+  // Without openat2 the walk refuses every symlink anyway.
+  if (!follow_final || !have_openat2_) flags |= O_NOFOLLOW;
   // openat2 rejects flags that mean nothing for the open (EINVAL), and O_PATH opens
   // accept only a few; O_NOCTTY matters only for real opens.
   if ((flags & O_PATH) == 0) flags |= O_NOCTTY;
@@ -162,6 +170,10 @@ bool ServedRoot::fail_from_errno(int saved_errno, std::string_view path, Protoco
 reactor::UniqueFd ServedRoot::open_file(std::string_view path, struct stat* st, ProtocolError* err) const {
   std::string normalized;
   if (!normalize_request_path(path, &normalized, err)) return {};
+  if (app::is_temp_name(last_component(normalized))) {
+    fail_from_errno(ENOENT, path, err);
+    return {};
+  }
   // O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer comes.
   reactor::UniqueFd fd = resolve(normalized, O_RDONLY | O_NONBLOCK);
   if (!fd) {
@@ -219,11 +231,42 @@ reactor::UniqueFd ServedRoot::open_directory(std::string_view path, ProtocolErro
 bool ServedRoot::stat_path(std::string_view path, struct stat* st, ProtocolError* err) const {
   std::string normalized;
   if (!normalize_request_path(path, &normalized, err)) return false;
+  if (app::is_temp_name(last_component(normalized))) return fail_from_errno(ENOENT, path, err);
   reactor::UniqueFd fd = resolve(normalized, O_PATH);
   if (!fd) return fail_from_errno(errno, path, err);
   if (fstat(fd.get(), st) != 0) return set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
   if (is_hidden(*st)) return set_error(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
   return true;
+}
+
+reactor::UniqueFd ServedRoot::open_parent(std::string_view path, std::string* name, ProtocolError* err) const {
+  std::string normalized;
+  if (!normalize_request_path(path, &normalized, err)) return {};
+  if (normalized == ".") {
+    set_error(err, ErrorCode::kIsDirectory, "the served root is a directory: name a file to put");
+    return {};
+  }
+  size_t slash = normalized.rfind('/');
+  *name = slash == std::string::npos ? normalized : normalized.substr(slash + 1);
+  std::string parent = slash == std::string::npos ? "." : normalized.substr(0, slash);
+  if (app::is_temp_name(*name)) {
+    set_error(err, ErrorCode::kForbidden, quoted(path) + " has the form of a temporary upload file's name");
+    return {};
+  }
+  reactor::UniqueFd dir = resolve(parent, O_RDONLY | O_DIRECTORY, /*follow_final=*/true);
+  if (!dir) {
+    int saved = errno;
+    std::string where = quoted(parent == "." ? std::string_view(".") : std::string_view(parent));
+    if (saved == ENOENT) {
+      set_error(err, ErrorCode::kNotFound, "no such directory: " + where);
+    } else if (saved == ENOTDIR) {
+      set_error(err, ErrorCode::kNotDirectory, where + " is not a directory");
+    } else {
+      fail_from_errno(saved, parent, err);
+    }
+    return {};
+  }
+  return dir;
 }
 
 }  // namespace server

@@ -10,6 +10,7 @@
 //
 // The final component is never followed: a get of a symlink is refused, and only
 // regular files are served, so a FIFO or device under the root cannot hang the loop.
+// Names of upload temporaries (app::is_temp_name) are neither served nor described.
 
 #include <sys/stat.h>
 
@@ -47,6 +48,11 @@ class ServedRoot {
   reactor::UniqueFd open_directory(std::string_view path, protocol::ProtocolError* err) const;
   // For stat: what the path names, without following a final symlink.
   bool stat_path(std::string_view path, struct stat* st, protocol::ProtocolError* err) const;
+  // For put: the directory the path's last component is to be created in, opened for
+  // reading (an fsync of it needs that), and that component. The directory must exist
+  // beneath the root; the root itself, a temporary's name and the secret's are refused.
+  // Nothing is created.
+  reactor::UniqueFd open_parent(std::string_view path, std::string* name, protocol::ProtocolError* err) const;
 
   const std::string& display_path() const { return dir_; }
   bool uses_openat2() const { return have_openat2_; }
@@ -55,7 +61,9 @@ class ServedRoot {
   ServedRoot(reactor::UniqueFd root, std::string dir);
   // Resolves `normalized` beneath the root with `flags` (O_NOFOLLOW is always added).
   // Returns an invalid fd with errno set on failure.
-  reactor::UniqueFd resolve(const std::string& normalized, int flags) const;
+  // `follow_final`: a final symlink is followed (still beneath the root), for the
+  // parent directory of a put, which is a middle component of its path.
+  reactor::UniqueFd resolve(const std::string& normalized, int flags, bool follow_final = false) const;
   reactor::UniqueFd resolve_by_walking(const std::string& normalized, int flags) const;
   bool fail_from_errno(int saved_errno, std::string_view path, protocol::ProtocolError* err) const;
 

@@ -18,6 +18,7 @@ Server::Server(reactor::EventLoop& loop, Options options, std::unique_ptr<Served
       options_(std::move(options)),
       root_(std::move(root)),
       secret_(std::move(secret)),
+      work_queue_(loop),
       features_(protocol::server_features()) {
   root_->hide(secret_.dev, secret_.ino);
 }

@@ -19,6 +19,7 @@
 #include "protocol/tls.h"
 #include "reactor/listener.h"
 #include "reactor/socket_address.h"
+#include "reactor/work_queue.h"
 
 namespace server {
 
@@ -53,6 +54,8 @@ class Server final : public SessionHost {
   const app::Secret& secret() const override { return secret_; }
   AuthThrottle& throttle() override { return throttle_; }
   DigestCache& digest_cache() override { return digest_cache_; }
+  UploadSpace& upload_space() override { return upload_space_; }
+  reactor::WorkQueue& work_queue() override { return work_queue_; }
   const std::vector<std::string>& features() const override { return features_; }
   void retire(Session* session) override;
 
@@ -71,6 +74,9 @@ class Server final : public SessionHost {
   app::Secret secret_;
   AuthThrottle throttle_;
   DigestCache digest_cache_;
+  UploadSpace upload_space_;
+  // Before the sessions: they cancel their jobs as they close, so it must outlive them.
+  reactor::WorkQueue work_queue_;
   std::vector<std::string> features_;
   std::vector<std::unique_ptr<reactor::Listener>> listeners_;
   std::shared_ptr<protocol::TlsContext> tls_;  // for TLS listeners

@@ -1,5 +1,6 @@
 #include "apps/reactord/session.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -42,7 +43,10 @@ constexpr app::Edge<S> kEdges[] = {
     {S::kReady, S::kSending},            {S::kReady, S::kListing},           {S::kReady, S::kDraining},
     {S::kReady, S::kClosed},             {S::kSending, S::kReady},           {S::kSending, S::kDraining},
     {S::kSending, S::kClosed},           {S::kListing, S::kReady},           {S::kListing, S::kDraining},
-    {S::kListing, S::kClosed},           {S::kDraining, S::kClosed},
+    {S::kListing, S::kClosed},           {S::kReady, S::kReceiving},         {S::kReceiving, S::kCommitting},
+    {S::kReceiving, S::kReady},          {S::kReceiving, S::kDraining},      {S::kReceiving, S::kClosed},
+    {S::kCommitting, S::kReady},         {S::kCommitting, S::kDraining},     {S::kCommitting, S::kClosed},
+    {S::kDraining, S::kClosed},
 };
 
 constexpr app::Diagram<S> kDiagram{kEdges, to_string};
@@ -77,17 +81,21 @@ const char* to_string(SessionState state) {
     case S::kReady: return "ready";
     case S::kSending: return "sending";
     case S::kListing: return "listing";
+    case S::kReceiving: return "receiving";
+    case S::kCommitting: return "committing";
     case S::kDraining: return "draining";
     case S::kClosed: return "closed";
   }
   return "?";
 }
 
-// One row per message a client may send: the states it is allowed in, whether it
-// changes the file system (a read-only server refuses those), and its handler.
+// One row per message a client may send: the states it is allowed in, the protocol
+// version that defines it, whether it changes the file system (a read-only server
+// refuses those), and its handler.
 struct Session::Rule {
   MessageType type;
   uint32_t states;
+  uint8_t since;
   bool writes;
   void (Session::*handle)(protocol::Message&);
 };
@@ -98,12 +106,15 @@ void Session::dispatch_as(protocol::Message& message) {
 }
 
 const Session::Rule Session::kRules[] = {
-    {MessageType::kAuth, in(S::kAwaitAuth), false, &Session::dispatch_as<protocol::Auth, &Session::handle_auth>},
-    {MessageType::kGet, in(S::kReady), false, &Session::dispatch_as<protocol::GetRequest, &Session::handle_get>},
-    {MessageType::kStat, in(S::kReady), false, &Session::dispatch_as<protocol::StatRequest, &Session::handle_stat>},
-    {MessageType::kList, in(S::kReady), false, &Session::dispatch_as<protocol::ListRequest, &Session::handle_list>},
-    {MessageType::kPing, in(S::kReady), false, &Session::dispatch_as<protocol::PingRequest, &Session::handle_ping>},
-    {MessageType::kMsg, in(S::kReady), false, &Session::dispatch_as<protocol::MsgRequest, &Session::handle_msg>},
+    {MessageType::kAuth, in(S::kAwaitAuth), 1, false, &Session::dispatch_as<protocol::Auth, &Session::handle_auth>},
+    {MessageType::kGet, in(S::kReady), 1, false, &Session::dispatch_as<protocol::GetRequest, &Session::handle_get>},
+    {MessageType::kStat, in(S::kReady), 1, false, &Session::dispatch_as<protocol::StatRequest, &Session::handle_stat>},
+    {MessageType::kList, in(S::kReady), 1, false, &Session::dispatch_as<protocol::ListRequest, &Session::handle_list>},
+    {MessageType::kPing, in(S::kReady), 1, false, &Session::dispatch_as<protocol::PingRequest, &Session::handle_ping>},
+    {MessageType::kMsg, in(S::kReady), 1, false, &Session::dispatch_as<protocol::MsgRequest, &Session::handle_msg>},
+    {MessageType::kPut, in(S::kReady), 2, true, &Session::dispatch_as<protocol::PutRequest, &Session::handle_put>},
+    {MessageType::kData, in(S::kReceiving), 2, false, &Session::dispatch_as<protocol::Data, &Session::handle_data>},
+    {MessageType::kEnd, in(S::kReceiving), 2, false, &Session::dispatch_as<protocol::End, &Session::handle_upload_end>},
 };
 
 Session::Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
@@ -183,14 +194,19 @@ bool Session::attach_and_greet() {
   return state() != S::kClosed;
 }
 
-bool Session::accepting_input() const { return state() == S::kAwaitAuth || state() == S::kReady; }
+bool Session::accepting_input() const {
+  return state() == S::kAwaitAuth || state() == S::kReady || state() == S::kReceiving;
+}
 
 void Session::on_message(protocol::Message& message) {
   MessageType type = protocol::type_of(message);
   if (state() == S::kReady) ++requests_;
   for (const Rule& rule : kRules) {
     if (rule.type != type) continue;
-    if ((rule.states & in(state())) == 0) break;
+    if ((rule.states & in(state())) == 0 || rule.since > proto_) break;
+    if (rule.writes && !server_.options().writable) {
+      return request_error({ErrorCode::kReadOnly, "this server is read-only: it takes no uploads (reactord -w allows them)"});
+    }
     (this->*rule.handle)(message);
     return;
   }
@@ -198,18 +214,33 @@ void Session::on_message(protocol::Message& message) {
 }
 
 void Session::refuse_unexpected(const protocol::Message& message) {
+  MessageType type = protocol::type_of(message);
   if (state() == S::kAwaitAuth) {
     fatal(ErrorCode::kUnexpectedMessage,
           std::string("expected auth, got ") + protocol::type_name(message) + ": authenticate first");
+  } else if (state() == S::kReceiving) {
+    fatal(ErrorCode::kUnexpectedMessage, std::string("expected the upload's ") +
+                                             (response_ && response_->data_seen ? "end" : "data") + ", got " +
+                                             protocol::type_name(message));
+  } else if (type == MessageType::kPut && proto_ < protocol::kPutVersion) {
+    fatal(ErrorCode::kUnexpectedMessage, "put needs protocol version 2; this connection uses version " +
+                                             std::to_string(proto_));
   } else {
     fatal(ErrorCode::kUnexpectedMessage,
           std::string(protocol::type_name(message)) + " is not a request a client may send");
   }
 }
 
-void Session::on_body(const char*, size_t, uint64_t) {
-  // Requests carry no body; parse_message rejects one before any arrives.
-  fatal(ErrorCode::kInternal, "unexpected body bytes");
+void Session::on_body(const char* data, size_t len, uint64_t remaining) {
+  // Only an upload's data frame has a body; parse_message rejects one on any other.
+  if (state() != S::kReceiving || !response_ || !response_->data_seen) {
+    fatal(ErrorCode::kInternal, "unexpected body bytes");
+    return;
+  }
+  if (response_->upload_failed) return;  // refused already: the rest is discarded
+  ProtocolError err;
+  if (!response_->upload->write(data, len, &err)) return upload_failed(err);
+  (void)remaining;
 }
 
 void Session::on_failure(const protocol::StreamFailure& failure) {
@@ -224,6 +255,7 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
       return;
     case F::kEndOfInput:
       if (state() == S::kDraining) close("closed after error");
+      else if (state() == S::kReceiving) close("client went away mid-upload; nothing stored");
       else if (busy()) close("client went away mid-response");
       else close(state() == S::kReady ? "client closed" : "client closed before authenticating");
       return;
@@ -287,11 +319,13 @@ bool Session::refuse_wrong_peer(const std::string& first_bytes) {
 }
 
 void Session::handle_auth(const protocol::Auth& auth) {
-  if (auth.proto < protocol::kProtocolVersion) {
+  if (auth.proto < protocol::kMinProtocolVersion) {
     fatal(ErrorCode::kUnsupportedVersion, "protocol version " + std::to_string(auth.proto) +
-                                              " is not supported; this server speaks version 1");
+                                              " is not supported; this server speaks versions 1 and 2");
     return;
   }
+  // The smaller of the two highest versions; auth_ok says which.
+  proto_ = static_cast<uint8_t>(std::min<uint64_t>(auth.proto, protocol::kProtocolVersion));
   Handshake& hs = *handshake_;
   // Inside TLS the proofs are bound to this TLS session (see protocol/auth.h).
   protocol::ChannelBinding binding{};
@@ -299,7 +333,7 @@ void Session::handle_auth(const protocol::Auth& auth) {
   protocol::Mac expected = protocol::client_proof(server_.secret().key, hs.server_nonce, auth.nonce, bound);
   hs.auth_ok = protocol::proofs_equal(expected, auth.mac);
   protocol::AuthOk ok;
-  ok.proto = protocol::kProtocolVersion;
+  ok.proto = proto_;
   ok.mac = protocol::server_proof(server_.secret().key, hs.server_nonce, auth.nonce, bound);
   hs.pending_auth_ok = ok;
   if (hs.auth_ok) {
@@ -429,6 +463,75 @@ void Session::handle_ping(const protocol::PingRequest& request) {
   stream_.send(pong);
 }
 
+void Session::handle_put(const protocol::PutRequest& request) {
+  ProtocolError err;
+  std::unique_ptr<Upload> upload = Upload::begin(request, server_.root(), server_.options(), server_.upload_space(), &err);
+  if (!upload) return request_error(err);
+  response_ = std::make_unique<Response>();
+  response_->upload = std::move(upload);
+  response_->path = app::escape_for_terminal(request.path);
+  if (!transition(S::kReceiving)) return;
+  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " put \"%s\" (%llu bytes%s)", response_->path.c_str(),
+                      static_cast<unsigned long long>(request.size), request.force ? ", replacing" : "");
+  stream_.send(protocol::PutReady{request.path, 0});
+}
+
+void Session::handle_data(const protocol::Data& data) {
+  Upload& upload = *response_->upload;
+  if (response_->data_seen) {
+    fatal(ErrorCode::kUnexpectedMessage, "a second data frame for one upload");
+    return;
+  }
+  if (data.length != upload.size()) {
+    fatal(ErrorCode::kBadSize, "data of " + std::to_string(data.length) + " bytes, but the put announced " +
+                                   std::to_string(upload.size()));
+    return;
+  }
+  response_->data_seen = true;
+}
+
+// A failure while the body arrives: said at once, so the client can stop sending; the
+// rest of the body and its end are then discarded.
+void Session::upload_failed(const ProtocolError& error) {
+  response_->upload_failed = true;
+  if (response_->upload) response_->upload->abandon();
+  app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " put \"%s\": %s: %s", response_->path.c_str(),
+                      protocol::to_string(error.code), app::escape_for_terminal(error.message).c_str());
+  stream_.send(protocol::ErrorMessage{error.code, error.message});
+}
+
+void Session::handle_upload_end(const protocol::End& end) {
+  if (!response_->data_seen) {
+    fatal(ErrorCode::kUnexpectedMessage, "expected the upload's data, got end");
+    return;
+  }
+  if (response_->upload_failed) return finish_response();  // already answered
+  std::shared_ptr<CommitJob> job = response_->upload->finish(end.sha256);
+  if (!transition(S::kCommitting)) return;
+  std::string err;
+  response_->commit = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_committed(*job); }, &err);
+  if (response_->commit == 0) {
+    job->sink->discard();
+    app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", err.c_str());
+    stream_.send(protocol::ErrorMessage{ErrorCode::kIoError, "the server cannot store files now: " + err});
+    finish_response();
+  }
+}
+
+void Session::on_committed(CommitJob& job) {
+  response_->commit = 0;
+  if (job.ok) {
+    app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " stored \"%s\"", response_->path.c_str());
+    if (!stream_.send(protocol::PutDone{job.path, job.sink->written(), job.actual})) return;
+  } else {
+    request_error(job.error);
+    if (state() == S::kClosed) return;
+  }
+  finish_response();
+  // Requests the client pipelined after its end wait in the stream: deliver them now.
+  if (state() == S::kReady) stream_.pump();
+}
+
 void Session::on_produced() { finish_response(); }
 
 void Session::finish_response() {
@@ -501,12 +604,17 @@ void Session::check_timeouts(Clock::time_point now) {
       if (state() == S::kAwaitAuth && now >= handshake_->deadline)
         fatal(ErrorCode::kTimeout, "no authentication within the handshake deadline");
       break;
+    case S::kCommitting:
+      break;  // the worker's time, not the client's idleness
     case S::kReady:
     case S::kSending:
     case S::kListing:
-      // Busy sessions count as active while the client keeps reading.
+    case S::kReceiving:
+      // Busy sessions count as active while the client keeps reading (or sending).
       if (now - stream_.last_activity() >= options.idle_timeout) {
-        if (busy()) {
+        if (state() == S::kReceiving) {
+          close("client stopped sending mid-upload; nothing stored");
+        } else if (busy()) {
           close("client stopped reading");
         } else {
           fatal(ErrorCode::kTimeout, "idle for too long");
@@ -530,6 +638,9 @@ void Session::close(const char* reason) {
                 static_cast<unsigned long long>(requests_), static_cast<unsigned long long>(stream_.bytes_out()),
                 seconds);
   transition(S::kClosed);
+  // A commit already queued still runs (the client sent all of a verified file); only
+  // its answer, for a connection that is gone, is dropped.
+  if (response_ && response_->commit != 0) server_.work_queue().cancel(response_->commit);
   if (handshake_ && handshake_->verdict_timer != 0) {
     server_.loop().cancel(handshake_->verdict_timer);
     handshake_->verdict_timer = 0;

@@ -4,14 +4,19 @@
 //
 //   AwaitAuth --auth--> VerdictPending --ok--> Ready <--> Sending (get)
 //       |                     |                  ^  <--> Listing (list)
+//       |                     |                  |  <--> Receiving (put) --end--> Committing
+//       |                     |                  |                                   |
+//       |                     |                  +-----------------------------------+
 //       |                     +--bad--+          |
 //       +-- any fatal error ----------+--> Draining --> Closed
 //
 // (and any state --> Closed when the connection ends). Every change of state goes
 // through transition(), which refuses an edge this diagram does not have. Frames are
-// delivered only in AwaitAuth and Ready, so pipelined requests wait in the stream's
-// input (and then in the kernel) until the current response is complete; responses
-// therefore go out strictly in order.
+// delivered only in AwaitAuth, Ready and Receiving (an upload's data and end), so
+// pipelined requests wait in the stream's input (and then in the kernel) until the
+// current response is complete; responses therefore go out strictly in order.
+// Committing waits for the worker thread (upload.h): the fsyncs and the rename of a
+// verified upload never run on the loop.
 //
 // Requests are dispatched through one table, after OpenSSH's sftp-server: for each
 // message type, the states it is allowed in, whether it writes to the file system, and
@@ -33,6 +38,7 @@
 #include "apps/common/secret.h"
 #include "apps/common/state_machine.h"
 #include "apps/reactord/dir_lister.h"
+#include "apps/reactord/upload.h"
 #include "protocol/framed_stream.h"
 #include "protocol/messages.h"
 #include "protocol/types.h"
@@ -40,6 +46,7 @@
 #include "reactor/socket_address.h"
 #include "reactor/transport.h"
 #include "reactor/unique_fd.h"
+#include "reactor/work_queue.h"
 
 namespace server {
 
@@ -60,6 +67,9 @@ class SessionHost {
   virtual const app::Secret& secret() const = 0;
   virtual AuthThrottle& throttle() = 0;
   virtual DigestCache& digest_cache() = 0;
+  virtual UploadSpace& upload_space() = 0;
+  // Where calls that can block on the disk run (a put's commit).
+  virtual reactor::WorkQueue& work_queue() = 0;
   virtual const std::vector<std::string>& features() const = 0;
   // The session has closed; it may be destroyed once the current dispatch pass is over
   // (never inside its own callback).
@@ -69,7 +79,9 @@ class SessionHost {
   ~SessionHost() = default;
 };
 
-enum class SessionState { kAwaitAuth, kVerdictPending, kReady, kSending, kListing, kDraining, kClosed };
+enum class SessionState {
+  kAwaitAuth, kVerdictPending, kReady, kSending, kListing, kReceiving, kCommitting, kDraining, kClosed,
+};
 const char* to_string(SessionState state);
 
 class Session final : public protocol::StreamHandler {
@@ -100,7 +112,12 @@ class Session final : public protocol::StreamHandler {
   SessionState state() const { return machine_.state(); }
   uint64_t id() const { return id_; }
   const std::string& peer() const { return peer_; }
-  bool busy() const { return state() == SessionState::kSending || state() == SessionState::kListing; }
+  bool busy() const {
+    return state() == SessionState::kSending || state() == SessionState::kListing ||
+           state() == SessionState::kReceiving || state() == SessionState::kCommitting;
+  }
+  // The protocol version in use: kProtocolVersion until auth settles it.
+  uint64_t protocol_version() const { return proto_; }
   const protocol::FramedStream& stream() const { return stream_; }
 
   // protocol::StreamHandler
@@ -126,6 +143,11 @@ class Session final : public protocol::StreamHandler {
   void handle_list(const protocol::ListRequest& request);
   void handle_msg(const protocol::MsgRequest& request);
   void handle_ping(const protocol::PingRequest& request);
+  void handle_put(const protocol::PutRequest& request);
+  void handle_data(const protocol::Data& data);
+  void handle_upload_end(const protocol::End& end);
+  void on_committed(CommitJob& job);
+  void upload_failed(const protocol::ProtocolError& error);
   void finish_response();
   void end_response();
   void request_error(const protocol::ProtocolError& error);
@@ -155,12 +177,17 @@ class Session final : public protocol::StreamHandler {
   struct Response {
     std::unique_ptr<app::BodySource> body;  // get
     std::unique_ptr<DirLister> listing;     // list
+    std::unique_ptr<Upload> upload;         // put, until its end hands it to the worker
+    bool data_seen = false;                 // put: the data frame has arrived
+    bool upload_failed = false;             // put: refused mid-body; the rest is discarded
+    reactor::WorkQueue::Id commit = 0;      // put: the worker's job, while Committing
     std::string path;                       // what it is for, escaped, for logs
   };
   std::unique_ptr<Response> response_;
   Clock::time_point started_;
   Clock::time_point drain_deadline_;
   bool closing_after_response_ = false;
+  uint8_t proto_ = static_cast<uint8_t>(protocol::kProtocolVersion);
   uint64_t requests_ = 0;
 };
 

@@ -63,9 +63,9 @@ RawClient connect_raw(const Served& s) {
   return c;
 }
 
-RawClient connect_authenticated(const Served& s) {
+RawClient connect_authenticated(const Served& s, int proto) {
   RawClient c = connect_raw(s);
-  HandshakeResult h = c.handshake(s.secret.key, Millis(10000));
+  HandshakeResult h = c.handshake(s.secret.key, Millis(10000), proto);
   cr_assert(h.ok, "handshake: %s", h.error.c_str());
   return c;
 }

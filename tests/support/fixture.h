@@ -60,7 +60,7 @@ void assert_serves(const Served& s, const std::string& local_dir);
 
 // Connected to the server (bounded by 5 s), and for the second also authenticated.
 RawClient connect_raw(const Served& s);
-RawClient connect_authenticated(const Served& s);
+RawClient connect_authenticated(const Served& s, int proto = 1);
 
 // The next frame, which must arrive within TIMEOUT and be of TYPE.
 Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Millis(10000));

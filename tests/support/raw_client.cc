@@ -298,7 +298,7 @@ bool RawClient::read_until_closed(Millis timeout, std::string* received) {
   return false;
 }
 
-HandshakeResult RawClient::handshake(std::string_view secret, Millis timeout) {
+HandshakeResult RawClient::handshake(std::string_view secret, Millis timeout, int proto) {
   Deadline deadline(timeout);
   HandshakeResult result;
   ReadResult hello = read_frame(deadline.remaining());
@@ -319,7 +319,9 @@ HandshakeResult RawClient::handshake(std::string_view secret, Millis timeout) {
   }
   std::string client_nonce = random_bytes(kNonceBytes);
   std::string send_err;
-  if (!send_frame(make_auth_header(secret, *server_nonce, client_nonce), {}, &send_err)) {
+  std::vector<std::string> features = {"get", "stat", "list", "ping", "msg", "resume"};
+  if (proto >= 2) features.push_back("put");
+  if (!send_frame(make_auth_header(secret, *server_nonce, client_nonce, proto, features), {}, &send_err)) {
     result.error = "sending auth: " + send_err;
     return result;
   }

@@ -102,7 +102,8 @@ class RawClient {
   size_t buffered() const { return pending_.size(); }
 
   // The contract's mutual HMAC handshake: read hello, send auth, check auth_ok's mac.
-  HandshakeResult handshake(std::string_view secret, Millis timeout = Millis(5000));
+  // `proto`: the version the auth offers (2 for uploads); its features then include put.
+  HandshakeResult handshake(std::string_view secret, Millis timeout = Millis(5000), int proto = 1);
 
   bool shutdown_write();
   void close() { fd_.reset(); }

@@ -1,0 +1,71 @@
+#pragma once
+// put LOCAL REMOTE: the upload state machine (reactor-protocol(7), "put").
+//
+//   Requested --put_ready--> Sending --body and end sent--> Verifying --put_done--> Done
+//   (any of them) --error, local failure, lost connection--> Failed
+//
+// The file is opened and checked (a regular file) before the connection starts, and
+// read once: the BodySource hashes exactly the bytes it sends, and the end carries that
+// digest. put_done must repeat it: the server stored what was sent, nothing else. A file
+// that changes while it is sent fails the upload; the connection is then closed, since
+// no end can be sent for a body the server would store.
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "apps/common/body_source.h"
+#include "apps/reactorc/command.h"
+#include "protocol/types.h"
+#include "reactor/unique_fd.h"
+
+namespace client {
+
+// Told about an upload's progress (reactorc's progress bar).
+class PutObserver {
+ public:
+  virtual ~PutObserver() = default;
+  // The server accepted the upload: `size` bytes from `offset`.
+  virtual void on_put_ready(uint64_t size, uint64_t offset) = 0;
+};
+
+class PutCommand final : public Command {
+ public:
+  // `file`: LOCAL, open for reading, and its fstat. `preserve`: send its mode and mtime.
+  PutCommand(reactor::UniqueFd file, const struct stat& st, std::string remote, bool force, bool preserve,
+             PutObserver* observer = nullptr);
+
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "put"; }
+  void on_message(protocol::Message& message) override;
+  void on_produced() override;
+  bool exclusive() const override { return true; }
+  bool broke_stream() const override { return broke_stream_; }
+
+  uint64_t size() const { return static_cast<uint64_t>(st_.st_size); }
+  // Body bytes handed to the connection so far.
+  uint64_t sent() const { return source_ ? source_->body_sent() : 0; }
+  const protocol::Digest& digest() const { return digest_; }
+  const std::string& remote() const { return remote_; }
+
+ private:
+  void on_fail() override;
+  void on_ready(const protocol::PutReady& ready);
+  void on_done(const protocol::PutDone& done);
+
+  reactor::UniqueFd file_;
+  struct stat st_;
+  std::string remote_;
+  bool force_;
+  bool preserve_;
+  PutObserver* observer_;
+  std::unique_ptr<app::BodySource> source_;  // from put_ready on; kept until destroyed
+  protocol::Digest digest_{};
+  bool broke_stream_ = false;
+};
+
+}  // namespace client
