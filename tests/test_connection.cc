@@ -35,6 +35,7 @@
 #include "apps/reactorc/connection.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/get_command.h"
+#include "apps/reactorc/put_command.h"
 #include "reactor/event_loop.h"
 #include "reactor/transport.h"
 #include "reactor/unique_fd.h"
@@ -196,7 +197,8 @@ bool inbox_has_frame(const Fake& fake) {
   return fake.inbox.size() >= 4 + size_t{n};
 }
 
-// The client never sends a body: a frame is its length and header.
+// Only an upload's data frame has a body (read with expect_body): any other frame is its
+// length and header.
 testsupport::Frame pop_frame(Fake& fake) {
   const auto* p = reinterpret_cast<const unsigned char*>(fake.inbox.data());
   uint32_t n = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -204,8 +206,24 @@ testsupport::Frame pop_frame(Fake& fake) {
   frame.header = fake.inbox.substr(4, n);
   fake.inbox.erase(0, 4 + size_t{n});
   cr_assert(frame.parse() != nullptr, "the client sent a header that is not JSON: %s", frame.header.c_str());
-  cr_assert(!frame.has_field("body"), "the client announced a body: %s", frame.header.c_str());
+  cr_assert(!frame.has_field("body") || frame.type() == "data", "the client announced a body: %s",
+            frame.header.c_str());
   return frame;
+}
+
+// The next `n` bytes from the client: a data frame's body.
+std::string expect_body(Fake& fake, size_t n, Millis timeout = Millis(10000)) {
+  bool got = testsupport::run_until(
+      *fake.loop,
+      [&] {
+        pull(fake);
+        return fake.inbox.size() >= n;
+      },
+      timeout);
+  cr_assert(got, "%zu of %zu body bytes from the client", fake.inbox.size(), n);
+  std::string body = fake.inbox.substr(0, n);
+  fake.inbox.erase(0, n);
+  return body;
 }
 
 // Runs the loop until the client has written a whole frame, and returns it.
@@ -1280,4 +1298,122 @@ Test(connection, local_write_error_mid_body_keeps_the_connection_usable) {
   expect_succeeded(ping);
   cr_assert(fake->conn->state() == State::kReady);
   expect_ping_works(*fake);
+}
+
+// ---- put
+
+namespace {
+
+// A PutCommand for a file of `content`, written into `dir`.
+std::unique_ptr<client::PutCommand> make_put(const testsupport::TempDir& dir, const std::string& content,
+                                             const std::string& remote) {
+  std::string path = dir.path("upload.bin");
+  cr_assert(testsupport::write_file(path, content));
+  reactor::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  cr_assert(static_cast<bool>(fd));
+  struct stat st {};
+  cr_assert_eq(fstat(fd.get(), &st), 0);
+  return std::make_unique<client::PutCommand>(std::move(fd), st, remote, false, false);
+}
+
+std::string put_ready_frame(const std::string& path, uint64_t offset = 0) {
+  return testsupport::encode_frame(R"({"type":"put_ready","path":)" + testsupport::json_quote(path) +
+                                   R"(,"offset":)" + std::to_string(offset) + "}");
+}
+
+std::string put_done_frame(const std::string& path, uint64_t size, const std::string& digest_hex) {
+  return testsupport::encode_frame(R"({"type":"put_done","path":)" + testsupport::json_quote(path) + R"(,"size":)" +
+                                   std::to_string(size) + R"(,"sha256":")" + digest_hex + R"("})");
+}
+
+}  // namespace
+
+Test(connection, an_upload_holds_back_the_requests_behind_it) {
+  auto fake = make_fake();
+  handshake(*fake);
+  auto dir = testsupport::TempDir::create("conn-put");
+  cr_assert(dir.has_value());
+  const std::string content = testsupport::pattern_bytes(0, 300000, 5);
+  auto put = make_put(*dir, content, "in/u.bin");
+  client::PingCommand ping;
+  fake->conn->submit(*put);
+  fake->conn->submit(ping);
+  cr_assert_eq(fake->conn->in_flight(), 2u);
+  testsupport::Frame request = expect_request(*fake, "put");
+  ASSERT_STR_EQ(request.string_field("path").value_or(""), "in/u.bin");
+  cr_assert_eq(request.number_field("size").value_or(-1), 300000.0);
+  cr_assert(!request.has_field("mode") && !request.has_field("mtime"), "%s", request.header.c_str());
+  settle(*fake);
+  pull(*fake);
+  cr_assert(fake->inbox.empty(), "the ping went out behind the put: %zu bytes", fake->inbox.size());
+  server_send(*fake, put_ready_frame("in/u.bin"));
+  testsupport::Frame data = expect_request(*fake, "data");
+  cr_assert_eq(data.number_field("body").value_or(-1), 300000.0);
+  cr_assert(expect_body(*fake, content.size()) == content, "the body is not the file");
+  testsupport::Frame end = expect_request(*fake, "end");
+  ASSERT_STR_EQ(end.string_field("sha256").value_or(""), testsupport::sha256_hex(content));
+  settle(*fake);
+  pull(*fake);
+  cr_assert(fake->inbox.empty(), "the ping went out before put_done");
+  server_send(*fake, put_done_frame("in/u.bin", content.size(), testsupport::sha256_hex(content)));
+  wait_done(*fake, *put);
+  expect_succeeded(*put);
+  expect_request(*fake, "ping");
+  server_send(*fake, pong_frame());
+  wait_done(*fake, ping);
+  expect_succeeded(ping);
+}
+
+Test(connection, a_put_done_with_another_digest_fails_the_upload) {
+  auto fake = make_fake();
+  handshake(*fake);
+  auto dir = testsupport::TempDir::create("conn-put");
+  cr_assert(dir.has_value());
+  auto put = make_put(*dir, "abc", "u");
+  fake->conn->submit(*put);
+  expect_request(*fake, "put");
+  server_send(*fake, put_ready_frame("u"));
+  expect_request(*fake, "data");
+  expect_body(*fake, 3);
+  expect_request(*fake, "end");
+  server_send(*fake, put_done_frame("u", 3, testsupport::sha256_hex("abd")));
+  wait_done(*fake, *put);
+  cr_assert_eq(put->result().exit_code, client::kExitVerify, "%s", put->result().message.c_str());
+  ASSERT_CONTAINS(put->result().message, "stored something else");
+}
+
+Test(connection, an_error_in_the_middle_of_an_upload_closes_the_connection) {
+  auto fake = make_fake();
+  handshake(*fake);
+  auto dir = testsupport::TempDir::create("conn-put");
+  cr_assert(dir.has_value());
+  // Big enough that the body is still going out when the error arrives.
+  auto put = make_put(*dir, testsupport::pattern_bytes(0, 64 << 20, 9), "u");
+  client::PingCommand ping;
+  fake->conn->submit(*put);
+  fake->conn->submit(ping);
+  expect_request(*fake, "put");
+  server_send(*fake, put_ready_frame("u"));
+  expect_request(*fake, "data");
+  server_send(*fake, error_frame("no_space", "disk full"));
+  wait_done(*fake, *put);
+  cr_assert_eq(put->result().exit_code, client::kExitRemote, "%s", put->result().message.c_str());
+  ASSERT_CONTAINS(put->result().message, "no_space: disk full");
+  wait_done(*fake, ping);
+  cr_assert_not(ping.succeeded());
+  cr_assert(fake->conn->state() == State::kClosed, "state %s", client::to_string(fake->conn->state()));
+}
+
+Test(connection, a_put_ready_for_another_offset_is_a_protocol_failure) {
+  auto fake = make_fake();
+  handshake(*fake);
+  auto dir = testsupport::TempDir::create("conn-put");
+  cr_assert(dir.has_value());
+  auto put = make_put(*dir, "abc", "u");
+  fake->conn->submit(*put);
+  expect_request(*fake, "put");
+  server_send(*fake, put_ready_frame("u", 1));
+  wait_done(*fake, *put);
+  cr_assert_eq(put->result().exit_code, client::kExitProtocol, "%s", put->result().message.c_str());
+  expect_failure(*fake, Failure::kProtocol, "put_ready");
 }

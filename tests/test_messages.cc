@@ -174,6 +174,36 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   expect_round_trip(Pong{});
   expect_round_trip(Pong{std::string("tok")});
   expect_round_trip(MsgOk{4096});
+
+  // Version 2: put and its messages.
+  expect_round_trip(PutRequest{"in/a.bin", 6, false, std::nullopt, std::nullopt});
+  expect_round_trip(PutRequest{"in/a.bin", uint64_t{1} << 40, true, 0755u, int64_t{-5}});
+  expect_round_trip(PutReady{"in/a.bin", 0});
+  expect_round_trip(Data{6}, "abcdef");
+  expect_round_trip(Data{0});
+  Digest d{};
+  d[0] = 0xab;
+  expect_round_trip(PutDone{"in/a.bin", 6, d});
+}
+
+Test(messages, put_fields_are_checked, .timeout = kTimeout) {
+  // Optional fields are absent from the encoding when unset.
+  cr_assert(encode(PutRequest{"a", 1, false, std::nullopt, std::nullopt}).substr(4) ==
+            R"({"type":"put","path":"a","size":1})");
+  expect_error(R"({"type":"put","path":"a"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"put","size":1})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"put","path":"a","size":1,"force":1})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"put","path":"a","size":1,"mode":4096})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"put","path":"a","size":-1})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"put_ready","path":"a"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"put_done","path":"a","size":1,"sha256":"00"})", ErrorCode::kBadSize);
+  // Only file and data carry bodies.
+  expect_error(R"({"type":"put","path":"a","size":1})", ErrorCode::kBadSize, 1);
+  const Message data = expect_ok(R"({"type":"data"})", 7);
+  cr_assert_eq(std::get<Data>(data).length, 7u);
+  const Message put = expect_ok(R"({"type":"put","path":"a","size":3,"force":true,"mode":420,"mtime":9})");
+  const auto& p = std::get<PutRequest>(put);
+  cr_assert(p.force && p.mode == 420u && p.mtime == int64_t{9});
 }
 
 Test(messages, round_trip_every_error_code, .timeout = kTimeout) {

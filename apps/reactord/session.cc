@@ -260,6 +260,7 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
       else close(state() == S::kReady ? "client closed" : "client closed before authenticating");
       return;
     case F::kReadFailed:
+      if (state() == S::kReceiving) return close("connection lost mid-upload; nothing stored");
       close(failure.errnum == ECONNRESET ? "connection reset by client"
             : !failure.text.empty()      ? failure.text.c_str()
                                          : std::strerror(failure.errnum));
