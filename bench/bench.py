@@ -199,12 +199,12 @@ def more_descriptors():
         pass
 
 
-def start_reactord(tls=False, quiet=True, log_name="reactord.log"):
+def start_reactord(tls=False, quiet=True, log_name="reactord.log", root=ROOT, writable=False):
     # Scenarios 1 to 6 measure the plain protocol, as BENCHMARKS.md always has; the TLS
     # scenarios (7 to 9) start a TLS listener (pre-shared key from the secret), the default.
     port = free_port()
-    cmd = [REACTORD] + (["-q"] if quiet else []) + ([] if tls else ["--plain"])
-    p = start(cmd + ["-r", ROOT, "-k", SECRET, "-l", "127.0.0.1:%d" % port, "-m", "12000"],
+    cmd = [REACTORD] + (["-q"] if quiet else []) + ([] if tls else ["--plain"]) + (["-w"] if writable else [])
+    p = start(cmd + ["-r", root, "-k", SECRET, "-l", "127.0.0.1:%d" % port, "-m", "12000"],
               stderr=open(os.path.join(TMP, log_name), "ab"), preexec_fn=more_descriptors)
     wait_port(port, p)
     return p, "127.0.0.1:%d" % port
@@ -690,6 +690,124 @@ def scenario_6():
                      "pings": j["requests"]})
     stop(rd)
     return {k: median([x[k] for x in runs]) for k in ("p50", "p99", "max", "pings")}
+
+
+def start_rsyncd(path):
+    """An rsync daemon with one writable module, "up", at path (rsyncd.conf(5))."""
+    port = free_port()
+    conf = os.path.join(TMP, "rsyncd.conf")
+    with open(conf, "w") as f:
+        f.write("port = %d\naddress = 127.0.0.1\nuse chroot = no\npid file = %s/rsyncd.pid\n"
+                "[up]\n  path = %s\n  read only = no\n  uid = root\n  gid = root\n" % (port, TMP, path))
+    p = start(["rsync", "--daemon", "--no-detach", "--config=" + conf], stderr=open(TMP + "/rsyncd.log", "ab"))
+    wait_port(port, p)
+    return p, port
+
+
+def timed_upload(server_pid, cmd, stored):
+    """One upload of big.bin that must end with it, whole, at stored."""
+    cpu0 = tree_cpu(server_pid)
+    r = measure(cmd)
+    cpu1 = tree_cpu(server_pid)
+    ok = r["rc"] == 0 and os.path.exists(stored) and os.path.getsize(stored) == GIB
+    if os.path.exists(stored):
+        os.unlink(stored)
+    if not ok:
+        raise RuntimeError("%s failed (exit %d): %s" % (cmd[0], r["rc"], r["err"][-300:]))
+    return {"mbps": GIB / r["wall"] / 1e6, "client_cpu": r["cpu"], "server_cpu": cpu1 - cpu0}
+
+
+@scenario("U")
+def scenario_u():
+    """1 GiB upload: reactorc put (plain) against an rsync daemon, reactorc put over TLS
+    against scp, into tmpfs. Every tool ends with the whole file under its name."""
+    up = os.path.join(TMP, "up")
+    os.makedirs(up, exist_ok=True)
+    src = os.path.join(ROOT, "big.bin")
+    stored = os.path.join(up, "big.bin")
+    rd, addr = start_reactord(root=up, writable=True, log_name="reactord-up.log")
+    rdt, addr_tls = start_reactord(tls=True, root=up, writable=True, log_name="reactord-up-tls.log")
+    rs, rs_port = start_rsyncd(up)
+    peers = scp_peer("scp upload")
+    rows = {k: [] for k in ("reactorc", "rsync daemon", "reactorc TLS", "scp")}
+
+    def run_put():
+        rows["reactorc"].append(timed_upload(rd.pid, reactorc(addr, "-q", "put", src), stored))
+
+    def run_put_tls():
+        rows["reactorc TLS"].append(timed_upload(rdt.pid, reactorc(addr_tls, "-q", "put", src, tls=True), stored))
+
+    def run_rsync():
+        rows["rsync daemon"].append(timed_upload(rs.pid, ["rsync", "-q", src, "rsync://127.0.0.1:%d/up/big.bin" % rs_port],
+                                                 stored))
+
+    def run_scp():
+        if "scp" not in peers:
+            return
+        sshd, ssh_port, ssh_dir = peers["scp"]
+        try:
+            rows["scp"].append(timed_upload(sshd.pid, [
+                "scp", "-q", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", ssh_dir + "/id",
+                src, "root@127.0.0.1:" + stored], stored))
+        except RuntimeError as e:
+            PROBLEMS.append("scp upload failed: %s" % e)
+            del peers["scp"]
+
+    trials = [run_put, run_rsync, run_put_tls, run_scp]
+    for run in range(RUNS):
+        log("scenario U run %d/%d" % (run + 1, RUNS))
+        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
+            warm_tmpfs(stored)
+            before = {k: len(v) for k, v in rows.items()}
+            trial()
+            for k, v in rows.items():
+                if len(v) > before[k]:
+                    v[-1]["run"] = run
+        log("  " + ", ".join("%s %.0f MB/s" % (k, v[-1]["mbps"]) for k, v in rows.items() if v))
+    for p in (rd, rdt, rs) + ((peers["scp"][0],) if "scp" in peers else ()):
+        stop(p)
+    summary = {}
+    # Plain against the rsync daemon (neither encrypts), TLS against scp (both do).
+    summarise_throughput({"reactorc": rows["reactorc"], "rsync daemon": rows["rsync daemon"]}, summary)
+    tls = {}
+    summarise_throughput({"reactorc": rows["reactorc TLS"], "scp": rows["scp"]}, tls)
+    summary["reactorc TLS"] = tls.get("reactorc")
+    if "scp" in tls:
+        summary["scp"] = tls["scp"]
+    return summary
+
+
+@scenario("P")
+def scenario_p():
+    """Ping latency while four 1 GiB uploads go to a disk and commit (fsync, rename, fsync
+    of the directory), against the same pings with nothing else going on."""
+    disk = tempfile.mkdtemp(prefix="bench-up-", dir=os.path.join(BUILD))
+    rd, addr = start_reactord(root=disk, writable=True, log_name="reactord-commit.log")
+    src = os.path.join(ROOT, "big.bin")
+    runs = []
+    for run in range(RUNS):
+        log("scenario P run %d/%d" % (run + 1, RUNS))
+        idle = bench_json(measure(reactorc(addr, "bench", "--json", "-c", "1", "-d", "2", "ping")))
+        puts = [start(reactorc(addr, "-q", "-f", "put", src, "u%d.bin" % i)) for i in range(4)]
+        time.sleep(0.3)
+        r = measure(reactorc(addr, "bench", "--json", "-c", "1", "-d", "6", "ping"))
+        busy = sum(1 for p in puts if p.poll() is None)
+        codes = [p.wait(timeout=600) for p in puts]
+        if any(codes):
+            raise RuntimeError("an upload failed: exit codes %s" % codes)
+        if busy < 4:
+            PROBLEMS.append("scenario P run %d: only %d of the 4 uploads outlasted the pings" % (run + 1, busy))
+        j = bench_json(r)
+        runs.append({"p50": j["latency_ms"]["p50"], "p99": j["latency_ms"]["p99"], "max": j["latency_ms"]["max"],
+                     "pings": j["requests"], "idle_p99": idle["latency_ms"]["p99"]})
+        for i in range(4):
+            path = os.path.join(disk, "u%d.bin" % i)
+            if os.path.exists(path):
+                os.unlink(path)
+    stop(rd)
+    shutil.rmtree(disk, ignore_errors=True)
+    return {k: median([x[k] for x in runs]) for k in ("p50", "p99", "max", "pings", "idle_p99")}
 
 
 def tls_said(text, pattern):
@@ -1320,6 +1438,26 @@ def write_report(machine, sha_mbps, elapsed):
                      met(s9["ours_per_conn"] <= s9["nginx_per_conn"])))
     else:
         L.append("| 9 | idle TLS connections | did not run | <= nginx | see notes |")
+    su = RESULTS.get("U")
+    if su and "reactorc" in su:
+        rr = ours_over(su, "rsync daemon")
+        st = (su.get("scp") or {}).get("ours_over")
+        L.append("| U | 1 GiB upload, SHA-256-verified by the server, into tmpfs | reactorc put **%s MB/s** plain, "
+                 "**%s MB/s** over TLS; rsync daemon %s MB/s, scp %s MB/s | >= 1.2x rsync daemon (plain), >= 2x scp "
+                 "(TLS) | %s rsync daemon (%s); %s scp (%s) |" % (
+                     fmt(su["reactorc"]["mbps"]), fmt((su.get("reactorc TLS") or {}).get("mbps")),
+                     fmt((su.get("rsync daemon") or {}).get("mbps")), fmt((su.get("scp") or {}).get("mbps")),
+                     xfmt(rr), met(rr is not None and rr >= 1.2), xfmt(st), met(st is not None and st >= 2)))
+    else:
+        L.append("| U | 1 GiB upload | did not run | >= 1.2x rsync daemon, >= 2x scp | see notes |")
+    sp = RESULTS.get("P")
+    if sp:
+        L.append("| P | ping while 4 clients upload 1 GiB each to disk and commit (fsync, rename, fsync) | p99 **%s ms** "
+                 "(p50 %s, max %s; %s pings); the same pings alone: p99 %s ms | < 5 ms | %s |" % (
+                     fmt(sp["p99"], "%.3f"), fmt(sp["p50"], "%.3f"), fmt(sp["max"], "%.3f"), fmt(sp["pings"]),
+                     fmt(sp["idle_p99"], "%.3f"), met(sp["p99"] < 5)))
+    else:
+        L.append("| P | ping while uploads commit | did not run | < 5 ms | see notes |")
     L.append("")
     if s1:
         L.append("### Scenario 1 in detail")
@@ -1437,10 +1575,10 @@ def main():
         return
     make_files()
     sha = sha256_speed()
-    only = os.environ.get("BENCH_ONLY", "123456789")
+    only = os.environ.get("BENCH_ONLY", "123456789UP")
     for name, fn in (("1", scenario_1), ("2", scenario_2), ("3", scenario_3), ("4", scenario_4),
                      ("5", scenario_5), ("6", scenario_6), ("7", scenario_7), ("8", scenario_8),
-                     ("9", scenario_9)):
+                     ("9", scenario_9), ("U", scenario_u), ("P", scenario_p)):
         if name in only:
             fn()
     elapsed = time.monotonic() - t0

@@ -60,6 +60,7 @@ protocol::StreamLimits make_session_limits() {
   limits.input_high_water = kInputHighWater;
   limits.output_high_water = kOutputHighWater;
   limits.write_budget = Session::kWriteBudget;
+  limits.read_budget = Session::kReadBudget;
   limits.produce_low_water = app::BodySource::kChunk;
   return limits;
 }

@@ -92,6 +92,9 @@ class Session final : public protocol::StreamHandler {
   // 1 MiB, four hashed downloads made each loop pass take ~2.5 ms and a ping waited
   // 7 ms (p50) behind them; at 256 KiB its p99 is under 2 ms (BENCHMARKS.md, scenario 6).
   static constexpr size_t kWriteBudget = 256 * 1024;
+  // The same for reading (an upload's body): each byte read is also written to a file
+  // and hashed, so a pass over four uploads costs four times this.
+  static constexpr size_t kReadBudget = 128 * 1024;
 
   // `transport`: how the connection's bytes move; null means the plain socket transport.
   Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
