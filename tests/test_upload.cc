@@ -204,6 +204,10 @@ Test(upload, bad_targets_are_refused_and_nothing_is_created) {
   Served s = serve(o);
   cr_assert(make_dirs(s.in_root("dir")));
   cr_assert(write_file(s.in_root("dir/inside.txt"), "inside\n"));
+  cr_assert(make_dirs(s.in_dir("outside")));
+  cr_assert_eq(symlink(s.in_dir("outside").c_str(), s.in_root("link-out").c_str()), 0);
+  cr_assert_eq(symlink("../outside", s.in_root("link-up").c_str()), 0);
+  cr_assert_eq(symlink("dir", s.in_root("link-in").c_str()), 0);
   RawClient c = connect_authenticated(s, 2);
   struct Case {
     std::string path;
@@ -219,6 +223,10 @@ Test(upload, bad_targets_are_refused_and_nothing_is_created) {
       {"/etc/x.txt", "forbidden"},
       {"secret", "forbidden"},           // the server's own secret, force or not
       {".x.txt.ABC123.part", "forbidden"},  // a temporary's name
+      {"dir/.x.txt.ABC123.part", "forbidden"},
+      {"link-out/x.txt", "forbidden"},   // a directory link that leads outside
+      {"link-up/x.txt", "forbidden"},
+      {std::string(256, 'n'), "bad_path"},
   };
   for (const Case& k : cases) {
     cr_assert(c.send_frame(put_header(k.path, 3, ",\"force\":true")));
@@ -226,8 +234,16 @@ Test(upload, bad_targets_are_refused_and_nothing_is_created) {
     cr_assert(f.code() == k.code, "put \"%s\": expected %s, got %s", k.path.c_str(), k.code.c_str(), f.header.c_str());
   }
   expect_ping_answered(c);
-  ASSERT_STR_EQ(names_in(s.root), "dir file.txt secret ");
+  ASSERT_STR_EQ(names_in(s.root), "dir file.txt link-in link-out link-up secret ");
   ASSERT_STR_EQ(names_in(s.in_root("dir")), "inside.txt ");
+  ASSERT_STR_EQ(names_in(s.in_dir("outside")), "");
+  // A directory link that stays inside the root is followed, as for get.
+  cr_assert(c.send_frame(put_header("link-in/via.txt", 2)));
+  expect_frame(c, "put_ready");
+  cr_assert(c.send_frame(data_header(2), "ok"));
+  cr_assert(c.send_frame(end_header(sha256_hex("ok"))));
+  expect_frame(c, "put_done");
+  ASSERT_STR_EQ(read_file(s.in_root("dir/via.txt")).value_or(""), "ok");
   stop_cleanly(s);
 }
 

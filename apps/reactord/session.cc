@@ -232,7 +232,7 @@ void Session::refuse_unexpected(const protocol::Message& message) {
   }
 }
 
-void Session::on_body(const char* data, size_t len, uint64_t remaining) {
+void Session::on_body(const char* data, size_t len, uint64_t) {
   // Only an upload's data frame has a body; parse_message rejects one on any other.
   if (state() != S::kReceiving || !response_ || !response_->data_seen) {
     fatal(ErrorCode::kInternal, "unexpected body bytes");
@@ -240,8 +240,7 @@ void Session::on_body(const char* data, size_t len, uint64_t remaining) {
   }
   if (response_->upload_failed) return;  // refused already: the rest is discarded
   ProtocolError err;
-  if (!response_->upload->write(data, len, &err)) return upload_failed(err);
-  (void)remaining;
+  if (!response_->upload->write(data, len, &err)) upload_failed(err);
 }
 
 void Session::on_failure(const protocol::StreamFailure& failure) {
