@@ -3,6 +3,7 @@
 #   make            build build/reactord and build/reactorc (installs missing packages first)
 #   make check      build and run the whole suite: epoll, poll, then ASan+UBSan
 #   make demo       build, serve a ~200 MiB file from a temporary root, download and verify it
+#   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 60)
 #   make deps       install missing Debian packages (as root) or print the command to run
 #   make install    PREFIX=/usr/local DESTDIR= : binaries and man pages
 #   make clean      remove everything the build made
@@ -62,7 +63,7 @@ REACTORC    := $(BUILD)/reactorc
 TEST_BINS   := $(patsubst tests/%.cc,$(BUILD)/tests/%,$(TEST_SRCS))
 MANPAGES    := $(sort $(wildcard man/*.[0-9]))
 
-.PHONY: all deps check test demo bench install uninstall clean lint-man
+.PHONY: all deps deps-fuzz check test demo bench install uninstall clean lint-man fuzz fuzz-smoke
 .DEFAULT_GOAL := all
 # Test objects are intermediate to make; keep them so a rebuild compiles only what changed.
 .SECONDARY:
@@ -71,6 +72,9 @@ all: $(REACTORD) $(REACTORC)
 
 deps:
 	@scripts/deps.sh
+
+deps-fuzz:
+	@scripts/deps.sh fuzz
 
 # Order-only: deps runs once per make invocation and never forces a rebuild.
 $(BUILD)/obj/%.o: %.cc | deps
@@ -106,13 +110,41 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(SUPPORT_SRCS)) $(SERVER_LI
 tests: $(TEST_BINS) $(REACTORD) $(REACTORC)
 .PHONY: tests
 
+# libFuzzer targets (tests/fuzz/fuzz_*.cc), built with clang under ASan+UBSan into
+# build/fuzz, with the code they exercise compiled for coverage. Seed corpora live in
+# tests/fuzz/corpus/NAME; what a run finds goes to build/fuzz/corpus/NAME.
+FUZZ_DIR    := build/fuzz
+FUZZ_CXX    ?= clang++
+FUZZ_FLAGS   = -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined -pthread $(PKG_CFLAGS)
+FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.cc))
+FUZZ_BINS   := $(patsubst tests/fuzz/%.cc,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
+FUZZ_CODE   := $(REACTOR_SRCS) $(PROTOCOL_SRCS) $(COMMON_SRCS) apps/reactord/served_root.cc
+FUZZ_OBJS   := $(patsubst %.cc,$(FUZZ_DIR)/obj/%.o,$(FUZZ_CODE))
+FUZZ_SECONDS ?= 60
+
+$(FUZZ_DIR)/obj/%.o: %.cc | deps-fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(CPPFLAGS_ALL) $(FUZZ_FLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJS)
+	$(FUZZ_CXX) -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(PKG_LIBS)
+
+fuzz: $(FUZZ_BINS)
+	@scripts/fuzz.sh run $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+# A few seconds per target over its seed corpus: part of make check.
+fuzz-smoke: $(FUZZ_BINS)
+	@scripts/fuzz.sh smoke $(FUZZ_DIR)
+
 # The whole suite: the man pages through mandoc's linter, both poller backends, then the
 # same under ASan+UBSan. A failing phase does not stop the next: the run always ends with
 # scripts/run-tests.sh's summary line, and fails if anything failed.
-check: all tests lint-man
+check: all tests lint-man $(FUZZ_BINS)
 	@scripts/run-tests.sh --reset
 	@status=0; \
 	scripts/run-tests.sh $(BUILD) epoll poll || status=1; \
+	scripts/fuzz.sh smoke $(FUZZ_DIR) || status=1; \
 	if [ "$(SANITIZE)" != 1 ]; then \
 	  { $(MAKE) --no-print-directory SANITIZE=1 tests && scripts/run-tests.sh build/asan epoll poll; } || status=1; \
 	fi; \

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build, the tests and the man-page lint need.
+# Installs the Debian packages the build, the tests and the man-page lint need (and,
+# with the argument "fuzz", the fuzzers).
 # As root it runs apt-get itself; otherwise it prints the exact command and fails,
 # so that `make` stops with a clear instruction instead of a compiler error.
 set -euo pipefail
 
 packages=(g++ make pkg-config libssl-dev libcjson-dev libcriterion-dev mandoc man-db)
+# `deps.sh fuzz`: also clang and its libFuzzer runtime, for make fuzz and make check.
+if [ "${1:-}" = fuzz ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do
