@@ -4,6 +4,7 @@
 #   make check      build and run the whole suite: epoll, poll, then ASan+UBSan
 #   make demo       build, serve a ~200 MiB file from a temporary root, download and verify it
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 60)
+#   make tsan       the hashing and commit threads under ThreadSanitizer
 #   make deps       install missing Debian packages (as root) or print the command to run
 #   make install    PREFIX=/usr/local DESTDIR= : binaries and man pages
 #   make clean      remove everything the build made
@@ -133,6 +134,24 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJS)
 fuzz: $(FUZZ_BINS)
 	@scripts/fuzz.sh run $(FUZZ_DIR) $(FUZZ_SECONDS)
 
+# The threads (hashing, the commit worker) under ThreadSanitizer: a plain driver, since
+# Criterion does not run under TSan. Part of make check.
+TSAN_DIR  := build/tsan
+TSAN_FLAGS = $(CXXSTD) -O1 -g -fsanitize=thread -pthread $(PKG_CFLAGS)
+TSAN_CODE := $(REACTOR_SRCS) $(PROTOCOL_SRCS) $(COMMON_SRCS)
+TSAN_BIN  := $(TSAN_DIR)/tsan_threads
+
+$(TSAN_DIR)/obj/%.o: %.cc | deps
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS_ALL) $(TSAN_FLAGS) -MMD -MP -c $< -o $@
+
+$(TSAN_BIN): $(patsubst %.cc,$(TSAN_DIR)/obj/%.o,tests/tsan/tsan_threads.cc $(TSAN_CODE))
+	$(CXX) -fsanitize=thread -pthread -o $@ $^ $(PKG_LIBS)
+
+tsan: $(TSAN_BIN)
+	@TSAN_OPTIONS="halt_on_error=1 exitcode=66" $(TSAN_BIN)
+.PHONY: tsan
+
 # A few seconds per target over its seed corpus: part of make check.
 fuzz-smoke: $(FUZZ_BINS)
 	@scripts/fuzz.sh smoke $(FUZZ_DIR)
@@ -140,11 +159,12 @@ fuzz-smoke: $(FUZZ_BINS)
 # The whole suite: the man pages through mandoc's linter, both poller backends, then the
 # same under ASan+UBSan. A failing phase does not stop the next: the run always ends with
 # scripts/run-tests.sh's summary line, and fails if anything failed.
-check: all tests lint-man $(FUZZ_BINS)
+check: all tests lint-man $(FUZZ_BINS) $(TSAN_BIN)
 	@scripts/run-tests.sh --reset
 	@status=0; \
 	scripts/run-tests.sh $(BUILD) epoll poll || status=1; \
 	scripts/fuzz.sh smoke $(FUZZ_DIR) || status=1; \
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" $(TSAN_BIN) || { echo "FAIL  tsan threads" >&2; status=1; }; \
 	if [ "$(SANITIZE)" != 1 ]; then \
 	  { $(MAKE) --no-print-directory SANITIZE=1 tests && scripts/run-tests.sh build/asan epoll poll; } || status=1; \
 	fi; \
