@@ -411,6 +411,22 @@ def warm_tmpfs(out):
         os.unlink(out)
 
 
+def take_turns(name, trials, rows, warm_path):
+    """RUNS rounds of every trial, each round starting with the next one, so that no tool is
+    always first or always after another; before each, tmpfs is warmed at warm_path. Every
+    row a trial adds to rows is stamped with its round, for summarise_throughput."""
+    for run in range(RUNS):
+        log("scenario %s run %d/%d" % (name, run + 1, RUNS))
+        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
+            warm_tmpfs(warm_path)
+            before = {k: len(v) for k, v in rows.items()}
+            trial()
+            for k, v in rows.items():
+                if len(v) > before[k]:
+                    v[-1]["run"] = run
+        log("  " + ", ".join("%s %.0f MB/s" % (k, v[-1]["mbps"]) for k, v in rows.items() if v))
+
+
 def summarise_throughput(rows, summary):
     """Per tool (rows: tool -> [{run, mbps, client_cpu, server_cpu}]), the medians, and ours
     against it within each run, then the median of those ratios: both ran minutes apart at
@@ -433,9 +449,6 @@ def scenario_1():
     ip, ip_port = start_iperf3()
     out = os.path.join(OUTDIR, "big.bin")
     rows = {k: [] for k in ("reactorc", "curl/nginx", "scp", "python", "nc", "iperf3", "dd")}
-
-    def warm():
-        warm_tmpfs(out)
 
     def run_reactorc():
         rows["reactorc"].append(timed_download(rd.pid, reactorc(addr, "-q", "-f", "get", "big.bin", out), out))
@@ -495,17 +508,7 @@ def scenario_1():
                                    "client_cpu": None, "server_cpu": None})
 
     trials = [run_reactorc, run_curl, run_scp, run_python, run_nc, run_dd, run_iperf3]
-    for run in range(RUNS):
-        log("scenario 1 run %d/%d" % (run + 1, RUNS))
-        # Each run starts with the next tool: none is always first or always after another.
-        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
-            warm()
-            before = {k: len(v) for k, v in rows.items()}
-            trial()
-            for k, v in rows.items():
-                if len(v) > before[k]:
-                    v[-1]["run"] = run
-        log("  " + ", ".join("%s %.0f MB/s" % (k, v[-1]["mbps"]) for k, v in rows.items() if v))
+    take_turns("1", trials, rows, out)
     for p in (rd, ng, py, ip) + ((peers["scp"][0],) if "scp" in peers else ()):
         stop(p)
     summary = {}
@@ -755,16 +758,7 @@ def scenario_u():
             del peers["scp"]
 
     trials = [run_put, run_rsync, run_put_tls, run_scp]
-    for run in range(RUNS):
-        log("scenario U run %d/%d" % (run + 1, RUNS))
-        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
-            warm_tmpfs(stored)
-            before = {k: len(v) for k, v in rows.items()}
-            trial()
-            for k, v in rows.items():
-                if len(v) > before[k]:
-                    v[-1]["run"] = run
-        log("  " + ", ".join("%s %.0f MB/s" % (k, v[-1]["mbps"]) for k, v in rows.items() if v))
+    take_turns("U", trials, rows, stored)
     for p in (rd, rdt, rs) + ((peers["scp"][0],) if "scp" in peers else ()):
         stop(p)
     summary = {}
@@ -866,16 +860,7 @@ def scenario_7():
     if warm["rc"] != 0:
         raise RuntimeError("warm-up download over TLS exited %d: %s" % (warm["rc"], warm["err"][-300:]))
     trials = [run_reactorc, run_curl, run_scp]
-    for run in range(RUNS):
-        log("scenario 7 run %d/%d" % (run + 1, RUNS))
-        for trial in trials[run % len(trials):] + trials[:run % len(trials)]:
-            warm_tmpfs(out)
-            before = {k: len(v) for k, v in rows.items()}
-            trial()
-            for k, v in rows.items():
-                if len(v) > before[k]:
-                    v[-1]["run"] = run
-        log("  " + ", ".join("%s %.0f MB/s" % (k, v[-1]["mbps"]) for k, v in rows.items() if v))
+    take_turns("7", trials, rows, out)
     for p in (rd, ng) + ((peers["scp"][0],) if "scp" in peers else ()):
         stop(p)
     if not rows["reactorc"]:

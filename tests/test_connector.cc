@@ -21,6 +21,7 @@
 
 #include "reactor/connector.h"
 #include "reactor/event_loop.h"
+#include "tests/support/loop_driver.h"
 #include "reactor/socket_address.h"
 #include "reactor/socket_ops.h"
 #include "reactor/unique_fd.h"
@@ -39,12 +40,7 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::unique_ptr<EventLoop> make_loop() {
-  std::string err;
-  std::unique_ptr<EventLoop> loop = EventLoop::create_from_env(&err);
-  cr_assert_not_null(loop.get(), "create_from_env: %s", err.c_str());
-  return loop;
-}
+using testsupport::make_loop;
 
 // A listening socket on 127.0.0.1 with an ephemeral port; nobody accepts, the kernel
 // completes handshakes into the backlog.

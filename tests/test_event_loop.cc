@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "reactor/event_loop.h"
+#include "tests/support/loop_driver.h"
 #include "reactor/unique_fd.h"
 
 // Criterion's Test() macro expands to a C-style cast.
@@ -29,12 +30,7 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::unique_ptr<EventLoop> make_loop() {
-  std::string err;
-  std::unique_ptr<EventLoop> loop = EventLoop::create_from_env(&err);
-  cr_assert_not_null(loop.get(), "create_from_env: %s", err.c_str());
-  return loop;
-}
+using testsupport::make_loop;
 
 // Stops the loop after `limit` and records that it had to: a test that needs the watchdog
 // has failed.

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "reactor/event_loop.h"
+#include "tests/support/loop_driver.h"
 #include "reactor/listener.h"
 #include "reactor/socket_address.h"
 #include "reactor/socket_ops.h"
@@ -38,12 +39,7 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::unique_ptr<EventLoop> make_loop() {
-  std::string err;
-  std::unique_ptr<EventLoop> loop = EventLoop::create_from_env(&err);
-  cr_assert_not_null(loop.get(), "create_from_env: %s", err.c_str());
-  return loop;
-}
+using testsupport::make_loop;
 
 SocketAddress address(const char* text) {
   SocketAddress addr;

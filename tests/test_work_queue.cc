@@ -23,12 +23,7 @@ using testsupport::Millis;
 
 namespace {
 
-std::unique_ptr<EventLoop> make_loop() {
-  std::string err;
-  std::unique_ptr<EventLoop> loop = EventLoop::create_from_env(&err);
-  cr_assert_not_null(loop.get(), "create_from_env: %s", err.c_str());
-  return loop;
-}
+using testsupport::make_loop;
 
 }  // namespace
 

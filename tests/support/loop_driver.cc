@@ -1,5 +1,9 @@
 #include "tests/support/loop_driver.h"
 
+#include <criterion/criterion.h>
+// cr_assert expands to C-style casts.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +12,13 @@
 #include <cstring>
 
 namespace testsupport {
+
+std::unique_ptr<reactor::EventLoop> make_loop() {
+  std::string err;
+  std::unique_ptr<reactor::EventLoop> loop = reactor::EventLoop::create_from_env(&err);
+  cr_assert_not_null(loop.get(), "create_from_env: %s", err.c_str());
+  return loop;
+}
 
 bool run_until(reactor::EventLoop& loop, const std::function<bool()>& done, Millis timeout) {
   if (done()) return true;

@@ -3,6 +3,7 @@
 // (bounded in time), and the peer side of a socketpair without blocking the loop.
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "reactor/event_loop.h"
@@ -10,6 +11,10 @@
 #include "tests/support/fd.h"
 
 namespace testsupport {
+
+// A loop with the backend REACTOR_BACKEND names (the suite runs once per backend).
+// Asserts with Criterion that it could be made: call it from a test only.
+std::unique_ptr<reactor::EventLoop> make_loop();
 
 // Runs `loop` until `done()` is true (checked after every iteration's timers, at least
 // every millisecond) or `timeout` passes. True if done() became true.
