@@ -4,7 +4,8 @@
 #   2. reactord on 127.0.0.1 (an ephemeral port), creating its secret on first start
 #   3. reactorc downloading it over TLS 1.3 (keyed by the shared secret) with the
 #      progress bar, verified by SHA-256; the client says what protected the connection
-#   4. the server stopped with SIGTERM, everything removed
+#   4. the download uploaded back under another name (reactord -w), verified by the server
+#   5. the server stopped with SIGTERM, everything removed
 # XDG_CONFIG_HOME points into the temporary directory, so the zero-configuration path
 # (the server creates the secret, the client finds it) runs without touching ~/.config.
 set -euo pipefail
@@ -31,7 +32,7 @@ echo "demo: making a ${size_mib} MiB file in $work/root"
 head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$work/root/big.bin"
 
 echo "demo: starting reactord"
-"$reactord" -r "$work/root" -l 127.0.0.1:0 2>"$work/server.log" &
+"$reactord" -w -r "$work/root" -l 127.0.0.1:0 2>"$work/server.log" &
 server_pid=$!
 port=
 for _ in $(seq 1 100); do  # up to 10 s
@@ -60,6 +61,12 @@ echo "demo: downloaded sha256 $dst"
 [ "$src" = "$dst" ] || { echo "demo: MISMATCH" >&2; exit 1; }
 awk -v s="$start" -v e="$end" -v m="$size_mib" \
   'BEGIN { printf "demo: %d MiB in %.2f s over TLS, including connect and authentication\n", m, e - s }'
+
+echo "demo: reactorc -s 127.0.0.1:$port put big.bin back.bin"
+"$reactorc" -s "127.0.0.1:$port" put "$work/downloads/big.bin" back.bin
+back=$(sha256sum "$work/root/back.bin" | cut -d' ' -f1)
+echo "demo: uploaded   sha256 $back"
+[ "$src" = "$back" ] || { echo "demo: upload MISMATCH" >&2; exit 1; }
 
 kill -TERM "$server_pid"
 wait "$server_pid"
