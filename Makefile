@@ -120,7 +120,8 @@ FUZZ_FLAGS   = -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-li
                -fno-sanitize-recover=undefined -pthread $(PKG_CFLAGS)
 FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.cc))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.cc,$(FUZZ_DIR)/%,$(FUZZ_SRCS))
-FUZZ_CODE   := $(REACTOR_SRCS) $(PROTOCOL_SRCS) $(COMMON_SRCS) $(filter-out %/main.cc %/server.cc,$(SERVER_SRCS))
+FUZZ_CODE   := $(REACTOR_SRCS) $(PROTOCOL_SRCS) $(COMMON_SRCS) $(filter-out %/main.cc %/server.cc,$(SERVER_SRCS)) \
+               $(filter-out %/main.cc,$(CLIENT_SRCS))
 FUZZ_OBJS   := $(patsubst %.cc,$(FUZZ_DIR)/obj/%.o,$(FUZZ_CODE))
 FUZZ_SECONDS ?= 60
 
