@@ -339,6 +339,13 @@ def scp_peer(what):
         return {}
 
 
+def scp_command(ssh_port, ssh_dir, src, dst, quiet=True):
+    """scp of src to dst through a throwaway sshd (scp_peer), non-interactive; quiet, or
+    with -v, whose debug lines name the cipher."""
+    return ["scp", "-q" if quiet else "-v", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes", "-i", ssh_dir + "/id", src, dst]
+
+
 def start_tutorial_server():
     port = free_port()
     p = start([sys.executable, os.path.join(REPO, "bench", "tutorial_pair.py"), "serve", str(port),
@@ -462,10 +469,8 @@ def scenario_1():
             return
         sshd, ssh_port, ssh_dir = peers["scp"]
         try:
-            rows["scp"].append(timed_download(sshd.pid, [
-                "scp", "-q", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", ssh_dir + "/id",
-                "root@127.0.0.1:" + os.path.join(ROOT, "big.bin"), out], out))
+            rows["scp"].append(timed_download(
+                sshd.pid, scp_command(ssh_port, ssh_dir, "root@127.0.0.1:" + os.path.join(ROOT, "big.bin"), out), out))
         except RuntimeError as e:
             PROBLEMS.append("scp failed: %s" % e)
             del peers["scp"]
@@ -749,10 +754,8 @@ def scenario_u():
             return
         sshd, ssh_port, ssh_dir = peers["scp"]
         try:
-            rows["scp"].append(timed_upload(sshd.pid, [
-                "scp", "-q", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", ssh_dir + "/id",
-                src, "root@127.0.0.1:" + stored], stored))
+            rows["scp"].append(timed_upload(
+                sshd.pid, scp_command(ssh_port, ssh_dir, src, "root@127.0.0.1:" + stored), stored))
         except RuntimeError as e:
             PROBLEMS.append("scp upload failed: %s" % e)
             del peers["scp"]
@@ -841,10 +844,8 @@ def scenario_7():
         try:
             # ssh's default cipher, as in scenario 1; -v names it ("kex: server->client cipher:
             # ..."), and only without -q, which would silence ssh's debug lines too.
-            r = timed_download(sshd.pid, [
-                "scp", "-v", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", ssh_dir + "/id",
-                "root@127.0.0.1:" + os.path.join(ROOT, "big.bin"), out], out, keep_err=True)
+            r = timed_download(sshd.pid, scp_command(ssh_port, ssh_dir, "root@127.0.0.1:" + os.path.join(ROOT, "big.bin"),
+                                                     out, quiet=False), out, keep_err=True)
             said["scp"] = tls_said(r.pop("err"), r"kex: server->client cipher: (\S+)")
             rows["scp"].append(r)
         except RuntimeError as e:
