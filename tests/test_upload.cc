@@ -549,3 +549,16 @@ Test(upload, local_sources_that_are_not_regular_files_are_refused) {
   ASSERT_STR_EQ(names_in(s.root), "");
   stop_cleanly(s);
 }
+
+Test(upload, a_verified_upload_is_stored_even_if_the_client_leaves_right_after_its_end) {
+  Served s = serve(writable());
+  const uint64_t size = 2 * 1024 * 1024;
+  std::string body = pattern_bytes(0, size, 11);
+  RawClient c = start_raw_put(s, "left.bin", size);
+  cr_assert(c.send_raw(encode_frame(data_header(size), body) + encode_frame(end_header(sha256_hex(body)))));
+  c.close();  // without waiting for put_done
+  cr_assert(wait_until([&] { return names_in(s.root) == "left.bin "; }, Millis(10000)), "left: %s",
+            names_in(s.root).c_str());
+  ASSERT_STR_EQ(read_file(s.in_root("left.bin")).value_or(""), body);
+  stop_cleanly(s);
+}
