@@ -47,7 +47,12 @@ for backend in "$@"; do
       [ $failed -gt 0 ] || failed=1
       status=1
       echo "FAIL  $build $backend $name (exit $rc)"
-      grep -a -v '^\[----\] *$' "$log" | tail -n 60
+      # Criterion's verdict lines first: a sanitizer's leak report after a failed or
+      # timed-out test can run to hundreds of lines and push them out of the tail.
+      grep -a -E '^\[(FAIL|----)\] .*(Assertion|Timed out|Crash|FAIL)|^\[FAIL\]|timed out|Timed out' "$log" | head -n 20
+      grep -a -A4 'Assertion Failed' "$log" | grep -a -v '^\[----\] *$' | head -n 40
+      echo "      ... the last lines of its output:"
+      grep -a -v '^\[----\] *$' "$log" | tail -n 40
     else
       echo "ok    $build $backend $name: $passing/$tested"
     fi
