@@ -14,15 +14,18 @@ inline constexpr char kFeaturePing[] = "ping";
 inline constexpr char kFeatureMsg[] = "msg";
 inline constexpr char kFeatureResume[] = "resume";  // get with an offset above 0
 inline constexpr char kFeaturePut[] = "put";        // version 2
+inline constexpr char kFeatureDigests[] = "digests";  // version 2
 
 // What reactord offers in its hello.
 inline std::vector<std::string> server_features() {
-  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut};
+  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
+          kFeatureDigests};
 }
 
 // What reactorc offers in its auth.
 inline std::vector<std::string> client_features() {
-  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeaturePut};
+  return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
+          kFeatureDigests};
 }
 
 }  // namespace protocol

@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kTypeNames[] = {
     "hello", "auth",  "auth_ok", "get",     "stat",     "list", "ping",   "msg",
     "file",  "end",   "stat_ok", "entries", "list_end", "pong", "msg_ok", "error",
-    "put",   "put_ready", "data",  "put_done",
+    "put",   "put_ready", "data",  "put_done", "digests", "digests_ok",
 };
 static_assert(std::size(kTypeNames) == std::variant_size_v<Message>,
               "kTypeNames must name every Message alternative");
@@ -89,8 +89,17 @@ bool parse(FieldReader& r, AuthOk* m) {
   return read_proto(r, &m->proto) && read_hex(r, "mac", &m->mac);
 }
 
+bool read_optional(FieldReader& r, const char* name, std::optional<uint64_t>* out) {
+  if (r.find(name) == nullptr) return true;
+  uint64_t value = 0;
+  if (!r.read_size(name, &value)) return false;
+  *out = value;
+  return true;
+}
+
 bool parse(FieldReader& r, GetRequest* m) {
-  return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_size("offset", &m->offset);
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_size("offset", &m->offset) &&
+         read_optional(r, "length", &m->length);
 }
 
 bool parse(FieldReader& r, StatRequest* m) { return r.read_string("path", kMaxPathLen, &m->path); }
@@ -113,15 +122,53 @@ bool parse(FieldReader& r, FileHeader* m, uint64_t body_length) {
                   ": " + std::to_string(m->offset) + " is beyond \"size\" " +
                       std::to_string(m->size));
   }
-  if (body_length != m->size - m->offset) {
+  if (body_length > m->size - m->offset) {
     return r.fail(ErrorCode::kBadSize, "body",
                   ": " + std::to_string(body_length) + " bytes, but size - offset is " +
                       std::to_string(m->size - m->offset));
   }
+  if (body_length != m->size - m->offset) m->length = body_length;
   return true;
 }
 
-bool parse(FieldReader& r, End* m) { return read_hex(r, "sha256", &m->sha256); }
+bool read_optional_digest(FieldReader& r, const char* name, std::optional<Digest>* out) {
+  if (r.find(name) == nullptr) return true;
+  Digest digest{};
+  if (!read_hex(r, name, &digest)) return false;
+  *out = digest;
+  return true;
+}
+
+bool parse(FieldReader& r, End* m) {
+  if (!(read_optional_digest(r, "sha256", &m->sha256) && read_optional_digest(r, "root", &m->root))) return false;
+  // Which one the receiver needs depends on the version in use; one of them is needed.
+  if (!m->sha256 && !m->root) return read_hex(r, "root", &m->root.emplace());
+  return true;
+}
+
+bool parse(FieldReader& r, DigestsRequest* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_size("from", &m->from) &&
+         read_optional(r, "count", &m->count);
+}
+
+bool parse(FieldReader& r, DigestsReply* m, uint64_t body_length) {
+  if (!(r.read_string("path", kMaxPathLen, &m->path) && r.read_size("size", &m->size) &&
+        r.read_int("mtime", &m->mtime) && r.read_size("chunk", &m->chunk) && read_hex(r, "root", &m->root) &&
+        r.read_size("from", &m->from) && r.read_size("count", &m->count)))
+    return false;
+  if (m->chunk != kChunkSize)
+    return r.fail(ErrorCode::kBadSize, "chunk", ": " + std::to_string(m->chunk) + "; version 2 chunks are " +
+                                                    std::to_string(kChunkSize) + " bytes");
+  uint64_t chunks = chunk_count(m->size);
+  if (m->from > chunks || m->count > chunks - m->from || m->count > kMaxDigestsPerReply)
+    return r.fail(ErrorCode::kBadSize, "count",
+                  ": chunks " + std::to_string(m->from) + " + " + std::to_string(m->count) + " of a file of " +
+                      std::to_string(chunks));
+  if (body_length != m->count * sizeof(Digest))
+    return r.fail(ErrorCode::kBadSize, "body",
+                  ": " + std::to_string(body_length) + " bytes for " + std::to_string(m->count) + " digests");
+  return true;
+}
 
 bool parse(FieldReader& r, PutRequest* m) {
   if (!(r.read_string("path", kMaxPathLen, &m->path) && r.read_size("size", &m->size) &&
@@ -146,7 +193,7 @@ bool parse(FieldReader& r, PutReady* m) {
 
 bool parse(FieldReader& r, PutDone* m) {
   return r.read_string("path", kMaxPathLen, &m->path) && r.read_size("size", &m->size) &&
-         read_hex(r, "sha256", &m->sha256);
+         read_hex(r, "root", &m->root);
 }
 
 bool parse(FieldReader& r, StatReply* m) {
@@ -297,6 +344,7 @@ struct ToJson {
   void operator()(const GetRequest& m) const {
     add_string(obj, "path", m.path);
     add_uint(obj, "offset", m.offset);
+    if (m.length) add_uint(obj, "length", *m.length);
   }
   void operator()(const StatRequest& m) const { add_string(obj, "path", m.path); }
   void operator()(const ListRequest& m) const { add_string(obj, "path", m.path); }
@@ -310,9 +358,12 @@ struct ToJson {
     add_uint(obj, "offset", m.offset);
     add_int(obj, "mtime", m.mtime);
     add_uint(obj, "mode", m.mode);
-    add_uint(obj, "body", m.offset <= m.size ? m.size - m.offset : 0);
+    add_uint(obj, "body", m.offset <= m.size ? m.body_length() : 0);
   }
-  void operator()(const End& m) const { add_hex(obj, "sha256", m.sha256); }
+  void operator()(const End& m) const {
+    if (m.sha256) add_hex(obj, "sha256", *m.sha256);
+    if (m.root) add_hex(obj, "root", *m.root);
+  }
   void operator()(const StatReply& m) const {
     add_string(obj, "path", m.path);
     add_string(obj, "kind", to_string(m.kind));
@@ -359,7 +410,22 @@ struct ToJson {
   void operator()(const PutDone& m) const {
     add_string(obj, "path", m.path);
     add_uint(obj, "size", m.size);
-    add_hex(obj, "sha256", m.sha256);
+    add_hex(obj, "root", m.root);
+  }
+  void operator()(const DigestsRequest& m) const {
+    add_string(obj, "path", m.path);
+    add_uint(obj, "from", m.from);
+    if (m.count) add_uint(obj, "count", *m.count);
+  }
+  void operator()(const DigestsReply& m) const {
+    add_string(obj, "path", m.path);
+    add_uint(obj, "size", m.size);
+    add_int(obj, "mtime", m.mtime);
+    add_uint(obj, "chunk", m.chunk);
+    add_hex(obj, "root", m.root);
+    add_uint(obj, "from", m.from);
+    add_uint(obj, "count", m.count);
+    add_uint(obj, "body", m.body_length());
   }
 };
 
@@ -420,7 +486,7 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
     *err = ProtocolError{ErrorCode::kUnknownType, "unknown message type " + quoted(type)};
     return std::nullopt;
   }
-  if (body_length > 0 && index != kIndex<FileHeader> && index != kIndex<Data>) {
+  if (body_length > 0 && index != kIndex<FileHeader> && index != kIndex<Data> && index != kIndex<DigestsReply>) {
     *err = ProtocolError{ErrorCode::kBadSize, "message \"" + type + "\" cannot carry a body (" +
                                                   std::to_string(body_length) + " bytes announced)"};
     return std::nullopt;
@@ -473,6 +539,13 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
       return Message(Data{body_length});
     case kIndex<PutDone>:
       return parse_as<PutDone>(r);
+    case kIndex<DigestsRequest>:
+      return parse_as<DigestsRequest>(r);
+    case kIndex<DigestsReply>: {
+      DigestsReply m;
+      if (!parse(r, &m, body_length)) return std::nullopt;
+      return Message(std::move(m));
+    }
     default:
       break;
   }
@@ -516,7 +589,7 @@ bool operator==(const Auth& a, const Auth& b) {
 }
 bool operator==(const AuthOk& a, const AuthOk& b) { return a.proto == b.proto && a.mac == b.mac; }
 bool operator==(const GetRequest& a, const GetRequest& b) {
-  return a.path == b.path && a.offset == b.offset;
+  return a.path == b.path && a.offset == b.offset && a.length == b.length;
 }
 bool operator==(const StatRequest& a, const StatRequest& b) { return a.path == b.path; }
 bool operator==(const ListRequest& a, const ListRequest& b) { return a.path == b.path; }
@@ -524,9 +597,9 @@ bool operator==(const PingRequest& a, const PingRequest& b) { return a.token == 
 bool operator==(const MsgRequest& a, const MsgRequest& b) { return a.text == b.text; }
 bool operator==(const FileHeader& a, const FileHeader& b) {
   return a.path == b.path && a.size == b.size && a.offset == b.offset && a.mtime == b.mtime &&
-         a.mode == b.mode;
+         a.mode == b.mode && a.body_length() == b.body_length();
 }
-bool operator==(const End& a, const End& b) { return a.sha256 == b.sha256; }
+bool operator==(const End& a, const End& b) { return a.sha256 == b.sha256 && a.root == b.root; }
 bool operator==(const StatReply& a, const StatReply& b) {
   return a.path == b.path && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime &&
          a.mode == b.mode;
@@ -549,7 +622,25 @@ bool operator==(const PutRequest& a, const PutRequest& b) {
 bool operator==(const PutReady& a, const PutReady& b) { return a.path == b.path && a.offset == b.offset; }
 bool operator==(const Data& a, const Data& b) { return a.length == b.length; }
 bool operator==(const PutDone& a, const PutDone& b) {
-  return a.path == b.path && a.size == b.size && a.sha256 == b.sha256;
+  return a.path == b.path && a.size == b.size && a.root == b.root;
+}
+bool operator==(const DigestsRequest& a, const DigestsRequest& b) {
+  return a.path == b.path && a.from == b.from && a.count == b.count;
+}
+bool operator==(const DigestsReply& a, const DigestsReply& b) {
+  return a.path == b.path && a.size == b.size && a.mtime == b.mtime && a.chunk == b.chunk && a.root == b.root &&
+         a.from == b.from && a.count == b.count;
+}
+
+End End::of(DigestKind kind, const Digest& digest) {
+  End end;
+  (kind == DigestKind::kTree ? end.root : end.sha256) = digest;
+  return end;
+}
+
+const Digest* End::digest(DigestKind kind) const {
+  const std::optional<Digest>& d = kind == DigestKind::kTree ? root : sha256;
+  return d ? &*d : nullptr;
 }
 
 }  // namespace protocol

@@ -17,17 +17,22 @@
 #include <variant>
 #include <vector>
 
+#include "protocol/content_hash.h"
 #include "protocol/error_code.h"
 #include "protocol/json_header.h"
 #include "protocol/types.h"
 
 namespace protocol {
 
-// The highest protocol version this code speaks, and the version that added put.
-// Both sides use the smaller of the two "proto" values (auth_ok repeats it).
+// The highest protocol version this code speaks, and the version that added put,
+// digests, ranged gets and the chunk tree. Both sides use the smaller of the two
+// "proto" values (auth_ok repeats it).
 inline constexpr uint64_t kProtocolVersion = 2;
 inline constexpr uint64_t kMinProtocolVersion = 1;
 inline constexpr uint64_t kPutVersion = 2;
+inline constexpr uint64_t kTreeVersion = 2;
+// The most chunk digests one digests_ok carries (2 MiB of body, 64 GiB of file).
+inline constexpr uint64_t kMaxDigestsPerReply = 65536;
 
 // String limits in bytes. Path, name, token and text come from the contract; the others
 // are this implementation's, generous enough that no sane peer reaches them.
@@ -70,6 +75,7 @@ struct AuthOk {  // server -> client
 struct GetRequest {
   std::string path;
   uint64_t offset = 0;  // optional on the wire; always sent by encode()
+  std::optional<uint64_t> length;  // version 2: at most this many bytes from offset
 };
 struct StatRequest {
   std::string path;
@@ -95,16 +101,23 @@ struct Data {  // client -> server, after put_ready: the body, `length` bytes
 };
 
 // Replies, server -> client.
-struct FileHeader {  // "file": followed by a body of size - offset bytes
+struct FileHeader {  // "file": followed by a body of body_length() bytes
   std::string path;
   uint64_t size = 0;
   uint64_t offset = 0;  // invariant: offset <= size
   int64_t mtime = 0;
   uint32_t mode = 0;
-  uint64_t body_length() const { return size - offset; }
+  // A ranged get's body, when shorter than the rest of the file; invariant: at most
+  // size - offset. On the wire it is the "body" field.
+  std::optional<uint64_t> length;
+  uint64_t body_length() const { return length ? *length : size - offset; }
 };
-struct End {  // trailer after a file body
-  Digest sha256{};
+struct End {  // trailer after a file body, either direction
+  std::optional<Digest> sha256;  // version 1: the whole file's SHA-256
+  std::optional<Digest> root;    // version 2: its chunk-tree root
+  static End of(DigestKind kind, const Digest& digest);
+  // The digest of that kind, or nullptr if the peer did not send it.
+  const Digest* digest(DigestKind kind) const;
 };
 struct StatReply {  // "stat_ok"
   std::string path;
@@ -139,7 +152,22 @@ struct PutReady {  // "put_ready": send the body from `offset`
 struct PutDone {  // "put_done": stored
   std::string path;
   uint64_t size = 0;
-  Digest sha256{};
+  Digest root{};
+};
+struct DigestsRequest {  // "digests", version 2
+  std::string path;
+  uint64_t from = 0;             // the first chunk wanted
+  std::optional<uint64_t> count;  // absent: all from `from`
+};
+struct DigestsReply {  // "digests_ok": followed by 32 * count bytes of digests
+  std::string path;
+  uint64_t size = 0;
+  int64_t mtime = 0;
+  uint64_t chunk = kChunkSize;
+  Digest root{};
+  uint64_t from = 0;
+  uint64_t count = 0;
+  uint64_t body_length() const { return count * sizeof(Digest); }
 };
 // Either direction. A code this version does not know (from a newer peer) is parsed as
 // kInternal, which is fatal, with the original name kept at the front of the message:
@@ -152,22 +180,22 @@ struct ErrorMessage {
 
 using Message = std::variant<Hello, Auth, AuthOk, GetRequest, StatRequest, ListRequest, PingRequest,
                              MsgRequest, FileHeader, End, StatReply, Entries, ListEnd, Pong, MsgOk,
-                             ErrorMessage, PutRequest, PutReady, Data, PutDone>;
+                             ErrorMessage, PutRequest, PutReady, Data, PutDone, DigestsRequest, DigestsReply>;
 
 // The Message alternatives by name, in variant order, for dispatch tables: a handler
 // table row names the type it handles instead of testing std::get_if in a chain.
 enum class MessageType : uint8_t {
   kHello, kAuth, kAuthOk, kGet, kStat, kList, kPing, kMsg,
   kFile, kEnd, kStatOk, kEntries, kListEnd, kPong, kMsgOk, kError,
-  kPut, kPutReady, kData, kPutDone,
+  kPut, kPutReady, kData, kPutDone, kDigests, kDigestsOk,
 };
-inline constexpr size_t kMessageTypes = 20;
+inline constexpr size_t kMessageTypes = 22;
 static_assert(std::variant_size_v<Message> == kMessageTypes, "MessageType must name every Message alternative");
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kGet), Message>, GetRequest> &&
                   std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kError), Message>,
                                  ErrorMessage> &&
-                  std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kPutDone), Message>,
-                                 PutDone>,
+                  std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kDigestsOk), Message>,
+                                 DigestsReply>,
               "MessageType follows the variant's order");
 inline MessageType type_of(const Message& message) { return static_cast<MessageType>(message.index()); }
 
@@ -178,7 +206,9 @@ const char* type_name(MessageType type);
 // Validates a header (from FrameDecoder::header()) whose frame announced body_length
 // body bytes. Returns the message, or std::nullopt with *err set: missing_field,
 // wrong_type, bad_size, unknown_type, or unsupported_version for "proto": 0.
-// Only "file" and "data" may have a body; a file's must be exactly size - offset bytes.
+// Only "file", "data" and "digests_ok" may have a body; a file's must be at most
+// size - offset bytes (exactly that unless it answers a ranged get), a digests_ok's
+// exactly 32 * count.
 // Fields the contract does not define are ignored.
 std::optional<Message> parse_message(const cJSON& header, uint64_t body_length, ProtocolError* err);
 
@@ -186,7 +216,8 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length, 
 JsonPtr to_json(const Message& message);
 
 // One whole frame: length prefix + header. For FileHeader the header carries
-// "body": size - offset, for Data "body": length, and the caller sends that many bytes next.
+// "body": body_length(), for Data "body": length, for DigestsReply "body": 32 * count,
+// and the caller sends that many bytes next.
 // Preconditions, not checked: strings are valid UTF-8 without NUL bytes (the server
 // skips directory entries that are not, see utf8.h), FileHeader.offset <= size, and
 // the header fits the peer's kMaxHeaderLen (for Entries see encoded_entry_size below).
@@ -229,5 +260,7 @@ bool operator==(const PutRequest& a, const PutRequest& b);
 bool operator==(const PutReady& a, const PutReady& b);
 bool operator==(const Data& a, const Data& b);
 bool operator==(const PutDone& a, const PutDone& b);
+bool operator==(const DigestsRequest& a, const DigestsRequest& b);
+bool operator==(const DigestsReply& a, const DigestsReply& b);
 
 }  // namespace protocol

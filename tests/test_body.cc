@@ -108,7 +108,7 @@ Opened open_read(const std::string& path) {
 std::unique_ptr<BodySource> source_for(const std::string& path, uint64_t offset,
                                        std::optional<protocol::Digest> cached = std::nullopt) {
   Opened o = open_read(path);
-  return std::make_unique<BodySource>(std::move(o.fd), o.st, offset, cached);
+  return std::make_unique<BodySource>(std::move(o.fd), o.st, offset, protocol::DigestKind::kSha256, cached);
 }
 
 std::string hex(const protocol::Digest& d) { return protocol::to_hex(d); }
@@ -118,7 +118,7 @@ void assert_end(const protocol::Message& trailer, const protocol::Digest& want) 
     cr_assert_fail("trailer is an error (%s): %s", protocol::to_string(error->code), error->message.c_str());
   const auto* end = std::get_if<protocol::End>(&trailer);
   cr_assert(end != nullptr, "trailer is neither End nor ErrorMessage");
-  cr_assert(end->sha256 == want, "trailer digest %s, want %s", hex(end->sha256).c_str(), hex(want).c_str());
+  cr_assert(end->sha256 && *end->sha256 == want, "trailer digest %s, want %s", end->sha256 ? hex(*end->sha256).c_str() : "none", hex(want).c_str());
 }
 
 void assert_error(const protocol::Message& trailer, protocol::ErrorCode code, const std::string& text) {
@@ -741,7 +741,7 @@ Test(body, sink_inline_and_background_hashing_match_sha256) {
     for (BodySink::Hashing mode : {BodySink::Hashing::kInline, BodySink::Hashing::kBackground}) {
       for (size_t piece : {size_t{1} << 20, size_t{65536} + 17}) {
         if (size < 100000 && piece != 65536 + 17) continue;
-        BodySink sink(mode);
+        BodySink sink(mode, protocol::DigestKind::kSha256);
         cr_assert_not(sink.has_file());
         write_all(sink, data, piece);
         protocol::Digest got{};
@@ -757,7 +757,7 @@ Test(body, sink_inline_and_background_hashing_match_sha256) {
 Test(body, sink_hash_only_detects_a_mismatch) {
   for (BodySink::Hashing mode : {BodySink::Hashing::kInline, BodySink::Hashing::kBackground}) {
     std::string data = pattern_bytes(0, 3 << 20, 3);
-    BodySink sink(mode);
+    BodySink sink(mode, protocol::DigestKind::kSha256);
     write_all(sink, data, 100000);
     protocol::Digest wrong = digest_of(data);
     wrong[31] ^= 1;
@@ -773,7 +773,7 @@ Test(body, sink_writes_a_hidden_private_temporary_then_commits_it) {
   std::string data = pattern_bytes(0, 2 * 1024 * 1024 + 9, 11);
   for (BodySink::Hashing mode : {BodySink::Hashing::kInline, BodySink::Hashing::kBackground}) {
     std::string name = mode == BodySink::Hashing::kInline ? "inline.bin" : "background.bin";
-    BodySink sink(mode);
+    BodySink sink(mode, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert(sink.open_file(open_dir(dir.path()), name, "shown/" + name, false, &err), "%s", err.c_str());
     cr_assert(sink.has_file());
@@ -810,7 +810,7 @@ Test(body, sink_writes_a_hidden_private_temporary_then_commits_it) {
 Test(body, sink_verify_mismatch_leaves_nothing) {
   TempDir dir = make_temp();
   for (BodySink::Hashing mode : {BodySink::Hashing::kInline, BodySink::Hashing::kBackground}) {
-    BodySink sink(mode);
+    BodySink sink(mode, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert(sink.open_file(open_dir(dir.path()), "x", "x", false, &err), "%s", err.c_str());
     std::string data = pattern_bytes(0, 1500000, 5);
@@ -828,7 +828,7 @@ Test(body, sink_verify_mismatch_leaves_nothing) {
 Test(body, sink_destroyed_or_discarded_uncommitted_removes_the_temporary) {
   TempDir dir = make_temp();
   {
-    BodySink sink(BodySink::Hashing::kBackground);
+    BodySink sink(BodySink::Hashing::kBackground, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert(sink.open_file(open_dir(dir.path()), "a", "a", false, &err), "%s", err.c_str());
     write_all(sink, pattern_bytes(0, 3000000, 1), 1 << 20);
@@ -836,7 +836,7 @@ Test(body, sink_destroyed_or_discarded_uncommitted_removes_the_temporary) {
   }
   assert_entries(dir.path(), {});
   {
-    BodySink sink(BodySink::Hashing::kInline);
+    BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert(sink.open_file(open_dir(dir.path()), "b", "b", false, &err), "%s", err.c_str());
     write_all(sink, "partial", 3);
@@ -853,7 +853,7 @@ Test(body, sink_refuses_an_existing_name_without_overwrite) {
   cr_assert(write_file(dir.path("taken"), "original"));
   cr_assert_eq(symlink("/nonexistent/target", dir.path("dangling").c_str()), 0);
   for (const char* name : {"taken", "dangling"}) {
-    BodySink sink(BodySink::Hashing::kInline);
+    BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert_not(sink.open_file(open_dir(dir.path()), name, std::string("dl/") + name, false, &err), "%s", name);
     ASSERT_CONTAINS(err, "--force");
@@ -868,7 +868,7 @@ Test(body, sink_refuses_a_directory_even_with_overwrite) {
   TempDir dir = make_temp();
   cr_assert(make_dirs(dir.path("sub")));
   for (bool overwrite : {true, false}) {
-    BodySink sink(BodySink::Hashing::kInline);
+    BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert_not(sink.open_file(open_dir(dir.path()), "sub", "sub", overwrite, &err));
     // Either way the same words: --force would not help, so it is not suggested.
@@ -885,7 +885,7 @@ Test(body, sink_refuses_an_unwritable_directory_as_non_root) {
   TempDir dir = make_temp();
   cr_assert(make_dirs(dir.path("ro")));
   cr_assert_eq(chmod(dir.path("ro").c_str(), 0500), 0);
-  BodySink sink(BodySink::Hashing::kInline);
+  BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
   std::string err;
   bool ok = sink.open_file(open_dir(dir.path("ro")), "f", "ro/f", false, &err);
   chmod(dir.path("ro").c_str(), 0700);
@@ -908,7 +908,7 @@ Test(body, sink_refuses_an_immutable_directory_as_root) {
   if (ioctl(ro.get(), FS_IOC_SETFLAGS, &immutable) != 0)
     cr_skip_test("cannot make a directory immutable here: %s", std::strerror(errno));
   // No assertion until the flag is cleared again: the directory must stay removable.
-  BodySink sink(BodySink::Hashing::kInline);
+  BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
   std::string err;
   bool ok = sink.open_file(open_dir(dir.path("ro")), "f", "/abs/ro/f", false, &err);
   int cleared = ioctl(ro.get(), FS_IOC_SETFLAGS, &flags);
@@ -924,7 +924,7 @@ Test(body, sink_refuses_a_removed_directory) {
   cr_assert(make_dirs(dir.path("gone")));
   UniqueFd gone = open_dir(dir.path("gone"));
   cr_assert_eq(rmdir(dir.path("gone").c_str()), 0);
-  BodySink sink(BodySink::Hashing::kInline);
+  BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
   std::string err;
   cr_assert_not(sink.open_file(std::move(gone), "f", "f", false, &err));
   ASSERT_CONTAINS(err, "create temporary file in \".\"");
@@ -936,7 +936,7 @@ Test(body, sink_commit_never_replaces_a_name_that_appeared_meanwhile) {
   TempDir dir = make_temp();
   for (BodySink::Hashing mode : {BodySink::Hashing::kInline, BodySink::Hashing::kBackground}) {
     {
-      BodySink sink(mode);
+      BodySink sink(mode, protocol::DigestKind::kSha256);
       std::string err;
       cr_assert(sink.open_file(open_dir(dir.path()), "late", "dl/late", false, &err), "%s", err.c_str());
       std::string data = pattern_bytes(0, 1200000, 9);
@@ -959,7 +959,7 @@ Test(body, sink_commit_never_replaces_a_name_that_appeared_meanwhile) {
 Test(body, sink_destructor_after_a_failed_commit_leaves_no_debris) {
   TempDir dir = make_temp();
   {
-    BodySink sink(BodySink::Hashing::kInline);
+    BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert(sink.open_file(open_dir(dir.path()), "late", "late", false, &err), "%s", err.c_str());
     write_all(sink, "body", 4);
@@ -979,7 +979,7 @@ Test(body, sink_overwrite_replaces_files_and_symlinks_not_their_targets) {
   cr_assert(write_file(dir.path("outside"), "do not touch"));
   cr_assert_eq(symlink(dir.path("outside").c_str(), dir.path("dl/link").c_str()), 0);
   for (const char* name : {"file", "link"}) {
-    BodySink sink(BodySink::Hashing::kInline);
+    BodySink sink(BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
     std::string err;
     cr_assert(sink.open_file(open_dir(dir.path("dl")), name, name, true, &err), "%s: %s", name, err.c_str());
     std::string data = std::string("new contents of ") + name;
@@ -1001,7 +1001,7 @@ Test(body, sink_overwrite_replaces_files_and_symlinks_not_their_targets) {
 Test(body, sink_overwrite_creates_a_missing_name_too) {
   TempDir dir = make_temp();
   umask(0);
-  BodySink sink(BodySink::Hashing::kBackground);
+  BodySink sink(BodySink::Hashing::kBackground, protocol::DigestKind::kSha256);
   std::string err;
   cr_assert(sink.open_file(open_dir(dir.path(), O_RDONLY), "new", "new", true, &err), "%s", err.c_str());
   write_all(sink, "abc", 1);
@@ -1033,7 +1033,7 @@ Test(body, sink_stream_writes_through_a_full_nonblocking_pipe) {
         if (n < 0) usleep(50);
       }
     });
-    BodySink sink(BodySink::Hashing::kBackground);
+    BodySink sink(BodySink::Hashing::kBackground, protocol::DigestKind::kSha256);
     sink.open_stream(reactor::UniqueFd(fds[1]), "the pipe");
     cr_assert(sink.streaming() && !sink.has_file());
     std::string err;
@@ -1056,7 +1056,7 @@ Test(body, source_to_sink_round_trip) {
   const uint64_t size = 2 * 1024 * 1024 + 321;
   std::string path = make_file(dir, "src", size);
   std::unique_ptr<BodySource> src = source_for(path, 0);
-  BodySink sink(BodySink::Hashing::kBackground);
+  BodySink sink(BodySink::Hashing::kBackground, protocol::DigestKind::kSha256);
   std::string err;
   cr_assert(sink.open_file(open_dir(dir.path("out")), "copy", "out/copy", false, &err), "%s", err.c_str());
   Buffer out;
@@ -1070,7 +1070,7 @@ Test(body, source_to_sink_round_trip) {
   protocol::Message trailer = src->trailer();
   const auto* end = std::get_if<protocol::End>(&trailer);
   cr_assert(end != nullptr);
-  cr_assert(sink.verify(end->sha256));
+  cr_assert(sink.verify(*end->sha256));
   cr_assert(sink.commit(src->opened().st_mtim.tv_sec, &err), "%s", err.c_str());
   std::string why;
   cr_assert(files_equal(path, dir.path("out/copy"), &why), "%s", why.c_str());

@@ -66,9 +66,16 @@ protocol::FileHeader file_header(const std::string& path, uint64_t size, int64_t
   return header;
 }
 
+// Version 2's trailer: the chunk-tree root.
+protocol::Digest root_of(const std::string& content) {
+  protocol::Digest root{};
+  cr_assert(protocol::from_hex(testsupport::tree_root_hex(content), &root));
+  return root;
+}
+
 protocol::End end_for(const std::string& content) {
   protocol::End end;
-  end.sha256 = protocol::sha256(content.data(), content.size());
+  end.root = root_of(content);
   return end;
 }
 
@@ -153,7 +160,7 @@ bool is_temp_for(const std::string& entry_name, const std::string& name) {
 std::unique_ptr<app::BodySink> file_sink(const TempDir& dir, const std::string& name, bool overwrite = false) {
   int fd = open(dir.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   cr_assert(fd >= 0, "open %s: %s", dir.path().c_str(), strerror(errno));
-  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline);
+  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
   std::string err;
   cr_assert(sink->open_file(reactor::UniqueFd(fd), name, "dl/" + name, overwrite, &err), "open_file: %s",
             err.c_str());
@@ -161,7 +168,7 @@ std::unique_ptr<app::BodySink> file_sink(const TempDir& dir, const std::string& 
 }
 
 std::unique_ptr<app::BodySink> hash_sink() {
-  return std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline);
+  return std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
 }
 
 // Content that is not one repeated byte, so misordered or dropped chunks show.
@@ -756,7 +763,7 @@ Test(commands, get_happy_path_writes_the_file) {
 
   deliver(get, end_for(content));
   expect_done(get);
-  cr_assert(get.digest() == protocol::sha256(content.data(), content.size()));
+  cr_assert(get.digest() == root_of(content));
 
   names = dir_entries(*dir);
   cr_assert(names == std::vector<std::string>{"out.bin"}, "%s", join(names).c_str());
@@ -817,11 +824,11 @@ Test(commands, get_digest_mismatch_keeps_nothing) {
   deliver(get, end);
   expect_failed(get, client::kExitVerify);
 
-  protocol::Digest actual = protocol::sha256(content.data(), content.size());
+  protocol::Digest actual = root_of(content);
   cr_assert(get.digest() == actual);
   const std::string message = get.result().message;
-  ASSERT_CONTAINS(message, "SHA-256 mismatch");
-  ASSERT_CONTAINS(message, "expected " + protocol::to_hex(end.sha256));
+  ASSERT_CONTAINS(message, "chunk-tree root mismatch");
+  ASSERT_CONTAINS(message, "expected " + protocol::to_hex(*end.root));
   ASSERT_CONTAINS(message, "got " + protocol::to_hex(actual));
   ASSERT_CONTAINS(message, "nothing was kept");
   expect_dir_empty(*dir);
@@ -1037,7 +1044,7 @@ Test(commands, get_hash_only_sink_success) {
   cr_assert_eq(observer.received.back(), 7777u);
   deliver(get, end_for(content));
   expect_done(get);
-  cr_assert(get.digest() == protocol::sha256(content.data(), content.size()));
+  cr_assert(get.digest() == root_of(content));
   cr_assert_eq(get.sink().written(), 7777u);
 }
 
@@ -1048,8 +1055,8 @@ Test(commands, get_hash_only_sink_mismatch) {
   feed_body(get, content, 3);
   deliver(get, end_for("abd"));
   expect_failed(get, client::kExitVerify);
-  ASSERT_CONTAINS(get.result().message, protocol::to_hex(protocol::sha256("abc", 3)));
-  ASSERT_CONTAINS(get.result().message, protocol::to_hex(protocol::sha256("abd", 3)));
+  ASSERT_CONTAINS(get.result().message, protocol::to_hex(root_of("abc")));
+  ASSERT_CONTAINS(get.result().message, protocol::to_hex(root_of("abd")));
 }
 
 // reactorc's own sink hashes on a second thread; the command sees no difference.
@@ -1058,7 +1065,7 @@ Test(commands, get_background_hashing_sink) {
   cr_assert(dir.has_value());
   int fd = open(dir->path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   cr_assert(fd >= 0, "open %s: %s", dir->path().c_str(), strerror(errno));
-  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground);
+  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kSha256);
   std::string err;
   cr_assert(sink->open_file(reactor::UniqueFd(fd), "bg", "bg", false, &err), "open_file: %s", err.c_str());
   GetCommand get("r", std::move(sink));
@@ -1067,7 +1074,7 @@ Test(commands, get_background_hashing_sink) {
   feed_body(get, content, 65536);
   deliver(get, end_for(content));
   expect_done(get);
-  cr_assert(get.digest() == protocol::sha256(content.data(), content.size()));
+  cr_assert(get.digest() == root_of(content));
   std::string why;
   cr_assert(testsupport::write_file(dir->path("expected"), content));
   cr_assert(testsupport::files_equal(dir->path("bg"), dir->path("expected"), &why), "%s", why.c_str());

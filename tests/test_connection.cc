@@ -401,13 +401,13 @@ void expect_ping_works(Fake& fake) {
 }
 
 std::unique_ptr<app::BodySink> hashing_sink() {
-  return std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline);
+  return std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
 }
 
 // A sink writing `name` in `dir`.
 std::unique_ptr<app::BodySink> file_sink(const testsupport::TempDir& dir, const std::string& name,
                                          app::BodySink::Hashing hashing) {
-  auto sink = std::make_unique<app::BodySink>(hashing);
+  auto sink = std::make_unique<app::BodySink>(hashing, protocol::DigestKind::kTree);
   int raw = ::open(dir.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   cr_assert(raw >= 0, "open %s: %s", dir.path().c_str(), std::strerror(errno));
   std::string err;
@@ -1323,7 +1323,7 @@ std::string put_ready_frame(const std::string& path, uint64_t offset = 0) {
 
 std::string put_done_frame(const std::string& path, uint64_t size, const std::string& digest_hex) {
   return testsupport::encode_frame(R"({"type":"put_done","path":)" + testsupport::json_quote(path) + R"(,"size":)" +
-                                   std::to_string(size) + R"(,"sha256":")" + digest_hex + R"("})");
+                                   std::to_string(size) + R"(,"root":")" + digest_hex + R"("})");
 }
 
 }  // namespace
@@ -1351,11 +1351,11 @@ Test(connection, an_upload_holds_back_the_requests_behind_it) {
   cr_assert_eq(data.number_field("body").value_or(-1), 300000.0);
   cr_assert(expect_body(*fake, content.size()) == content, "the body is not the file");
   testsupport::Frame end = expect_request(*fake, "end");
-  ASSERT_STR_EQ(end.string_field("sha256").value_or(""), testsupport::sha256_hex(content));
+  ASSERT_STR_EQ(end.string_field("root").value_or(""), testsupport::tree_root_hex(content));
   settle(*fake);
   pull(*fake);
   cr_assert(fake->inbox.empty(), "the ping went out before put_done");
-  server_send(*fake, put_done_frame("in/u.bin", content.size(), testsupport::sha256_hex(content)));
+  server_send(*fake, put_done_frame("in/u.bin", content.size(), testsupport::tree_root_hex(content)));
   wait_done(*fake, *put);
   expect_succeeded(*put);
   expect_request(*fake, "ping");
@@ -1376,7 +1376,7 @@ Test(connection, a_put_done_with_another_digest_fails_the_upload) {
   expect_request(*fake, "data");
   expect_body(*fake, 3);
   expect_request(*fake, "end");
-  server_send(*fake, put_done_frame("u", 3, testsupport::sha256_hex("abd")));
+  server_send(*fake, put_done_frame("u", 3, testsupport::tree_root_hex("abd")));
   wait_done(*fake, *put);
   cr_assert_eq(put->result().exit_code, client::kExitVerify, "%s", put->result().message.c_str());
   ASSERT_CONTAINS(put->result().message, "stored something else");

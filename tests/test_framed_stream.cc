@@ -275,7 +275,7 @@ Test(framed_stream, zero_copy_where_the_transport_can_and_a_copy_where_not) {
     cr_assert(file);
     struct stat st {};
     cr_assert_eq(fstat(file.get(), &st), 0);
-    app::BodySource source(std::move(file), st, 0, digest);
+    app::BodySource source(std::move(file), st, 0, protocol::DigestKind::kSha256, digest);
     rig.stream->start_producing(source);
     std::string got = peer_receive(rig, size);
     cr_assert(got == want, "can_send_file %d: body differs", can);

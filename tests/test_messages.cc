@@ -196,7 +196,8 @@ Test(messages, put_fields_are_checked, .timeout = kTimeout) {
   expect_error(R"({"type":"put","path":"a","size":1,"mode":4096})", ErrorCode::kBadSize);
   expect_error(R"({"type":"put","path":"a","size":-1})", ErrorCode::kBadSize);
   expect_error(R"({"type":"put_ready","path":"a"})", ErrorCode::kMissingField);
-  expect_error(R"({"type":"put_done","path":"a","size":1,"sha256":"00"})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"put_done","path":"a","size":1,"root":"00"})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"put_done","path":"a","size":1,"sha256":")" + kHex64 + "\"}", ErrorCode::kMissingField);
   // Only file and data carry bodies.
   expect_error(R"({"type":"put","path":"a","size":1})", ErrorCode::kBadSize, 1);
   const Message data = expect_ok(R"({"type":"data"})", 7);
@@ -333,13 +334,16 @@ Test(messages, body_only_on_file, .timeout = kTimeout) {
   expect_error(R"({"type":"ping","token":5})", ErrorCode::kBadSize, 1);
 }
 
-Test(messages, file_body_must_match, .timeout = kTimeout) {
+Test(messages, file_body_must_fit_the_file, .timeout = kTimeout) {
   const std::string file = R"({"type":"file","path":"f","size":10,"offset":4,"mtime":0,"mode":420})";
-  expect_ok(file, 6);
-  const ProtocolError e = expect_error(file, ErrorCode::kBadSize, 5);
+  cr_assert_not(std::get<FileHeader>(expect_ok(file, 6)).length.has_value(), "the rest of the file is no range");
+  // Shorter: the answer to a ranged get (version 2).
+  const Message ranged = expect_ok(file, 5);
+  cr_assert_eq(std::get<FileHeader>(ranged).body_length(), 5u);
+  cr_assert_eq(std::get<FileHeader>(ranged).length.value_or(0), 5u);
+  cr_assert_eq(std::get<FileHeader>(expect_ok(file, 0)).body_length(), 0u);
+  const ProtocolError e = expect_error(file, ErrorCode::kBadSize, 7);
   expect_contains(e.message, "field \"body\"");
-  expect_error(file, ErrorCode::kBadSize, 7);
-  expect_error(file, ErrorCode::kBadSize, 0);
   const ProtocolError f = expect_error(
       R"({"type":"file","path":"f","size":3,"offset":4,"mtime":0,"mode":420})", ErrorCode::kBadSize, 0);
   expect_contains(f.message, "field \"offset\"");
@@ -488,4 +492,58 @@ Test(messages, entries_packed_to_the_limit_decode, .timeout = kTimeout) {
   cr_assert_leq(size, kMaxHeaderLen);
   cr_assert_gt(size, kMaxHeaderLen - 100);
   expect_round_trip(batch);
+}
+
+Test(messages, version_2_ranges_roots_and_digests, .timeout = kTimeout) {
+  GetRequest ranged{"big.iso", 3 << 20, uint64_t{1} << 20};
+  expect_round_trip(ranged);
+  cr_assert(encode(ranged).substr(4) == R"({"type":"get","path":"big.iso","offset":3145728,"length":1048576})");
+  cr_assert(encode(GetRequest{"a", 0}).substr(4) == R"({"type":"get","path":"a","offset":0})", "no length: none sent");
+  FileHeader part;
+  part.path = "big.iso";
+  part.size = 10;
+  part.offset = 2;
+  part.length = 3;
+  expect_round_trip(part, "abc");
+
+  // The trailer: a root (version 2), a SHA-256 (version 1), both, never neither.
+  End root;
+  root.root = pattern<32>(4);
+  expect_round_trip(root);
+  End both = End::of(protocol::DigestKind::kSha256, pattern<32>(1));
+  both.root = pattern<32>(2);
+  expect_round_trip(both);
+  cr_assert(*both.digest(protocol::DigestKind::kSha256) == pattern<32>(1));
+  cr_assert(*both.digest(protocol::DigestKind::kTree) == pattern<32>(2));
+  cr_assert_null(End::of(protocol::DigestKind::kSha256, pattern<32>(1)).digest(protocol::DigestKind::kTree));
+  const ProtocolError none = expect_error(R"({"type":"end"})", ErrorCode::kMissingField);
+  expect_contains(none.message, "root");
+  expect_error(R"({"type":"end","root":"00"})", ErrorCode::kBadSize);
+
+  expect_round_trip(DigestsRequest{"big.iso", 0, std::nullopt});
+  expect_round_trip(DigestsRequest{"big.iso", 7, uint64_t{3}});
+  cr_assert(encode(DigestsRequest{"a", 0, std::nullopt}).substr(4) == R"({"type":"digests","path":"a","from":0})");
+  const Message defaults = expect_ok(R"({"type":"digests","path":"a"})");
+  cr_assert_eq(std::get<DigestsRequest>(defaults).from, 0u);
+  cr_assert_not(std::get<DigestsRequest>(defaults).count.has_value());
+  expect_error(R"({"type":"digests","path":"a","from":-1})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"digests","path":"a"})", ErrorCode::kBadSize, 32);  // requests carry no body
+
+  DigestsReply reply;
+  reply.path = "big.iso";
+  reply.size = (3 << 20) + 1;  // four chunks
+  reply.mtime = 1764072000;
+  reply.root = pattern<32>(5);
+  reply.from = 1;
+  reply.count = 3;
+  expect_round_trip(reply, std::string(96, 'd'));
+  const std::string head = R"({"type":"digests_ok","path":"a","size":3145729,"mtime":0,"chunk":1048576,"root":")" + kHex64 + R"(",)";
+  expect_ok(head + R"("from":4,"count":0})");           // from the end: nothing
+  expect_error(head + R"("from":1,"count":3})", ErrorCode::kBadSize, 95);  // the body is 32 per digest
+  expect_error(head + R"("from":2,"count":3})", ErrorCode::kBadSize, 96);  // past the last chunk
+  expect_error(head + R"("from":5,"count":0})", ErrorCode::kBadSize);
+  const ProtocolError chunk = expect_error(
+      R"({"type":"digests_ok","path":"a","size":1,"mtime":0,"chunk":4096,"root":")" + kHex64 + R"(","from":0,"count":1})",
+      ErrorCode::kBadSize, 32);
+  expect_contains(chunk.message, "chunk");
 }

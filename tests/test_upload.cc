@@ -68,7 +68,7 @@ std::string data_header(uint64_t length) {
                      : "{\"type\":\"data\",\"body\":" + std::to_string(length) + "}";
 }
 
-std::string end_header(const std::string& sha256_hex) { return "{\"type\":\"end\",\"sha256\":\"" + sha256_hex + "\"}"; }
+std::string end_header(const std::string& root_hex) { return "{\"type\":\"end\",\"root\":\"" + root_hex + "\"}"; }
 
 // A version-2 connection that has its put accepted.
 RawClient start_raw_put(const Served& s, const std::string& path, uint64_t size, const std::string& extra = "") {
@@ -241,7 +241,7 @@ Test(upload, bad_targets_are_refused_and_nothing_is_created) {
   cr_assert(c.send_frame(put_header("link-in/via.txt", 2)));
   expect_frame(c, "put_ready");
   cr_assert(c.send_frame(data_header(2), "ok"));
-  cr_assert(c.send_frame(end_header(sha256_hex("ok"))));
+  cr_assert(c.send_frame(end_header(tree_root_hex("ok"))));
   expect_frame(c, "put_done");
   ASSERT_STR_EQ(read_file(s.in_root("dir/via.txt")).value_or(""), "ok");
   stop_cleanly(s);
@@ -287,7 +287,7 @@ Test(upload, preserve_sends_mode_and_mtime_without_special_bits) {
   // Set-user-ID and sticky bits are not the client's to give.
   RawClient c = start_raw_put(s, "suid", 2, ",\"mode\":" + std::to_string(04755 | 01000) + ",\"mtime\":1");
   cr_assert(c.send_frame(data_header(2), "hi"));
-  cr_assert(c.send_frame(end_header(sha256_hex("hi"))));
+  cr_assert(c.send_frame(end_header(tree_root_hex("hi"))));
   expect_frame(c, "put_done");
   cr_assert_eq(mode_of(s.in_root("suid")) & 07777, 0755u);
   stop_cleanly(s);
@@ -321,7 +321,7 @@ Test(upload, a_wrong_digest_stores_nothing_and_the_connection_goes_on) {
   Served s = serve(o);
   RawClient c = start_raw_put(s, "a.txt", 4, ",\"force\":true");
   cr_assert(c.send_frame(data_header(4), "new\n"));
-  cr_assert(c.send_frame(end_header(sha256_hex("other"))));
+  cr_assert(c.send_frame(end_header(tree_root_hex("other"))));
   expect_refusal(c, "digest_mismatch");
   expect_ping_answered(c);
   ASSERT_STR_EQ(read_file(s.in_root("a.txt")).value_or(""), "old\n");
@@ -330,9 +330,9 @@ Test(upload, a_wrong_digest_stores_nothing_and_the_connection_goes_on) {
   cr_assert(c.send_frame(put_header("a.txt", 4, ",\"force\":true")));
   expect_frame(c, "put_ready");
   cr_assert(c.send_frame(data_header(4), "new\n"));
-  cr_assert(c.send_frame(end_header(sha256_hex("new\n"))));
+  cr_assert(c.send_frame(end_header(tree_root_hex("new\n"))));
   Frame done = expect_frame(c, "put_done");
-  ASSERT_STR_EQ(done.string_field("sha256").value_or(""), sha256_hex("new\n"));
+  ASSERT_STR_EQ(done.string_field("root").value_or(""), tree_root_hex("new\n"));
   cr_assert_eq(done.number_field("size").value_or(-1), 4.0);
   ASSERT_STR_EQ(read_file(s.in_root("a.txt")).value_or(""), "new\n");
   stop_cleanly(s);
@@ -372,7 +372,7 @@ Test(upload, frames_out_of_order_are_fatal) {
   {
     // The end before the data.
     RawClient c = start_raw_put(s, "a", 2);
-    cr_assert(c.send_frame(end_header(sha256_hex("hi"))));
+    cr_assert(c.send_frame(end_header(tree_root_hex("hi"))));
     expect_fatal(c, "unexpected_message");
   }
   {
@@ -411,7 +411,7 @@ Test(upload, version_1_connections_cannot_put) {
 Test(upload, requests_pipelined_after_the_end_are_answered_after_put_done) {
   Served s = serve(writable());
   RawClient c = start_raw_put(s, "a.txt", 2);
-  cr_assert(c.send_raw(encode_frame(data_header(2), "hi") + encode_frame(end_header(sha256_hex("hi"))) +
+  cr_assert(c.send_raw(encode_frame(data_header(2), "hi") + encode_frame(end_header(tree_root_hex("hi"))) +
                        encode_frame(R"({"type":"stat","path":"a.txt"})")));
   expect_frame(c, "put_done");
   Frame st = expect_frame(c, "stat_ok");
@@ -474,7 +474,7 @@ Test(upload, a_get_during_a_put_sees_the_whole_old_file_then_the_whole_new_one) 
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
   assert_same_bytes(s.in_downloads("during"), s.in_dir("old.bin"));
   cr_assert(c.send_raw(body.substr(size / 2)));
-  cr_assert(c.send_frame(end_header(sha256_hex(body))));
+  cr_assert(c.send_frame(end_header(tree_root_hex(body))));
   expect_frame(c, "put_done");
   r = s.server.run_client({"get", "f.bin", s.in_downloads("after")}, Millis(30000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
@@ -555,7 +555,7 @@ Test(upload, a_verified_upload_is_stored_even_if_the_client_leaves_right_after_i
   const uint64_t size = 2 * 1024 * 1024;
   std::string body = pattern_bytes(0, size, 11);
   RawClient c = start_raw_put(s, "left.bin", size);
-  cr_assert(c.send_raw(encode_frame(data_header(size), body) + encode_frame(end_header(sha256_hex(body)))));
+  cr_assert(c.send_raw(encode_frame(data_header(size), body) + encode_frame(end_header(tree_root_hex(body)))));
   c.close();  // without waiting for put_done
   cr_assert(wait_until([&] { return names_in(s.root) == "left.bin "; }, Millis(10000)), "left: %s",
             names_in(s.root).c_str());

@@ -72,7 +72,7 @@ RawClient authenticated(const Served& s) {
   RawClient c;
   std::string err;
   cr_assert(c.connect(s.server.plain_address(), Millis(5000), &err), "%s", err.c_str());
-  HandshakeResult h = c.handshake(s.secret.key, Millis(5000));
+  HandshakeResult h = c.handshake(s.secret.key, Millis(5000), 2);
   cr_assert(h.ok, "%s", h.error.c_str());
   return c;
 }
@@ -159,7 +159,7 @@ Test(zero_copy, a_small_cached_file_is_copied_with_its_frames) {
   stop_cleanly(s);
 }
 
-Test(zero_copy, a_resumed_cached_send_still_carries_the_whole_file_digest) {
+Test(zero_copy, a_resumed_cached_send_still_carries_the_whole_file_root) {
   Served s = serve();
   std::string err;
   const uint64_t size = (1u << 20) + 333;
@@ -175,9 +175,9 @@ Test(zero_copy, a_resumed_cached_send_still_carries_the_whole_file_digest) {
   ReadResult end = c.read_frame(Millis(10000));
   cr_assert(end.ok(), "%s", end.describe().c_str());
   cr_assert(end.frame.type() == "end", "%s", end.frame.header.c_str());
-  std::optional<std::string> whole = sha256_file_hex(s.in_root("r.bin"), &err);
+  std::optional<std::string> whole = tree_root_file_hex(s.in_root("r.bin"), &err);
   cr_assert(whole.has_value(), "%s", err.c_str());
-  cr_assert(end.frame.string_field("sha256") == *whole, "trailer %s, file %s", end.frame.header.c_str(),
+  cr_assert(end.frame.string_field("root") == *whole, "trailer %s, file %s", end.frame.header.c_str(),
             whole->c_str());
   cr_assert_eq(count(s.server.stderr_text(), kZeroCopyLog), 1u, "%s", s.server.stderr_text().c_str());
   // Resumed this close to the end the body is under 64 KiB: copied, not sent with
@@ -189,7 +189,7 @@ Test(zero_copy, a_resumed_cached_send_still_carries_the_whole_file_digest) {
   cr_assert(file.frame.body == pattern_bytes(near_end, size - near_end, 42), "the resumed tail differs");
   end = c.read_frame(Millis(10000));
   cr_assert(end.ok(), "%s", end.describe().c_str());
-  cr_assert(end.frame.string_field("sha256") == *whole, "trailer %s", end.frame.header.c_str());
+  cr_assert(end.frame.string_field("root") == *whole, "trailer %s", end.frame.header.c_str());
   cr_assert_eq(count(s.server.stderr_text(), kZeroCopyLog), 1u, "%s", s.server.stderr_text().c_str());
   c.close();
   stop_cleanly(s);

@@ -9,7 +9,7 @@
 
 namespace app {
 
-BackgroundSha256::BackgroundSha256() { chunks_[0].reset(new char[kChunk]); }
+BackgroundSha256::BackgroundSha256(protocol::DigestKind kind) : hash_(kind) { chunks_[0].reset(new char[kChunk]); }
 
 BackgroundSha256::~BackgroundSha256() {
   if (!worker_.joinable()) return;

@@ -1,5 +1,6 @@
 #pragma once
-// SHA-256 of a download, computed on a second thread while the event loop goes on
+// The digest of a download (SHA-256, or the chunk-tree root of protocol/content_hash.h:
+// the same pass of SHA-256 over the data), computed on a second thread while the event loop goes on
 // receiving and writing. On one core a verified download costs receive + hash + write
 // one after the other (SHA-256 alone is ~0.6 CPU s per GiB here, `openssl speed`); with
 // the hash beside the loop, the slower of the two bounds it instead of their sum.
@@ -25,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "protocol/sha256.h"
+#include "protocol/content_hash.h"
 #include "protocol/types.h"
 
 namespace app {
@@ -35,7 +36,9 @@ class BackgroundSha256 {
   static constexpr size_t kChunk = 1 << 20;
   static constexpr size_t kChunks = 4;
 
-  BackgroundSha256();
+  explicit BackgroundSha256(protocol::DigestKind kind = protocol::DigestKind::kSha256);
+  // Tree only, before any update(): see protocol::ContentHash::resume.
+  void resume(const std::vector<protocol::Digest>& leaves) { hash_.resume(leaves); }
   // Stops the worker, dropping what it has not hashed yet, and joins it.
   ~BackgroundSha256();
   BackgroundSha256(const BackgroundSha256&) = delete;
@@ -75,7 +78,7 @@ class BackgroundSha256 {
   bool stop_ = false;     // destructor: exit now
   bool inline_ = false;   // no thread could be started: hash on the caller's thread
 
-  protocol::Sha256 hash_;  // the worker's while it runs, the caller's before and after
+  protocol::ContentHash hash_;  // the worker's while it runs, the caller's before and after
   std::thread worker_;
 };
 

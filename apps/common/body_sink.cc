@@ -47,8 +47,15 @@ bool is_temp_name(std::string_view name) {
   return name[name.size() - suffix - kTempRandom - 1] == '.';
 }
 
-BodySink::BodySink(Hashing hashing) : hashing_(hashing) {
-  if (hashing_ == Hashing::kBackground) background_hash_ = std::make_unique<BackgroundSha256>();
+BodySink::BodySink(Hashing hashing, protocol::DigestKind kind) : hashing_(hashing), kind_(kind), inline_hash_(kind) {
+  if (hashing_ == Hashing::kBackground) background_hash_ = std::make_unique<BackgroundSha256>(kind);
+}
+
+void BodySink::set_digest_kind(protocol::DigestKind kind) {
+  if (kind == kind_ || written_ > 0 || resumed_) return;
+  kind_ = kind;
+  inline_hash_ = protocol::ContentHash(kind);
+  if (background_hash_) background_hash_ = std::make_unique<BackgroundSha256>(kind);
 }
 
 BodySink::~BodySink() { discard(); }
@@ -56,20 +63,7 @@ BodySink::~BodySink() { discard(); }
 bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                          std::string* err) {
   dir_ = std::move(dir);
-  name_ = name;
-  display_ = display;
-  overwrite_ = overwrite;
-  struct stat st {};
-  if (fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    // A directory first: --force would not help, so do not suggest it.
-    *err = S_ISDIR(st.st_mode) ? "\"" + display + "\" is a directory"
-           : overwrite        ? std::string()
-                              : "\"" + display + "\" exists; use --force to overwrite it";
-    if (!err->empty()) {
-      dir_.reset();
-      return false;
-    }
-  }
+  if (!check_target(name, display, overwrite, err)) return false;
   // Mode 0600 while incomplete, so nobody can read a half-written file; commit() widens
   // it to what the umask allows, like any new file. O_NOFOLLOW: a symlink planted under
   // the temporary's name is refused, never written through.
@@ -90,6 +84,48 @@ bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const s
   *err = reactor::sys_error("create temporary file in", dir_display);
   dir_.reset();
   return false;
+}
+
+bool BodySink::check_target(const std::string& name, const std::string& display, bool overwrite, std::string* err) {
+  name_ = name;
+  display_ = display;
+  overwrite_ = overwrite;
+  struct stat st {};
+  if (fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    // A directory first: --force would not help, so do not suggest it.
+    *err = S_ISDIR(st.st_mode) ? "\"" + display + "\" is a directory"
+           : overwrite        ? std::string()
+                              : "\"" + display + "\" exists; use --force to overwrite it";
+    if (!err->empty()) {
+      dir_.reset();
+      return false;
+    }
+  }
+  return true;
+}
+
+bool BodySink::adopt(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
+                     const std::string& temp, reactor::UniqueFd file, const std::vector<protocol::Digest>& leaves,
+                     std::string* err) {
+  dir_ = std::move(dir);
+  if (!check_target(name, display, overwrite, err)) return false;
+  file_ = std::move(file);
+  temp_name_ = temp;
+  written_ = 0;
+  if (!leaves.empty()) {
+    resumed_ = true;
+    if (background_hash_) {
+      background_hash_->resume(leaves);
+    } else {
+      inline_hash_.resume(leaves);
+    }
+  }
+  return true;
+}
+
+void BodySink::keep() {
+  file_.reset();
+  temp_name_.clear();
 }
 
 void BodySink::open_stream(reactor::UniqueFd fd, const std::string& display) {

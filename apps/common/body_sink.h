@@ -22,9 +22,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "apps/common/background_sha256.h"
-#include "protocol/sha256.h"
+#include "protocol/content_hash.h"
 #include "protocol/types.h"
 #include "reactor/unique_fd.h"
 
@@ -40,7 +41,8 @@ class BodySink {
   // BackgroundSha256), for one big stream; kInline on the caller's, for many small ones.
   enum class Hashing { kInline, kBackground };
 
-  explicit BodySink(Hashing hashing);
+  // `kind`: the digest verify() compares, by protocol version (protocol/content_hash.h).
+  BodySink(Hashing hashing, protocol::DigestKind kind);
   ~BodySink();
   BodySink(const BodySink&) = delete;
   BodySink& operator=(const BodySink&) = delete;
@@ -52,10 +54,27 @@ class BodySink {
   bool open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                  std::string* err);
 
+  // Like open_file, but the file is the caller's: `file`, named `temp` in `dir` (a
+  // partial download, already created, locked and cut to its verified length), written
+  // from where its offset stands. The digest goes on after `leaves`, the chunk digests
+  // of what it already holds (whole chunks, checked by the caller; tree digests only).
+  // discard() removes it like a temporary; keep() leaves it for a later resume.
+  bool adopt(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
+             const std::string& temp, reactor::UniqueFd file, const std::vector<protocol::Digest>& leaves,
+             std::string* err);
+  // Closes the file and leaves it on disk under its temporary name, unverified (an
+  // interrupted download, kept for a resume).
+  void keep();
+
   // Gives the sink a stream to write through: `fd` (owned; a dup of standard output, a
   // character device or a FIFO opened for writing). A non-blocking `fd` is waited on
   // with poll(2) when full: the bytes must all go, in order.
   void open_stream(reactor::UniqueFd fd, const std::string& display);
+
+  // Before the first write: verify against a digest of this kind instead (a client
+  // learns the protocol version only once connected).
+  void set_digest_kind(protocol::DigestKind kind);
+  protocol::DigestKind digest_kind() const { return kind_; }
 
   bool write(const char* data, size_t len, std::string* err);
   // The body is complete: the digest of everything written, compared with `expected`.
@@ -89,9 +108,11 @@ class BodySink {
 
  private:
   void hash(const char* data, size_t len);
+  bool check_target(const std::string& name, const std::string& display, bool overwrite, std::string* err);
 
   Hashing hashing_;
-  protocol::Sha256 inline_hash_;
+  protocol::DigestKind kind_;
+  protocol::ContentHash inline_hash_;
   std::unique_ptr<BackgroundSha256> background_hash_;
   reactor::UniqueFd dir_;
   reactor::UniqueFd file_;
@@ -101,6 +122,7 @@ class BodySink {
   bool overwrite_ = false;
   bool verified_ = false;
   bool streaming_ = false;
+  bool resumed_ = false;
   uint64_t written_ = 0;
   int errno_ = 0;
 };

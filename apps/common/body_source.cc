@@ -15,21 +15,24 @@ bool same_timespec(const struct timespec& a, const struct timespec& b) {
 
 }  // namespace
 
-BodySource::BodySource(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
-                       std::optional<protocol::Digest> cached)
+BodySource::BodySource(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset, protocol::DigestKind kind,
+                       std::optional<protocol::Digest> cached, std::optional<uint64_t> length)
     : fd_(std::move(fd)),
       opened_(opened),
       size_(static_cast<uint64_t>(opened.st_size)),
       offset_(offset),
+      // Hashing must see the whole file: a range is honoured only with a known digest.
+      end_(cached && length ? offset + std::min(*length, size_ - offset) : size_),
+      kind_(kind),
       hashing_(!cached),
-      zero_copy_(cached.has_value() && size_ - offset_ >= kZeroCopyMin),
+      zero_copy_(cached.has_value() && end_ - offset_ >= kZeroCopyMin),
       planned_zero_copy_(zero_copy_) {
-  if (hashing_) hash_.emplace();
+  if (hashing_) hash_.emplace(kind, /*keep_leaves=*/true);
   if (cached) {
     digest_ = *cached;
     pos_ = offset_;  // nothing to hash: the prefix is not read at all
   }
-  if (pos_ == size_) finish();
+  if (pos_ == end_) finish();
 }
 
 void BodySource::fail(protocol::ErrorCode code, std::string message) {
@@ -51,7 +54,7 @@ size_t BodySource::produce(reactor::Buffer& out, size_t budget) {
     }
     if (zero_copy_) break;  // send_file() moves the body
     bool in_prefix = pos_ < offset_;
-    uint64_t limit = in_prefix ? offset_ : size_;
+    uint64_t limit = in_prefix ? offset_ : end_;
     size_t want = static_cast<size_t>(std::min<uint64_t>({kChunk, limit - pos_, budget}));
     char* dst;
     if (in_prefix) {
@@ -80,7 +83,7 @@ size_t BodySource::produce(reactor::Buffer& out, size_t budget) {
     pos_ += got;
     processed += got;
     budget -= got;
-    if (pos_ == size_) finish();
+    if (pos_ == end_) finish();
   }
   if (pos_ >= offset_ && !prefix_scratch_.empty()) prefix_scratch_ = std::vector<char>();
   return processed;
@@ -89,13 +92,13 @@ size_t BodySource::produce(reactor::Buffer& out, size_t budget) {
 reactor::IoResult BodySource::send_file(reactor::Transport& transport, size_t budget) {
   reactor::IoResult r;
   if (!zero_copy() || budget == 0) return r;
-  size_t want = static_cast<size_t>(std::min<uint64_t>(size_ - pos_, budget));
+  size_t want = static_cast<size_t>(std::min<uint64_t>(end_ - pos_, budget));
   uint64_t offset = pos_;
   r = transport.send_file(fd_.get(), &offset, want);
   if (r.bytes > 0) {
     pos_ += static_cast<uint64_t>(r.bytes);
     body_done_ += static_cast<uint64_t>(r.bytes);
-    if (pos_ == size_) finish();
+    if (pos_ == end_) finish();
     return r;
   }
   if (r.bytes == 0) {
@@ -145,7 +148,12 @@ void BodySource::finish() {
 
 protocol::Message BodySource::trailer() const {
   if (failed_) return protocol::ErrorMessage{failure_code_, failure_message_};
-  return protocol::End{digest_};
+  return protocol::End::of(kind_, digest_);
+}
+
+const std::vector<protocol::Digest>& BodySource::computed_leaves() const {
+  static const std::vector<protocol::Digest> kNone;
+  return hash_ ? hash_->leaves() : kNone;
 }
 
 std::optional<protocol::Digest> BodySource::computed_digest() const {

@@ -6,10 +6,12 @@
 // It works in one of two ways.
 //
 // Hashing (the first send of a file): reads it once, straight into the connection's
-// output buffer, and hashes exactly the bytes it reads, so the SHA-256 in the trailer
-// is of what was sent and the file is never read twice. For a resumed download
+// output buffer, and hashes exactly the bytes it reads, so the digest in the trailer
+// (SHA-256 in version 1, the chunk-tree root in version 2: protocol/content_hash.h) is of
+// what was sent and the file is never read twice. For a resumed version 1 download
 // (offset > 0) the prefix [0, offset) is read and hashed but not sent, so the digest
-// still covers the whole file.
+// still covers the whole file. A ranged body (shorter than the rest of the file) is
+// only ever sent with a known digest: reactord computes the tree first.
 //
 // Zero-copy (the digest is already known, see DigestCache, the body is at least
 // kZeroCopyMin bytes, and the stream's transport can send files): nothing is hashed or
@@ -34,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/content_hash.h"
 #include "protocol/framed_stream.h"
 #include "protocol/messages.h"
 #include "protocol/sha256.h"
@@ -50,9 +53,10 @@ class BodySource final : public protocol::Producer {
   // Smallest body worth sendfile(2); see above.
   static constexpr uint64_t kZeroCopyMin = 64 * 1024;
 
-  // `cached`: the file's digest if already known for exactly this identity.
-  BodySource(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset,
-             std::optional<protocol::Digest> cached = std::nullopt);
+  // `cached`: the file's digest of `kind` if already known for exactly this identity.
+  // `length`: at most this many bytes from `offset` (needs `cached`).
+  BodySource(reactor::UniqueFd fd, const struct stat& opened, uint64_t offset, protocol::DigestKind kind,
+             std::optional<protocol::Digest> cached = std::nullopt, std::optional<uint64_t> length = std::nullopt);
 
   // Hashing mode, and padding after a failure: processes up to `budget` bytes, appending
   // body bytes to `out` (prefix bytes are only hashed). Returns the bytes processed.
@@ -73,12 +77,15 @@ class BodySource final : public protocol::Producer {
 
   bool finished() const override { return finished_; }
   protocol::Message trailer() const;
-  // After a successful finish in hashing mode: the digest just computed, for the cache.
+  // After a successful finish in hashing mode: the digest just computed, for the cache,
+  // and (tree) every chunk's digest.
   std::optional<protocol::Digest> computed_digest() const;
+  const std::vector<protocol::Digest>& computed_leaves() const;
+  protocol::DigestKind kind() const { return kind_; }
   const struct stat& opened() const { return opened_; }
 
   uint64_t size() const { return size_; }
-  uint64_t body_length() const { return size_ - offset_; }
+  uint64_t body_length() const { return end_ - offset_; }
   uint64_t body_sent() const { return body_done_; }
 
  private:
@@ -90,12 +97,14 @@ class BodySource final : public protocol::Producer {
   struct stat opened_;
   uint64_t size_;
   uint64_t offset_;
+  uint64_t end_;            // one past the last body byte: size_, or less for a range
+  protocol::DigestKind kind_;
   uint64_t pos_ = 0;        // next file offset to read
   uint64_t body_done_ = 0;  // body bytes appended to the output or sent (data or padding)
   bool hashing_;            // false when the digest came from the cache
   bool zero_copy_;          // send_file()
   bool planned_zero_copy_;
-  std::optional<protocol::Sha256> hash_;  // only while hashing_
+  std::optional<protocol::ContentHash> hash_;  // only while hashing_
   std::vector<char> prefix_scratch_;  // only for resumed downloads
   bool failed_ = false;               // the file changed or could not be read
   protocol::ErrorCode failure_code_ = protocol::ErrorCode::kFileChanged;

@@ -132,7 +132,7 @@ class BenchClient : public ConnectionListener {
     switch (bench_.mode_) {
       case BenchMode::kGet:
         command = std::make_unique<GetCommand>(
-            bench_.path_, std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline));
+            bench_.path_, std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline, protocol::DigestKind::kTree));
         break;
       case BenchMode::kStat:
         command = std::make_unique<StatCommand>(bench_.path_);

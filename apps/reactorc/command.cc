@@ -51,7 +51,11 @@ void Command::fail(int exit_code, std::string message) {
   transition(C::kFailed);
 }
 
-void Command::abandon(int exit_code, const std::string& message) { fail(exit_code, message); }
+void Command::abandon(int exit_code, const std::string& message) {
+  if (finished()) return;
+  abandoned_ = true;
+  fail(exit_code, message);
+}
 
 void Command::unexpected(const protocol::Message& message) {
   fail(kExitProtocol, std::string("unexpected reply from the server: ") + protocol::type_name(message));

@@ -72,6 +72,9 @@ class Command {
   // Commands that send (put): the connection to send through, given when submitted;
   // the producer started through it has finished.
   void set_outbox(Outbox* outbox) { outbox_ = outbox; }
+  // The protocol version of the connection it is sent on, given when submitted.
+  void set_protocol_version(uint64_t version) { protocol_version_ = version; }
+  uint64_t protocol_version() const { return protocol_version_; }
   virtual void on_produced() {}
   // Whether nothing may be pipelined behind this command: its request is followed by
   // more frames of its own (an upload), which a request in between would break.
@@ -79,9 +82,11 @@ class Command {
   // After failing: whether the connection can no longer carry requests (an upload
   // stopped in the middle of its body).
   virtual bool broke_stream() const { return false; }
-  // The connection ended before the response did: fail with this status and message
-  // (and drop whatever was received). A finished command ignores it.
+  // The connection ended before the response did, or reactorc was interrupted: fail
+  // with this status and message. What was received is dropped, or kept for a resume
+  // (a download: get_command.h). A finished command ignores it.
   void abandon(int exit_code, const std::string& message);
+  bool abandoned() const { return abandoned_; }
 
   CommandState state() const { return machine_.state(); }
   bool finished() const { return state() == CommandState::kDone || state() == CommandState::kFailed; }
@@ -114,8 +119,10 @@ class Command {
   virtual void on_fail() {}
 
   Outbox* outbox_ = nullptr;
+  uint64_t protocol_version_ = protocol::kProtocolVersion;
 
  private:
+  bool abandoned_ = false;
   app::StateMachine<CommandState> machine_;
   CommandResult result_;
 };

@@ -85,7 +85,7 @@ bool CommandRunner::prepare_get() {
     report_failure(kExitUsage, err);
     return false;
   }
-  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground);
+  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree);
   reactor::UniqueFd stream;
   std::string display;
   if (!open_stream_destination(local, &stream, &display, &err)) {

@@ -176,6 +176,7 @@ void Connection::send_request(Command& command) {
   if (in_flight_.empty()) waiting_since_ = loop_.now();
   in_flight_.push_back(&command);
   command.set_outbox(this);
+  command.set_protocol_version(protocol_version());
   stream_.send(command.request());
 }
 

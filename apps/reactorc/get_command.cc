@@ -19,18 +19,34 @@ constexpr app::Diagram<C> kDiagram{kEdges, to_string};
 
 }  // namespace
 
-GetCommand::GetCommand(std::string remote, std::unique_ptr<app::BodySink> sink, GetObserver* observer)
-    : Command(kDiagram), remote_(std::move(remote)), sink_(std::move(sink)), observer_(observer) {}
+GetCommand::GetCommand(std::string remote, std::unique_ptr<app::BodySink> sink, GetObserver* observer,
+                       uint64_t offset)
+    : Command(kDiagram), remote_(std::move(remote)), sink_(std::move(sink)), observer_(observer), offset_(offset) {}
+
+void GetCommand::use_partial(PartialDownload* partial, std::string server) {
+  partial_ = partial;
+  server_ = std::move(server);
+}
 
 protocol::Message GetCommand::request() const {
   protocol::GetRequest get;
   get.path = remote_;
+  get.offset = offset_;
   return get;
 }
 
 const char* GetCommand::feature() const { return protocol::kFeatureGet; }
 
-void GetCommand::on_fail() { sink_->discard(); }
+void GetCommand::on_fail() {
+  if (partial_ != nullptr && abandoned() && sink_->written() + offset_ > 0) {
+    // Cut short: what arrived stays for get -c, which verifies it before using any of it.
+    sink_->keep();
+    kept_partial_ = true;
+    return;
+  }
+  sink_->discard();
+  if (partial_ != nullptr) partial_->forget_note();
+}
 
 void GetCommand::on_message(protocol::Message& message) {
   if (finished()) return;
@@ -40,8 +56,9 @@ void GetCommand::on_message(protocol::Message& message) {
       // (file_changed, io_error), and what arrived is not the file.
       return fail(kExitRemote, describe(std::get<protocol::ErrorMessage>(message)));
     case protocol::MessageType::kFile:
-      // reactorc never asks for an offset, so a header with one is not an answer to it.
-      if (state() != C::kRequested || std::get<protocol::FileHeader>(message).offset != 0)
+      // A header from another offset, or for less than the rest, answers another request.
+      if (state() != C::kRequested || std::get<protocol::FileHeader>(message).offset != offset_ ||
+          std::get<protocol::FileHeader>(message).length)
         return fail(kExitProtocol, "unexpected file header from the server");
       return on_file(std::get<protocol::FileHeader>(message));
     case protocol::MessageType::kEnd:
@@ -56,8 +73,14 @@ void GetCommand::on_message(protocol::Message& message) {
 void GetCommand::on_file(const protocol::FileHeader& header) {
   if (!transition(C::kReceiving)) return;
   started_ = true;
+  sink_->set_digest_kind(protocol::digest_kind_for(protocol_version()));
   expected_ = header.body_length();
   mtime_ = header.mtime;
+  if (partial_ != nullptr) {
+    std::string err;
+    if (!partial_->write_note(PartialSource{server_, remote_, header.size, header.mtime}, &err))
+      return fail(kExitLocal, err);
+  }
   if (observer_ != nullptr) observer_->on_file(header);
 }
 
@@ -73,15 +96,20 @@ void GetCommand::on_body(const char* data, size_t len, uint64_t) {
 
 void GetCommand::on_end(const protocol::End& end) {
   if (!transition(C::kVerifying)) return;
-  if (!sink_->verify(end.sha256, &digest_)) {
-    return fail(kExitVerify, "verification failed: SHA-256 mismatch (expected " + protocol::to_hex(end.sha256) +
-                                 ", got " + protocol::to_hex(digest_) + ")" +
+  protocol::DigestKind kind = sink_->digest_kind();
+  const protocol::Digest* expected = end.digest(kind);
+  if (expected == nullptr)
+    return fail(kExitProtocol, std::string("the server's end has no ") + protocol::to_string(kind));
+  if (!sink_->verify(*expected, &digest_)) {
+    return fail(kExitVerify, std::string("verification failed: ") + protocol::to_string(kind) + " mismatch (expected " +
+                                 protocol::to_hex(*expected) + ", got " + protocol::to_hex(digest_) + ")" +
                                  (sink_->streaming() ? "; what was written to " + sink_->display() + " is not the file"
                                                      : "; nothing was kept"));
   }
   if (!transition(C::kCommitting)) return;
   std::string err;
   if (!sink_->commit(mtime_, &err)) return fail(kExitLocal, err);
+  if (partial_ != nullptr) partial_->forget_note();
   succeed();
 }
 

@@ -6,7 +6,10 @@
 //   Requested --file--> Receiving --end--> Verifying --match--> Committing --> Done
 //   (any of them) --error, mismatch, local failure, lost connection--> Failed
 //
-// A failed get leaves nothing under the final name.
+// A failed get leaves nothing under the final name. A get into a partial download
+// (partial_download.h) writes the note when the header arrives; cut short (abandoned:
+// the connection lost, reactorc interrupted) it leaves the partial for a resume, and any
+// other failure removes it.
 
 #include <cstdint>
 #include <memory>
@@ -14,6 +17,7 @@
 
 #include "apps/common/body_sink.h"
 #include "apps/reactorc/command.h"
+#include "apps/reactorc/partial_download.h"
 #include "protocol/types.h"
 
 namespace client {
@@ -29,7 +33,15 @@ class GetObserver {
 
 class GetCommand final : public Command {
  public:
-  GetCommand(std::string remote, std::unique_ptr<app::BodySink> sink, GetObserver* observer = nullptr);
+  // `offset`: the first byte wanted (a resumed download: the sink holds the rest).
+  GetCommand(std::string remote, std::unique_ptr<app::BodySink> sink, GetObserver* observer = nullptr,
+             uint64_t offset = 0);
+
+  // The sink writes into `partial` (borrowed, outliving this command), which notes what
+  // it is part of: `server` and the remote path, size and time.
+  void use_partial(PartialDownload* partial, std::string server);
+  // After failing: whether the partial download was kept for a resume, and its size.
+  bool kept_partial() const { return kept_partial_; }
 
   protocol::Message request() const override;
   const char* feature() const override;
@@ -51,6 +63,10 @@ class GetCommand final : public Command {
   std::string remote_;
   std::unique_ptr<app::BodySink> sink_;
   GetObserver* observer_;
+  uint64_t offset_;
+  PartialDownload* partial_ = nullptr;
+  std::string server_;
+  bool kept_partial_ = false;
   bool started_ = false;
   uint64_t expected_ = 0;
   uint64_t received_ = 0;

@@ -72,7 +72,7 @@ void PutCommand::on_ready(const protocol::PutReady& ready) {
   if (ready.offset != 0 || ready.path != remote_) return fail(kExitProtocol, "unexpected put_ready from the server");
   if (!transition(C::kSending)) return;
   if (observer_ != nullptr) observer_->on_put_ready(size(), ready.offset);
-  source_ = std::make_unique<app::BodySource>(std::move(file_), st_, ready.offset);
+  source_ = std::make_unique<app::BodySource>(std::move(file_), st_, ready.offset, protocol::DigestKind::kTree);
   if (!outbox_->send(protocol::Data{source_->body_length()})) return;
   outbox_->start_producing(*source_);
 }
@@ -84,14 +84,14 @@ void PutCommand::on_produced() {
     // The local file changed or could not be read while it was sent.
     return fail(kExitLocal, "upload of " + remote_ + " stopped: " + error->message);
   }
-  digest_ = std::get<protocol::End>(trailer).sha256;
+  digest_ = *std::get<protocol::End>(trailer).root;
   if (!transition(C::kVerifying)) return;
   outbox_->send(trailer);
 }
 
 void PutCommand::on_done(const protocol::PutDone& done) {
-  if (done.sha256 != digest_ || done.size != size())
-    return fail(kExitVerify, "the server stored something else than was sent: sha256 " + protocol::to_hex(done.sha256) +
+  if (done.root != digest_ || done.size != size())
+    return fail(kExitVerify, "the server stored something else than was sent: root " + protocol::to_hex(done.root) +
                                  " (" + std::to_string(done.size) + " bytes), sent " + protocol::to_hex(digest_) + " (" +
                                  std::to_string(size()) + " bytes)");
   succeed();

@@ -5,6 +5,10 @@ namespace {
 
 bool same(const struct timespec& a, const struct timespec& b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
 
+size_t bytes_of(const std::shared_ptr<const ChunkTree>& tree) {
+  return tree ? tree->leaves.size() * sizeof(protocol::Digest) : 0;
+}
+
 }  // namespace
 
 FileIdentity FileIdentity::of(const struct stat& st) {
@@ -22,35 +26,86 @@ bool FileIdentity::operator==(const FileIdentity& other) const {
          same(ctime, other.ctime);
 }
 
-std::optional<protocol::Digest> DigestCache::find(const FileIdentity& identity) {
+DigestCache::Entry* DigestCache::lookup(const FileIdentity& identity) {
   auto it = index_.find(InodeKey{identity.dev, identity.ino});
   if (it == index_.end() || !(it->second->identity == identity)) {
     ++misses_;
-    return std::nullopt;
+    return nullptr;
   }
   lru_.splice(lru_.begin(), lru_, it->second);
   ++hits_;
-  return it->second->digest;
+  return &*it->second;
 }
 
-void DigestCache::insert(const FileIdentity& identity, const protocol::Digest& digest) {
-  if (capacity_ == 0) return;
+std::optional<protocol::Digest> DigestCache::find(const FileIdentity& identity, protocol::DigestKind kind) {
+  Entry* entry = lookup(identity);
+  if (entry == nullptr) return std::nullopt;
+  if (kind == protocol::DigestKind::kSha256) {
+    if (entry->sha256) return entry->sha256;
+  } else if (entry->tree) {
+    return entry->tree->root;
+  }
+  ++misses_;  // the file is known, but not this kind of digest
+  --hits_;
+  return std::nullopt;
+}
+
+std::shared_ptr<const ChunkTree> DigestCache::find_tree(const FileIdentity& identity) {
+  Entry* entry = lookup(identity);
+  if (entry == nullptr) return nullptr;
+  if (!entry->tree) {
+    ++misses_;
+    --hits_;
+  }
+  return entry->tree;
+}
+
+DigestCache::Entry& DigestCache::entry_for(const FileIdentity& identity) {
   InodeKey key{identity.dev, identity.ino};
   auto it = index_.find(key);
   if (it != index_.end()) {
-    // The same inode with a newer identity replaces the old entry.
-    it->second->identity = identity;
-    it->second->digest = digest;
+    Entry& entry = *it->second;
+    if (!(entry.identity == identity)) {
+      // The same inode with a newer identity: what was known of the old one is void.
+      entry.identity = identity;
+      entry.sha256.reset();
+      set_tree(entry, nullptr);
+    }
     lru_.splice(lru_.begin(), lru_, it->second);
-    return;
+    return entry;
   }
-  if (index_.size() >= capacity_) {
-    const Entry& oldest = lru_.back();
+  lru_.push_front(Entry{identity, std::nullopt, nullptr});
+  index_.emplace(key, lru_.begin());
+  return lru_.front();
+}
+
+void DigestCache::set_tree(Entry& entry, std::shared_ptr<const ChunkTree> tree) {
+  leaf_bytes_ -= bytes_of(entry.tree);
+  entry.tree = std::move(tree);
+  leaf_bytes_ += bytes_of(entry.tree);
+}
+
+// Drops least recently used entries until both bounds hold; the front entry (the one
+// just inserted) stays unless it alone is over the leaf budget.
+void DigestCache::evict() {
+  while (!lru_.empty() && (index_.size() > capacity_ || leaf_bytes_ > leaf_budget_)) {
+    Entry& oldest = lru_.back();
+    set_tree(oldest, nullptr);
     index_.erase(InodeKey{oldest.identity.dev, oldest.identity.ino});
     lru_.pop_back();
   }
-  lru_.push_front(Entry{identity, digest});
-  index_.emplace(key, lru_.begin());
+}
+
+void DigestCache::insert(const FileIdentity& identity, const protocol::Digest& sha256) {
+  if (capacity_ == 0) return;
+  entry_for(identity).sha256 = sha256;
+  evict();
+}
+
+void DigestCache::insert_tree(const FileIdentity& identity, std::shared_ptr<const ChunkTree> tree) {
+  if (capacity_ == 0 || !tree || bytes_of(tree) > leaf_budget_) return;
+  set_tree(entry_for(identity), std::move(tree));
+  evict();
 }
 
 }  // namespace server

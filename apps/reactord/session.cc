@@ -11,6 +11,7 @@
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
 #include "protocol/auth.h"
+#include "protocol/memory_producer.h"
 #include "protocol/peer_sniff.h"
 #include "reactor/errors.h"
 
@@ -46,6 +47,8 @@ constexpr app::Edge<S> kEdges[] = {
     {S::kListing, S::kClosed},           {S::kReady, S::kReceiving},         {S::kReceiving, S::kCommitting},
     {S::kReceiving, S::kReady},          {S::kReceiving, S::kDraining},      {S::kReceiving, S::kClosed},
     {S::kCommitting, S::kReady},         {S::kCommitting, S::kDraining},     {S::kCommitting, S::kClosed},
+    {S::kReady, S::kDigesting},          {S::kDigesting, S::kSending},       {S::kDigesting, S::kReady},
+    {S::kDigesting, S::kDraining},       {S::kDigesting, S::kClosed},
     {S::kDraining, S::kClosed},
 };
 
@@ -84,6 +87,7 @@ const char* to_string(SessionState state) {
     case S::kListing: return "listing";
     case S::kReceiving: return "receiving";
     case S::kCommitting: return "committing";
+    case S::kDigesting: return "digesting";
     case S::kDraining: return "draining";
     case S::kClosed: return "closed";
   }
@@ -116,6 +120,8 @@ const Session::Rule Session::kRules[] = {
     {MessageType::kPut, in(S::kReady), 2, true, &Session::dispatch_as<protocol::PutRequest, &Session::handle_put>},
     {MessageType::kData, in(S::kReceiving), 2, false, &Session::dispatch_as<protocol::Data, &Session::handle_data>},
     {MessageType::kEnd, in(S::kReceiving), 2, false, &Session::dispatch_as<protocol::End, &Session::handle_upload_end>},
+    {MessageType::kDigests, in(S::kReady), 2, false,
+     &Session::dispatch_as<protocol::DigestsRequest, &Session::handle_digests>},
 };
 
 Session::Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
@@ -397,22 +403,132 @@ void Session::handle_get(const protocol::GetRequest& request) {
                   std::to_string(size) + " bytes)";
     return request_error(err);
   }
+  protocol::DigestKind kind = protocol::digest_kind_for(proto_);
+  protocol::GetRequest get = request;
+  if (proto_ < protocol::kTreeVersion) get.length.reset();  // not a field of version 1
+  bool whole = get.offset == 0 && (!get.length || *get.length >= size);
+  if (whole) get.length.reset();
+  if (kind == protocol::DigestKind::kTree && !whole) {
+    // Part of a file: its root has to be known before the first byte goes out, since
+    // the bytes outside the range are never read.
+    std::shared_ptr<const ChunkTree> tree = server_.digest_cache().find_tree(FileIdentity::of(st));
+    if (!tree) {
+      compute_tree(std::move(file), st, request.path);
+      if (response_) response_->pending_get = get;
+      return;
+    }
+    return start_get(get, std::move(file), st, tree->root);
+  }
+  start_get(get, std::move(file), st, server_.digest_cache().find(FileIdentity::of(st), kind));
+}
+
+void Session::start_get(const protocol::GetRequest& request, reactor::UniqueFd file, const struct stat& st,
+                        std::optional<protocol::Digest> digest) {
+  uint64_t size = static_cast<uint64_t>(st.st_size);
   protocol::FileHeader header;
   header.path = request.path;
   header.size = size;
   header.offset = request.offset;
   header.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
   header.mode = static_cast<uint32_t>(st.st_mode & 07777);
+  if (request.length && *request.length < size - request.offset) header.length = *request.length;
   if (!stream_.send(header)) return;
-  std::optional<protocol::Digest> cached = server_.digest_cache().find(FileIdentity::of(st));
   response_ = std::make_unique<Response>();
-  response_->body = std::make_unique<app::BodySource>(std::move(file), st, request.offset, cached);
+  response_->body = std::make_unique<app::BodySource>(std::move(file), st, request.offset,
+                                                      protocol::digest_kind_for(proto_), digest, header.length);
   response_->path = app::escape_for_terminal(request.path);
   if (!transition(S::kSending)) return;
   stream_.start_producing(*response_->body);
-  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " get \"%s\" (%llu bytes from offset %llu%s)", response_->path.c_str(),
-                static_cast<unsigned long long>(size), static_cast<unsigned long long>(request.offset),
-                !cached ? "" : response_->body->zero_copy() ? ", digest cached: zero-copy" : ", digest cached");
+  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " get \"%s\" (%llu of %llu bytes from offset %llu%s)",
+                      response_->path.c_str(), static_cast<unsigned long long>(header.body_length()),
+                      static_cast<unsigned long long>(size), static_cast<unsigned long long>(request.offset),
+                      !digest ? "" : response_->body->zero_copy() ? ", digest cached: zero-copy" : ", digest cached");
+}
+
+void Session::handle_digests(const protocol::DigestsRequest& request) {
+  struct stat st {};
+  ProtocolError err;
+  reactor::UniqueFd file = server_.root().open_file(request.path, &st, &err);
+  if (!file) return request_error(err);
+  uint64_t chunks = protocol::chunk_count(static_cast<uint64_t>(st.st_size));
+  if (request.from > chunks) {
+    err.code = ErrorCode::kBadOffset;
+    err.message = "chunk " + std::to_string(request.from) + " is beyond the end of the file (" +
+                  std::to_string(chunks) + " chunks)";
+    return request_error(err);
+  }
+  std::shared_ptr<const ChunkTree> tree = server_.digest_cache().find_tree(FileIdentity::of(st));
+  if (!tree) {
+    compute_tree(std::move(file), st, request.path);
+    if (response_) response_->pending_digests = request;
+    return;
+  }
+  send_digests(request, st, *tree);
+}
+
+void Session::send_digests(const protocol::DigestsRequest& request, const struct stat& st, const ChunkTree& tree) {
+  uint64_t chunks = tree.leaves.size();
+  uint64_t from = std::min<uint64_t>(request.from, chunks);
+  uint64_t count = std::min<uint64_t>({request.count.value_or(chunks - from), chunks - from,
+                                       protocol::kMaxDigestsPerReply});
+  protocol::DigestsReply reply;
+  reply.path = request.path;
+  reply.size = static_cast<uint64_t>(st.st_size);
+  reply.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
+  reply.root = tree.root;
+  reply.from = from;
+  reply.count = count;
+  if (!stream_.send(reply)) return;
+  std::string body(reinterpret_cast<const char*>(tree.leaves.data() + from), count * sizeof(protocol::Digest));
+  response_ = std::make_unique<Response>();
+  response_->digests = std::make_unique<protocol::MemoryProducer>(std::move(body));
+  response_->path = app::escape_for_terminal(request.path);
+  if (!transition(S::kSending)) return;
+  app::log_connection(app::LogLevel::kDebug, peer_.c_str(), id_, " digests \"%s\" (chunks %llu + %llu)",
+                      response_->path.c_str(), static_cast<unsigned long long>(from),
+                      static_cast<unsigned long long>(count));
+  stream_.start_producing(*response_->digests);
+}
+
+void Session::compute_tree(reactor::UniqueFd file, const struct stat& st, std::string path) {
+  auto job = std::make_shared<TreeJob>(std::move(file), st);
+  response_ = std::make_unique<Response>();
+  response_->tree_job = job;
+  response_->path = app::escape_for_terminal(path);
+  if (!transition(S::kDigesting)) return;
+  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " computing the chunk tree of \"%s\"",
+                      response_->path.c_str());
+  std::string err;
+  response_->tree = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_tree(*job); }, &err);
+  if (response_->tree == 0) {
+    app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", err.c_str());
+    ProtocolError failure{ErrorCode::kIoError, "the server cannot compute digests now: " + err};
+    response_.reset();
+    request_error(failure);
+    transition(S::kReady);
+  }
+}
+
+void Session::on_tree(TreeJob& job) {
+  response_->tree = 0;
+  std::optional<protocol::GetRequest> get = std::move(response_->pending_get);
+  std::optional<protocol::DigestsRequest> digests = std::move(response_->pending_digests);
+  if (!job.tree) {
+    request_error(job.error);
+    if (state() == S::kClosed) return;
+    response_.reset();
+    if (!transition(S::kReady)) return;
+    if (closing_after_response_) return fatal(ErrorCode::kShuttingDown, "the server is shutting down");
+    stream_.pump();
+    return;
+  }
+  server_.digest_cache().insert_tree(FileIdentity::of(job.opened), job.tree);
+  std::shared_ptr<TreeJob> keep = response_->tree_job;  // `job` lives in it
+  if (get) {
+    start_get(*get, std::move(job.fd), job.opened, job.tree->root);
+  } else if (digests) {
+    send_digests(*digests, job.opened, *job.tree);
+  }
 }
 
 void Session::handle_stat(const protocol::StatRequest& request) {
@@ -507,7 +623,11 @@ void Session::handle_upload_end(const protocol::End& end) {
     return;
   }
   if (response_->upload_failed) return finish_response();  // already answered
-  std::shared_ptr<CommitJob> job = response_->upload->finish(end.sha256);
+  if (!end.root) {
+    fatal(ErrorCode::kMissingField, "the upload's end has no \"root\"");
+    return;
+  }
+  std::shared_ptr<CommitJob> job = response_->upload->finish(*end.root);
   if (!transition(S::kCommitting)) return;
   std::string err;
   response_->commit = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_committed(*job); }, &err);
@@ -539,8 +659,17 @@ void Session::finish_response() {
   if (response_ && response_->body) {
     const app::BodySource& body = *response_->body;
     protocol::Message trailer = body.trailer();
-    if (std::optional<protocol::Digest> digest = body.computed_digest())
-      server_.digest_cache().insert(FileIdentity::of(body.opened()), *digest);
+    if (std::optional<protocol::Digest> digest = body.computed_digest()) {
+      FileIdentity identity = FileIdentity::of(body.opened());
+      if (body.kind() == protocol::DigestKind::kTree) {
+        auto tree = std::make_shared<ChunkTree>();
+        tree->root = *digest;
+        tree->leaves = body.computed_leaves();
+        server_.digest_cache().insert_tree(identity, std::move(tree));
+      } else {
+        server_.digest_cache().insert(identity, *digest);
+      }
+    }
     if (auto* error = std::get_if<protocol::ErrorMessage>(&trailer)) {
       app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " get \"%s\": %s", response_->path.c_str(), error->message.c_str());
     } else {
@@ -557,6 +686,13 @@ void Session::finish_response() {
 // Drops the producer of the current response; the stream must forget it first.
 void Session::end_response() {
   stream_.stop_producing();
+  // A commit already queued still runs (the client sent all of a verified file); only
+  // its answer, for a connection that is gone, is dropped. A tree nobody waits for stops.
+  if (response_ && response_->commit != 0) server_.work_queue().cancel(response_->commit);
+  if (response_ && response_->tree != 0) {
+    response_->tree_job->cancelled = true;
+    server_.work_queue().cancel(response_->tree);
+  }
   response_.reset();
 }
 
@@ -606,6 +742,7 @@ void Session::check_timeouts(Clock::time_point now) {
         fatal(ErrorCode::kTimeout, "no authentication within the handshake deadline");
       break;
     case S::kCommitting:
+    case S::kDigesting:
       break;  // the worker's time, not the client's idleness
     case S::kReady:
     case S::kSending:
@@ -639,9 +776,6 @@ void Session::close(const char* reason) {
                 static_cast<unsigned long long>(requests_), static_cast<unsigned long long>(stream_.bytes_out()),
                 seconds);
   transition(S::kClosed);
-  // A commit already queued still runs (the client sent all of a verified file); only
-  // its answer, for a connection that is gone, is dropped.
-  if (response_ && response_->commit != 0) server_.work_queue().cancel(response_->commit);
   if (handshake_ && handshake_->verdict_timer != 0) {
     server_.loop().cancel(handshake_->verdict_timer);
     handshake_->verdict_timer = 0;

@@ -2,7 +2,8 @@
 // One client connection on the server: a pure protocol state machine over a
 // FramedStream (protocol/framed_stream.h), which does all of the connection's I/O.
 //
-//   AwaitAuth --auth--> VerdictPending --ok--> Ready <--> Sending (get)
+//   AwaitAuth --auth--> VerdictPending --ok--> Ready <--> Sending (get, digests)
+//       |                     |                  ^  <--> Digesting --> Sending
 //       |                     |                  ^  <--> Listing (list)
 //       |                     |                  |  <--> Receiving (put) --end--> Committing
 //       |                     |                  |                                   |
@@ -16,7 +17,8 @@
 // pipelined requests wait in the stream's input (and then in the kernel) until the
 // current response is complete; responses therefore go out strictly in order.
 // Committing waits for the worker thread (upload.h): the fsyncs and the rename of a
-// verified upload never run on the loop.
+// verified upload never run on the loop. So does Digesting (tree_job.h): a version 2
+// digests request, or get of part of a file, whose chunk tree is not cached yet.
 //
 // Requests are dispatched through one table, after OpenSSH's sftp-server: for each
 // message type, the states it is allowed in, whether it writes to the file system, and
@@ -38,6 +40,7 @@
 #include "apps/common/secret.h"
 #include "apps/common/state_machine.h"
 #include "apps/reactord/dir_lister.h"
+#include "apps/reactord/tree_job.h"
 #include "apps/reactord/upload.h"
 #include "protocol/framed_stream.h"
 #include "protocol/messages.h"
@@ -80,7 +83,7 @@ class SessionHost {
 };
 
 enum class SessionState {
-  kAwaitAuth, kVerdictPending, kReady, kSending, kListing, kReceiving, kCommitting, kDraining, kClosed,
+  kAwaitAuth, kVerdictPending, kReady, kSending, kListing, kReceiving, kCommitting, kDigesting, kDraining, kClosed,
 };
 const char* to_string(SessionState state);
 
@@ -117,7 +120,8 @@ class Session final : public protocol::StreamHandler {
   const std::string& peer() const { return peer_; }
   bool busy() const {
     return state() == SessionState::kSending || state() == SessionState::kListing ||
-           state() == SessionState::kReceiving || state() == SessionState::kCommitting;
+           state() == SessionState::kReceiving || state() == SessionState::kCommitting ||
+           state() == SessionState::kDigesting;
   }
   // The protocol version in use: kProtocolVersion until auth settles it.
   uint64_t protocol_version() const { return proto_; }
@@ -142,6 +146,14 @@ class Session final : public protocol::StreamHandler {
   void handle_auth(const protocol::Auth& auth);
   void deliver_verdict();
   void handle_get(const protocol::GetRequest& request);
+  void start_get(const protocol::GetRequest& request, reactor::UniqueFd file, const struct stat& st,
+                 std::optional<protocol::Digest> digest);
+  void handle_digests(const protocol::DigestsRequest& request);
+  void send_digests(const protocol::DigestsRequest& request, const struct stat& st, const ChunkTree& tree);
+  // The cache lacks the file's tree: compute it on the worker, then go on with the
+  // request that needed it.
+  void compute_tree(reactor::UniqueFd file, const struct stat& st, std::string path);
+  void on_tree(TreeJob& job);
   void handle_stat(const protocol::StatRequest& request);
   void handle_list(const protocol::ListRequest& request);
   void handle_msg(const protocol::MsgRequest& request);
@@ -184,6 +196,11 @@ class Session final : public protocol::StreamHandler {
     bool data_seen = false;                 // put: the data frame has arrived
     bool upload_failed = false;             // put: refused mid-body; the rest is discarded
     reactor::WorkQueue::Id commit = 0;      // put: the worker's job, while Committing
+    std::unique_ptr<protocol::Producer> digests;  // digests: the body of digests_ok
+    std::shared_ptr<TreeJob> tree_job;            // while Digesting
+    reactor::WorkQueue::Id tree = 0;              // its id
+    std::optional<protocol::GetRequest> pending_get;          // what waits for the tree
+    std::optional<protocol::DigestsRequest> pending_digests;  // (one of them)
     std::string path;                       // what it is for, escaped, for logs
   };
   std::unique_ptr<Response> response_;

@@ -97,7 +97,7 @@ uint64_t default_keep_free(uint64_t total) {
 
 void CommitJob::run() {
   if (!sink->verify(expected, &actual)) {
-    error = {ErrorCode::kDigestMismatch, "the data of " + quoted(path) + " does not match its end: expected sha256 " +
+    error = {ErrorCode::kDigestMismatch, "the data of " + quoted(path) + " does not match its end: expected root " +
                                              protocol::to_hex(expected) + ", received " + protocol::to_hex(actual) +
                                              "; nothing was stored"};
     return;
@@ -115,7 +115,7 @@ void CommitJob::run() {
 }
 
 Upload::Upload(const protocol::PutRequest& request, UploadSpace& space)
-    : sink_(std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground)),
+    : sink_(std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree)),
       space_(space),
       path_(request.path),
       size_(request.size) {

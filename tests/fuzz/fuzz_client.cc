@@ -154,7 +154,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     client::Connection conn(*g_loop, g_secret, listener);
     conn.adopt(reactor::UniqueFd(sv[0]), reactor::make_socket_transport(sv[0]), std::chrono::seconds(30), "fuzz");
 
-    auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline);
+    auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kInline, protocol::DigestKind::kSha256);
     std::string err;
     reactor::UniqueFd dir(open(g_downloads.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!sink->open_file(std::move(dir), "got", "got", true, &err)) std::abort();

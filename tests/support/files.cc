@@ -357,6 +357,56 @@ std::string sha256_hex(std::string_view bytes) {
   return to_hex(md, md_len);
 }
 
+namespace {
+
+std::string raw_sha256(const void* data, size_t len) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(data, len, md, &md_len, EVP_sha256(), nullptr) != 1) return {};
+  return std::string(reinterpret_cast<const char*>(md), md_len);
+}
+
+std::string root_of(const std::string& leaves, uint64_t size) {
+  std::string input = leaves;
+  for (int shift = 56; shift >= 0; shift -= 8) input.push_back(static_cast<char>((size >> shift) & 0xff));
+  std::string root = raw_sha256(input.data(), input.size());
+  return to_hex(reinterpret_cast<const unsigned char*>(root.data()), root.size());
+}
+
+constexpr size_t kTreeChunk = 1 << 20;
+
+}  // namespace
+
+std::string tree_root_hex(std::string_view bytes) {
+  std::string leaves;
+  for (size_t at = 0; at < bytes.size(); at += kTreeChunk)
+    leaves += raw_sha256(bytes.data() + at, std::min(kTreeChunk, bytes.size() - at));
+  return root_of(leaves, bytes.size());
+}
+
+std::optional<std::string> tree_root_file_hex(const std::string& path, std::string* err) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    set_err(err, "open", path, errno);
+    return std::nullopt;
+  }
+  std::unique_ptr<char[]> buf(new char[kTreeChunk]);
+  std::string leaves;
+  uint64_t size = 0;
+  for (uint64_t i = 0; i < kMaxChunks; ++i) {
+    ssize_t got = pread_full(fd.get(), buf.get(), kTreeChunk, size);
+    if (got < 0) {
+      set_err(err, "read", path, errno);
+      return std::nullopt;
+    }
+    if (got == 0) break;
+    leaves += raw_sha256(buf.get(), static_cast<size_t>(got));
+    size += static_cast<uint64_t>(got);
+    if (static_cast<size_t>(got) < kTreeChunk) break;
+  }
+  return root_of(leaves, size);
+}
+
 std::optional<std::vector<std::string>> list_dir(const std::string& path, std::string* err) {
   DIR* dir = opendir(path.c_str());
   if (!dir) {

@@ -42,6 +42,11 @@ bool files_equal(const std::string& a, const std::string& b, std::string* why = 
 // Lowercase hex SHA-256 (OpenSSL EVP), streamed.
 std::optional<std::string> sha256_file_hex(const std::string& path, std::string* err = nullptr);
 std::string sha256_hex(std::string_view bytes);
+// The chunk-tree root of reactor-protocol(7) (version 2's digest), written from the
+// page's definition with OpenSSL directly, independently of protocol/content_hash.h:
+// SHA-256 over the 1 MiB chunks' SHA-256s and the size as 8 big-endian bytes.
+std::string tree_root_hex(std::string_view bytes);
+std::optional<std::string> tree_root_file_hex(const std::string& path, std::string* err = nullptr);
 
 // Entry names of a directory (without "." and ".."), sorted.
 std::optional<std::vector<std::string>> list_dir(const std::string& path,

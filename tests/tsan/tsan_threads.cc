@@ -152,7 +152,7 @@ void upload_commit() {
   reactor::WorkQueue queue(*loop);
   for (int round = 0; round < 4; ++round) {
     const std::string data = pattern((5 << 20) + round * 12345, 10 + round);
-    auto sink = std::make_shared<app::BodySink>(app::BodySink::Hashing::kBackground);
+    auto sink = std::make_shared<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kSha256);
     std::string err;
     reactor::UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     std::string name = "f" + std::to_string(round);

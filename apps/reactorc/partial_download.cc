@@ -1,0 +1,208 @@
+#include "apps/reactorc/partial_download.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cjson/cJSON.h>
+
+#include "protocol/content_hash.h"
+#include "protocol/hex.h"
+#include "protocol/json_header.h"
+#include "protocol/sha256.h"
+#include "reactor/errors.h"
+
+namespace client {
+namespace {
+
+constexpr char kPartialSuffix[] = ".reactor-partial";
+constexpr char kNoteSuffix[] = ".reactor-partial.json";
+constexpr size_t kMaxNoteBytes = 16 * 1024;
+// ".NAME.reactor-partial.json" within NAME_MAX (255): longer names keep their first
+// 180 bytes and a hash of the whole.
+constexpr size_t kMaxKeptName = 180;
+
+std::string stem_for(const std::string& name) {
+  if (name.size() <= kMaxKeptName) return "." + name;
+  protocol::Digest d = protocol::sha256(name.data(), name.size());
+  return "." + name.substr(0, kMaxKeptName) + "~" + protocol::to_hex(d).substr(0, 16);
+}
+
+bool read_all(int fd, std::string* out) {
+  char buffer[4096];
+  for (size_t total = 0; total <= kMaxNoteBytes;) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    out->append(buffer, static_cast<size_t>(n));
+    total += static_cast<size_t>(n);
+  }
+  return false;  // far too big to be a note
+}
+
+std::optional<PartialSource> parse_note(const std::string& text) {
+  protocol::JsonPtr json(cJSON_ParseWithLength(text.data(), text.size()));
+  if (!json || !cJSON_IsObject(json.get())) return std::nullopt;
+  const cJSON* server = cJSON_GetObjectItemCaseSensitive(json.get(), "server");
+  const cJSON* path = cJSON_GetObjectItemCaseSensitive(json.get(), "path");
+  const cJSON* size = cJSON_GetObjectItemCaseSensitive(json.get(), "size");
+  const cJSON* mtime = cJSON_GetObjectItemCaseSensitive(json.get(), "mtime");
+  if (!cJSON_IsString(server) || !cJSON_IsString(path) || !cJSON_IsString(size) || !cJSON_IsString(mtime))
+    return std::nullopt;
+  // Integers as decimal strings: a double cannot hold every 64-bit size.
+  PartialSource source;
+  source.server = server->valuestring;
+  source.path = path->valuestring;
+  errno = 0;
+  char* end = nullptr;
+  source.size = std::strtoull(size->valuestring, &end, 10);
+  if (errno != 0 || end == size->valuestring || *end != '\0') return std::nullopt;
+  source.mtime = std::strtoll(mtime->valuestring, &end, 10);
+  if (errno != 0 || end == mtime->valuestring || *end != '\0') return std::nullopt;
+  return source;
+}
+
+}  // namespace
+
+bool PartialSource::operator==(const PartialSource& other) const {
+  return server == other.server && path == other.path && size == other.size && mtime == other.mtime;
+}
+
+std::string partial_name_for(const std::string& name) { return stem_for(name) + kPartialSuffix; }
+std::string note_name_for(const std::string& name) { return stem_for(name) + kNoteSuffix; }
+
+bool PartialDownload::open(int dir, const std::string& name, const std::string& display, PartialDownload* out,
+                           std::string* err) {
+  PartialDownload p;
+  p.dir_ = dir;
+  p.name_ = name;
+  p.display_ = display;
+  p.file_name_ = partial_name_for(name);
+  // O_NOFOLLOW and no O_TRUNC: a symlink planted under the partial's name is refused, and
+  // what a partial holds is only cut after the lock is ours.
+  int fd = openat(dir, p.file_name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *err = reactor::sys_error("create the partial download of", display);
+    return false;
+  }
+  p.fd_.reset(fd);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    *err = reactor::sys_error("stat the partial download of", display);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    *err = "the partial download of \"" + display + "\" (" + p.file_name_ + ") is not a regular file";
+    return false;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    *err = errno == EWOULDBLOCK ? "another reactorc is downloading into \"" + display + "\""
+                                : reactor::sys_error("lock the partial download of", display);
+    return false;
+  }
+  p.held_ = static_cast<uint64_t>(st.st_size);
+  int note = openat(dir, note_name_for(name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (note >= 0) {
+    reactor::UniqueFd note_fd(note);
+    std::string text;
+    struct stat nst {};
+    if (fstat(note, &nst) == 0 && S_ISREG(nst.st_mode) && read_all(note, &text)) p.note_ = parse_note(text);
+  }
+  *out = std::move(p);
+  return true;
+}
+
+bool PartialDownload::truncate(uint64_t length, std::string* err) {
+  if (ftruncate(fd_.get(), static_cast<off_t>(length)) != 0 ||
+      lseek(fd_.get(), static_cast<off_t>(length), SEEK_SET) < 0) {
+    *err = reactor::sys_error("cut the partial download of", display_);
+    return false;
+  }
+  return true;
+}
+
+bool PartialDownload::write_note(const PartialSource& source, std::string* err) {
+  protocol::JsonPtr json(cJSON_CreateObject());
+  if (!json) {
+    *err = "out of memory";
+    return false;
+  }
+  cJSON_AddStringToObject(json.get(), "server", source.server.c_str());
+  cJSON_AddStringToObject(json.get(), "path", source.path.c_str());
+  cJSON_AddStringToObject(json.get(), "size", std::to_string(source.size).c_str());
+  cJSON_AddStringToObject(json.get(), "mtime", std::to_string(source.mtime).c_str());
+  char* printed = cJSON_PrintUnformatted(json.get());
+  if (printed == nullptr) {
+    *err = "out of memory";
+    return false;
+  }
+  std::string text = std::string(printed) + "\n";
+  cJSON_free(printed);
+  std::string note = note_name_for(name_);
+  std::string temp = note + ".new";
+  int fd = openat(dir_, temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *err = reactor::sys_error("write the note of the partial download of", display_);
+    return false;
+  }
+  reactor::UniqueFd owned(fd);
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) || close(owned.release()) != 0 ||
+      renameat(dir_, temp.c_str(), dir_, note.c_str()) != 0) {
+    *err = reactor::sys_error("write the note of the partial download of", display_);
+    unlinkat(dir_, temp.c_str(), 0);
+    return false;
+  }
+  note_ = source;
+  return true;
+}
+
+reactor::UniqueFd PartialDownload::dup_fd(std::string* err) const {
+  int fd = fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) *err = reactor::sys_error("dup the partial download of", display_);
+  return reactor::UniqueFd(fd);
+}
+
+void PartialDownload::forget_note() {
+  if (dir_ < 0) return;
+  unlinkat(dir_, note_name_for(name_).c_str(), 0);
+  note_.reset();
+}
+
+void PartialDownload::remove() {
+  if (dir_ < 0) return;
+  unlinkat(dir_, file_name_.c_str(), 0);
+  forget_note();
+}
+
+bool check_chunks(int fd, uint64_t held, uint64_t size, const std::vector<protocol::Digest>& leaves,
+                  ChunkCheck* out, std::string* err) {
+  *out = ChunkCheck{};
+  std::vector<char> buffer(protocol::kChunkSize);
+  for (uint64_t i = 0; i < leaves.size(); ++i) {
+    uint64_t start = i * protocol::kChunkSize;
+    uint64_t length = protocol::chunk_length(size, i);
+    if (length == 0 || start + length > held) break;
+    size_t got = 0;
+    while (got < length) {
+      ssize_t n = pread(fd, buffer.data() + got, length - got, static_cast<off_t>(start + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        *err = n == 0 ? std::string("the partial download shrank while it was checked")
+                      : reactor::sys_error("read the partial download");
+        return false;
+      }
+      got += static_cast<size_t>(n);
+    }
+    if (protocol::sha256(buffer.data(), length) != leaves[i]) out->bad.push_back(i);
+    out->checked = i + 1;
+    out->bytes_hashed += length;
+  }
+  return true;
+}
+
+}  // namespace client
