@@ -40,11 +40,11 @@ Digest tree_root(const std::vector<Digest>& leaves, uint64_t size) {
 ContentHash::ContentHash(DigestKind kind, bool keep_leaves)
     : kind_(kind), keep_leaves_(keep_leaves && kind == DigestKind::kTree) {}
 
-void ContentHash::resume(const std::vector<Digest>& leaves) {
+void ContentHash::resume(const std::vector<Digest>& leaves, uint64_t bytes) {
   if (kind_ != DigestKind::kTree || bytes_ != 0) return;
   for (const Digest& leaf : leaves) root_.update(leaf.data(), leaf.size());
   if (keep_leaves_) leaves_ = leaves;
-  bytes_ = static_cast<uint64_t>(leaves.size()) * kChunkSize;
+  bytes_ = bytes;
 }
 
 void ContentHash::update(const void* data, size_t len) {

@@ -41,10 +41,11 @@ class ContentHash {
   // `keep_leaves` (tree only): remember each chunk's digest, for leaves().
   explicit ContentHash(DigestKind kind, bool keep_leaves = false);
 
-  // Tree only, before any update(): go on after `leaves`, the digests of whole chunks
-  // 0 .. leaves.size() - 1 that the caller holds and has verified. The data that follows
-  // starts at byte leaves.size() * kChunkSize.
-  void resume(const std::vector<Digest>& leaves);
+  // Tree only, before any update(): go on after `leaves`, the digests of chunks
+  // 0 .. leaves.size() - 1, `bytes` in all, that the caller holds and has verified. The
+  // data that follows starts at byte `bytes`; only the file's last chunk can be short,
+  // so a `bytes` that is not a multiple of kChunkSize means nothing follows.
+  void resume(const std::vector<Digest>& leaves, uint64_t bytes);
 
   void update(const void* data, size_t len);
   // The digest of everything (resumed chunks included). Once per object.

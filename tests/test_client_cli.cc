@@ -479,7 +479,9 @@ Test(client_cli, silent_server_times_out_with_exit_8) {
   ASSERT_CONTAINS(r.stderr_text, "sent nothing for 1.0 s");
 }
 
-Test(client_cli, interrupted_download_exits_130_and_keeps_nothing) {
+// Interrupted, a download keeps only its partial file and note, for get -c; nothing
+// under the final name.
+Test(client_cli, interrupted_download_exits_130_and_keeps_only_the_partial) {
   Served s = serve(options());
   std::string err;
   cr_assert(make_sparse_file(s.in_root("huge.bin"), uint64_t{1} << 30, &err), "%s", err.c_str());
@@ -504,8 +506,13 @@ Test(client_cli, interrupted_download_exits_130_and_keeps_nothing) {
     cr_assert(st.exited_with(130), "signal %d: %s; stderr: %s", sig, st.describe().c_str(),
               client->stderr_text().c_str());
     ASSERT_CONTAINS(client->stderr_text(), "interrupted");
+    ASSERT_CONTAINS(client->stderr_text(), "the partial download is kept: reactorc get -c resumes it");
     auto names = list_dir(s.downloads);
-    cr_assert(names.has_value() && names->empty(), "the partial download was kept");
+    cr_assert(names.has_value());
+    std::sort(names->begin(), names->end());
+    cr_assert(*names == (std::vector<std::string>{".huge.bin.reactor-partial", ".huge.bin.reactor-partial.json"}),
+              "%zu names in the download directory", names->size());
+    for (const std::string& name : *names) unlink(s.in_downloads(name).c_str());
   }
   stop_cleanly(s);
 }
@@ -606,8 +613,10 @@ Test(client_cli, options_of_another_command_are_refused) {
   };
   const Case cases[] = {
       {{"--json", "ls"}, "--json applies to bench only, not to ls"},
-      {{"-c", "1", "get", "x"}, "-c/--connections applies to bench only, not to get"},
-      {{"-c", "get", "x"}, "-c is bench's --connections; reactorc does not resume downloads yet"},
+      {{"-c", "1", "get", "x"}, "-c N is bench's --connections; get's -c (--continue) takes no value"},
+      {{"--connections", "1", "get", "x"}, "-c/--connections applies to bench only, not to get"},
+      {{"-c", "ls"}, "-c/--continue applies to get only, not to ls"},
+      {{"--continue", "put", "a"}, "-c/--continue applies to get only, not to put"},
       {{"-n", "5", "ping"}, "-n/--requests applies to bench only"},
       {{"--pipeline", "2", "stat", "x"}, "--pipeline applies to bench only"},
       {{"-f", "ls"}, "-f/--force applies to get and put only, not to ls"},

@@ -93,15 +93,20 @@ Test(content_hash, leaves_resume_and_tree_root_agree, .timeout = kTimeout) {
 
   // Resumed after the first two chunks: the same root from only the rest of the bytes.
   ContentHash resumed(DigestKind::kTree, true);
-  resumed.resume({whole.leaves()[0], whole.leaves()[1]});
+  resumed.resume({whole.leaves()[0], whole.leaves()[1]}, 2 * kChunkSize);
   resumed.update(data.data() + 2 * kChunkSize, data.size() - 2 * kChunkSize);
   cr_assert(resumed.finish() == root);
   cr_assert_eq(resumed.bytes(), data.size());
   cr_assert(resumed.leaves() == whole.leaves());
 
+  // All of it held, the short last chunk too: nothing follows, and the root is the same.
+  ContentHash complete(DigestKind::kTree);
+  complete.resume(whole.leaves(), data.size());
+  cr_assert(complete.finish() == root);
+
   // A wrong leaf given to resume() gives another root: nothing is taken on trust.
   ContentHash lied(DigestKind::kTree);
-  lied.resume({whole.leaves()[1], whole.leaves()[0]});
+  lied.resume({whole.leaves()[1], whole.leaves()[0]}, 2 * kChunkSize);
   lied.update(data.data() + 2 * kChunkSize, data.size() - 2 * kChunkSize);
   cr_assert(lied.finish() != root);
 }

@@ -38,7 +38,7 @@ class BackgroundSha256 {
 
   explicit BackgroundSha256(protocol::DigestKind kind = protocol::DigestKind::kSha256);
   // Tree only, before any update(): see protocol::ContentHash::resume.
-  void resume(const std::vector<protocol::Digest>& leaves) { hash_.resume(leaves); }
+  void resume(const std::vector<protocol::Digest>& leaves, uint64_t bytes) { hash_.resume(leaves, bytes); }
   // Stops the worker, dropping what it has not hashed yet, and joins it.
   ~BackgroundSha256();
   BackgroundSha256(const BackgroundSha256&) = delete;

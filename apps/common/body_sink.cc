@@ -106,7 +106,7 @@ bool BodySink::check_target(const std::string& name, const std::string& display,
 
 bool BodySink::adopt(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                      const std::string& temp, reactor::UniqueFd file, const std::vector<protocol::Digest>& leaves,
-                     std::string* err) {
+                     uint64_t held, std::string* err) {
   dir_ = std::move(dir);
   if (!check_target(name, display, overwrite, err)) return false;
   file_ = std::move(file);
@@ -115,9 +115,9 @@ bool BodySink::adopt(reactor::UniqueFd dir, const std::string& name, const std::
   if (!leaves.empty()) {
     resumed_ = true;
     if (background_hash_) {
-      background_hash_->resume(leaves);
+      background_hash_->resume(leaves, held);
     } else {
-      inline_hash_.resume(leaves);
+      inline_hash_.resume(leaves, held);
     }
   }
   return true;

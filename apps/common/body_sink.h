@@ -57,11 +57,11 @@ class BodySink {
   // Like open_file, but the file is the caller's: `file`, named `temp` in `dir` (a
   // partial download, already created, locked and cut to its verified length), written
   // from where its offset stands. The digest goes on after `leaves`, the chunk digests
-  // of what it already holds (whole chunks, checked by the caller; tree digests only).
+  // of the `held` bytes it already holds (checked by the caller; tree digests only).
   // discard() removes it like a temporary; keep() leaves it for a later resume.
   bool adopt(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
              const std::string& temp, reactor::UniqueFd file, const std::vector<protocol::Digest>& leaves,
-             std::string* err);
+             uint64_t held, std::string* err);
   // Closes the file and leaves it on disk under its temporary name, unverified (an
   // interrupted download, kept for a resume).
   void keep();

@@ -1,8 +1,11 @@
 #include "apps/reactorc/command_runner.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 
@@ -12,6 +15,9 @@
 #include "apps/common/terminal_text.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/local_path.h"
+#include "apps/reactorc/resume_commands.h"
+#include "protocol/content_hash.h"
+#include "protocol/features.h"
 #include "protocol/hex.h"
 
 namespace client {
@@ -85,7 +91,7 @@ bool CommandRunner::prepare_get() {
     report_failure(kExitUsage, err);
     return false;
   }
-  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree);
+  remote_ = remote;
   reactor::UniqueFd stream;
   std::string display;
   if (!open_stream_destination(local, &stream, &display, &err)) {
@@ -93,21 +99,163 @@ bool CommandRunner::prepare_get() {
     return false;
   }
   if (stream) {
+    if (options_.resume) {
+      report_failure(kExitUsage, "-c resumes a download into a file; " + display + " is not one");
+      return false;
+    }
+    auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree);
     sink->open_stream(std::move(stream), display);
-  } else {
-    reactor::UniqueFd dir;
-    std::string name;
-    std::string target;
-    if (!resolve_destination(local, options_.force, &target, &err) || !open_parent(target, &dir, &name, &err) ||
-        !sink->open_file(std::move(dir), name, local, options_.force, &err)) {
+    submit_get(std::move(sink), 0);
+    return true;
+  }
+  std::string target;
+  if (!resolve_destination(local, options_.force, &target, &err) || !open_parent(target, &dest_dir_, &dest_name_, &err) ||
+      !PartialDownload::open(dest_dir_.get(), dest_name_, local, &partial_, &err)) {
+    report_failure(kExitLocal, err);
+    return false;
+  }
+  dest_display_ = local;
+  // The destination is checked now (exists without --force, a directory), before any
+  // traffic, whatever happens to the partial later.
+  std::unique_ptr<app::BodySink> sink = partial_sink({}, 0, &err);
+  if (!sink) {
+    if (partial_.held() == 0) partial_.remove();
+    report_failure(kExitLocal, err);
+    return false;
+  }
+  if (options_.resume && partial_.held() > 0) {
+    resuming_ = true;  // the get is made once the held chunks are checked
+    sink->keep();      // this sink only checked the destination: it must not remove the partial
+    return true;
+  }
+  if (partial_.held() > 0) {
+    if (options_.verbosity >= 0)
+      app::log_warn("discarding an earlier partial download of \"%s\" (%s held); -c would have resumed it",
+                    app::escape_for_terminal(local).c_str(), app::format_bytes(partial_.held()).c_str());
+    if (!partial_.truncate(0, &err)) {
       report_failure(kExitLocal, err);
       return false;
     }
   }
-  auto get = std::make_unique<GetCommand>(remote, std::move(sink), this);
+  submit_get(std::move(sink), 0);
+  return true;
+}
+
+std::unique_ptr<app::BodySink> CommandRunner::partial_sink(const std::vector<protocol::Digest>& leaves,
+                                                           uint64_t held, std::string* err) {
+  auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree);
+  int dir = fcntl(dest_dir_.get(), F_DUPFD_CLOEXEC, 0);
+  if (dir < 0) {
+    *err = std::string("dup: ") + std::strerror(errno);
+    return nullptr;
+  }
+  reactor::UniqueFd file = partial_.dup_fd(err);
+  if (!file) {
+    close(dir);
+    return nullptr;
+  }
+  if (!sink->adopt(reactor::UniqueFd(dir), dest_name_, dest_display_, options_.force, partial_.file_name(),
+                   std::move(file), leaves, held, err))
+    return nullptr;
+  return sink;
+}
+
+// The get that fetches the body from `offset` (the whole file, or a resume's tail).
+void CommandRunner::submit_get(std::unique_ptr<app::BodySink> sink, uint64_t offset) {
+  auto get = std::make_unique<GetCommand>(remote_, std::move(sink), this, offset);
+  if (partial_.is_open()) get->use_partial(&partial_, options_.server);
   get_ = get.get();
   command_ = std::move(get);
-  return true;
+}
+
+void CommandRunner::start_resume(Connection& connection) {
+  if (connection.protocol_version() < protocol::kTreeVersion || !connection.server_offers(protocol::kFeatureDigests))
+    return start_over(std::string("the server (") + connection.server_software() +
+                      ") cannot verify a partial download (it has no chunk digests); starting over");
+  leaves_wanted_ = partial_.held() / protocol::kChunkSize + 1;
+  steps_.push_back(std::make_unique<DigestsCommand>(remote_, 0, leaves_wanted_));
+  connection.submit(*steps_.back());
+}
+
+void CommandRunner::start_over(const std::string& why) {
+  if (options_.verbosity >= 0) app::log_warn("%s", why.c_str());
+  std::string err;
+  std::unique_ptr<app::BodySink> sink;
+  if (!partial_.truncate(0, &err) || !(sink = partial_sink({}, 0, &err))) return report_failure(kExitLocal, err);
+  partial_.forget_note();
+  resuming_ = false;
+  submit_get(std::move(sink), 0);
+  sent_at_ = loop_.now();
+  connection_.submit(*command_);
+}
+
+void CommandRunner::on_resume_step(Command& command) {
+  if (!command.succeeded()) return report_failure(command.result().exit_code, command.result().message);
+  auto* digests = dynamic_cast<DigestsCommand*>(&command);
+  if (digests == nullptr) return;  // a chunk fetched again and verified: the tail decides
+  const protocol::DigestsReply& reply = digests->reply();
+  if (leaves_.empty()) tree_ = reply;
+  if (reply.size != tree_.size || reply.mtime != tree_.mtime || reply.root != tree_.root)
+    return start_over("\"" + app::escape_for_terminal(remote_) + "\" changed on the server while resuming; starting over");
+  leaves_.insert(leaves_.end(), digests->leaves().begin(), digests->leaves().end());
+  uint64_t wanted = std::min<uint64_t>(leaves_wanted_, protocol::chunk_count(tree_.size));
+  if (leaves_.size() < wanted && reply.count > 0) {
+    steps_.push_back(std::make_unique<DigestsCommand>(remote_, leaves_.size(), wanted - leaves_.size()));
+    connection_.submit(*steps_.back());
+    return;
+  }
+  plan_resume();
+}
+
+// The digests are in: keep what matches, fetch again what does not, then the rest.
+void CommandRunner::plan_resume() {
+  PartialSource source{options_.server, remote_, tree_.size, tree_.mtime};
+  std::string shown = app::escape_for_terminal(dest_display_);
+  if (partial_.note()) {
+    // Another path, or the same one changed since (size or time): what is held belongs
+    // to another file. Another server address alone is no reason: a mirror, a proxy or a
+    // new port serves the same file, and every chunk is checked against its digest anyway.
+    const PartialSource& was = *partial_.note();
+    if (was.path != source.path || was.size != source.size || was.mtime != source.mtime) {
+      std::string what = was.path != source.path ? "of \"" + app::escape_for_terminal(was.path) + "\""
+                                                 : "of another version of the file (its size or time differ)";
+      return start_over("the partial download of \"" + shown + "\" was " + what + "; starting over");
+    }
+    if (was.server != source.server && options_.verbosity >= 0)
+      app::log_info("the partial download of \"%s\" came from %s; checking it against %s", shown.c_str(),
+                    app::escape_for_terminal(was.server).c_str(), app::escape_for_terminal(source.server).c_str());
+  }
+  std::string err;
+  uint64_t held = std::min(partial_.held(), tree_.size);
+  ChunkCheck check;
+  if (!check_chunks(partial_.fd(), held, tree_.size, leaves_, &check, &err)) return report_failure(kExitLocal, err);
+  uint64_t kept = std::min(check.checked * protocol::kChunkSize, tree_.size);
+  if (!partial_.truncate(kept, &err) || !partial_.write_note(source, &err)) return report_failure(kExitLocal, err);
+  uint64_t refetched = 0;
+  for (uint64_t index : check.bad) {
+    ChunkWanted chunk;
+    chunk.index = index;
+    chunk.offset = index * protocol::kChunkSize;
+    chunk.length = protocol::chunk_length(tree_.size, index);
+    chunk.leaf = leaves_[index];
+    chunk.root = tree_.root;
+    chunk.file_size = tree_.size;
+    chunk.mtime = tree_.mtime;
+    refetched += chunk.length;
+    steps_.push_back(std::make_unique<ChunkGetCommand>(remote_, partial_.fd(), chunk));
+    connection_.submit(*steps_.back());
+  }
+  if (options_.verbosity >= 0)
+    app::log_info("resuming \"%s\": %llu bytes held, %llu verified and kept, %zu chunk(s) of %llu bytes fetched again",
+                  shown.c_str(), static_cast<unsigned long long>(partial_.held()),
+                  static_cast<unsigned long long>(kept - refetched), check.bad.size(),
+                  static_cast<unsigned long long>(refetched));
+  std::vector<protocol::Digest> verified(leaves_.begin(), leaves_.begin() + static_cast<std::ptrdiff_t>(check.checked));
+  std::unique_ptr<app::BodySink> sink = partial_sink(verified, kept, &err);
+  if (!sink) return report_failure(kExitLocal, err);
+  submit_get(std::move(sink), kept);
+  sent_at_ = loop_.now();
+  connection_.submit(*command_);
 }
 
 void CommandRunner::start(std::vector<reactor::SocketAddress> addresses) {
@@ -133,6 +281,7 @@ void CommandRunner::on_ready(Connection& connection) {
   if (options_.verbosity > 0)
     app::log_info("connected to %s (%s), authenticated; %s", connection.peer().c_str(),
                   connection.server_software().c_str(), connection.security().c_str());
+  if (resuming_) return start_resume(connection);
   if (!command_) command_ = make_command();
   if (!command_) {
     report_failure(kExitFailure, "internal error: no command to run");
@@ -154,6 +303,7 @@ void CommandRunner::on_ready(Connection& connection) {
 
 void CommandRunner::on_command_done(Connection&, Command& command) {
   if (done_) return;
+  if (&command != command_.get()) return on_resume_step(command);
   if (!command.succeeded()) return report_failure(command.result().exit_code, command.result().message);
   report_success();
 }
@@ -163,14 +313,16 @@ void CommandRunner::report_success() {
   switch (options_.verb) {
     case Verb::kGet:
       if (progress_) progress_->finish_ok("sha256 verified");
-      if (options_.verbosity > 0) app::log_info("sha256 %s", protocol::to_hex(get_->digest()).c_str());
+      if (options_.verbosity > 0)
+        app::log_info("%s %s", get_->sink().digest_kind() == protocol::DigestKind::kTree ? "sha256 chunk-tree root" : "sha256",
+                      protocol::to_hex(get_->digest()).c_str());
       break;
     case Verb::kPut:
       if (progress_) {
         progress_->update(put_->size());
         progress_->finish_ok("stored, sha256 verified by the server");
       }
-      if (options_.verbosity > 0) app::log_info("sha256 %s", protocol::to_hex(put_->digest()).c_str());
+      if (options_.verbosity > 0) app::log_info("sha256 chunk-tree root %s", protocol::to_hex(put_->digest()).c_str());
       break;
     case Verb::kStat: {
       const protocol::StatReply& stat = static_cast<StatCommand&>(*command_).reply();
@@ -220,7 +372,8 @@ void CommandRunner::print_listing(ListCommand& list) {
 }
 
 void CommandRunner::on_file(const protocol::FileHeader& header) {
-  show_progress(get_->sink().display(), header.size, 0);
+  progress_base_ = header.offset;
+  show_progress(get_->sink().display(), header.size, header.offset);
 }
 
 void CommandRunner::on_put_ready(uint64_t size, uint64_t offset) { show_progress(put_label_, size, offset); }
@@ -244,7 +397,7 @@ void CommandRunner::show_progress(const std::string& label, uint64_t total, uint
 }
 
 void CommandRunner::on_received(uint64_t bytes) {
-  if (progress_) progress_->update(bytes);
+  if (progress_) progress_->update(progress_base_ + bytes);
 }
 
 void CommandRunner::on_failure(Connection&, Failure failure, const std::string& message) {
@@ -261,14 +414,20 @@ void CommandRunner::interrupt(const char* signal_name) {
 }
 
 void CommandRunner::report_failure(int code, const std::string& message) {
-  if (command_) command_->abandon(code, message);  // a get removes what it received
+  for (auto& step : steps_) step->abandon(code, message);
+  if (command_) command_->abandon(code, message);  // a get keeps what it received for -c, or removes it
+  std::string said = message;
+  if (get_ != nullptr && get_->kept_partial())
+    said += "; the partial download is kept: reactorc get -c resumes it";
+  else if (resuming_ && get_ == nullptr && partial_.is_open() && partial_.held() > 0)
+    said += "; the partial download is kept as it was";
   if (progress_ && put_ != nullptr) progress_->update(put_->sent());
   if (progress_) {
     // The progress line carries the reason; a log line would repeat it.
-    progress_->finish_failed(message);
+    progress_->finish_failed(said);
     progress_.reset();
   } else {
-    app::log_error("%s", message.c_str());
+    app::log_error("%s", said.c_str());
   }
   finish(code);
 }

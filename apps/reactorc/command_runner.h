@@ -14,6 +14,7 @@
 #include "apps/reactorc/get_command.h"
 #include "apps/reactorc/put_command.h"
 #include "apps/reactorc/options.h"
+#include "apps/reactorc/partial_download.h"
 #include "apps/reactorc/progress.h"
 #include "reactor/event_loop.h"
 
@@ -49,6 +50,15 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
  private:
   std::unique_ptr<Command> make_command();
   bool prepare_get();
+  // get into a file: a sink writing into the partial download, going on after `leaves`.
+  std::unique_ptr<app::BodySink> partial_sink(const std::vector<protocol::Digest>& leaves, uint64_t held,
+                                              std::string* err);
+  // get -c with something held: ask for the digests, check what is held, fetch the rest.
+  void start_resume(Connection& connection);
+  void on_resume_step(Command& command);
+  void plan_resume();
+  void start_over(const std::string& why);
+  void submit_get(std::unique_ptr<app::BodySink> sink, uint64_t offset);
   bool prepare_put();
   void show_progress(const std::string& label, uint64_t total, uint64_t start);
   void report_success();
@@ -61,6 +71,20 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   Connection connection_;
   std::unique_ptr<Command> command_;
   GetCommand* get_ = nullptr;  // command_, when it is a get
+  // A get into a file: its partial download, in the destination's directory.
+  PartialDownload partial_;
+  reactor::UniqueFd dest_dir_;
+  std::string dest_name_;
+  std::string dest_display_;
+  std::string remote_;
+  // get -c: the resume's own requests (digests, chunks fetched again), in order, and
+  // what the digests said.
+  bool resuming_ = false;
+  std::vector<std::unique_ptr<Command>> steps_;
+  std::vector<protocol::Digest> leaves_;
+  protocol::DigestsReply tree_;
+  uint64_t leaves_wanted_ = 0;
+  uint64_t progress_base_ = 0;  // the offset the body started at
   PutCommand* put_ = nullptr;  // command_, when it is a put
   std::string put_label_;      // LOCAL as given, for the progress line
   int exit_code_ = 1;

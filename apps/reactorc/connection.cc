@@ -86,6 +86,7 @@ const Connection::Rule Connection::kRules[] = {
     {MessageType::kMsgOk, in(S::kReady), &Connection::handle_reply},
     {MessageType::kPutReady, in(S::kReady), &Connection::handle_reply},
     {MessageType::kPutDone, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kDigestsOk, in(S::kReady), &Connection::handle_reply},
 };
 
 Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener,
@@ -330,6 +331,8 @@ void Connection::handle_reply(protocol::Message& message) {
   if (auto* header = std::get_if<protocol::FileHeader>(&message)) {
     body = header->body_length();
     owes_trailer_ = true;
+  } else if (auto* digests = std::get_if<protocol::DigestsReply>(&message)) {
+    body = digests->body_length();
   } else if (trailer) {
     owes_trailer_ = false;
   }

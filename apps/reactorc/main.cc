@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
                      options.server.empty() ? " (from REACTOR_SERVER)" : "");
     return client::kExitUsage;
   }
+  options.server = server;  // as used: a partial download notes it (partial_download.h)
   std::vector<reactor::SocketAddress> addresses;
   if (!reactor::resolve(server, &addresses, &err)) return fail(client::kExitConnect, err);
 

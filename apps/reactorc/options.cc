@@ -14,7 +14,7 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-fpqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--progress STYLE]\n"
+    "usage: reactorc [-cfpqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
@@ -36,6 +36,8 @@ const char kUsage[] =
     "                          (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
     "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
     "                          else ~/.config/reactor/secret)\n"
+    "  -c, --continue          get: resume the partial download of an earlier, interrupted\n"
+    "                          get, keeping only the chunks that verify\n"
     "  -f, --force             get: overwrite an existing LOCAL; put: an existing REMOTE\n"
     "  -p, --preserve          put: the server keeps LOCAL's mode and modification time\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
@@ -61,7 +63,9 @@ const char kUsage[] =
 
 namespace {
 
-enum LongOnly { kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure };
+enum LongOnly {
+  kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections,
+};
 
 
 struct CommandSpec {
@@ -90,9 +94,52 @@ bool valid_pin(const char* text) {
   return true;
 }
 
+// Whether the command is bench, found before the real parse: -c means --connections N
+// there and --continue everywhere else. An option argument is skipped; a -c counts as
+// bench's only when a number follows it.
+struct PreScan {
+  bool bench = false;
+  bool c_with_number = false;  // "-c N" seen
+};
+
+PreScan pre_scan(int argc, char** argv) {
+  PreScan scan;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      scan.bench = i + 1 < argc && std::string_view(argv[i + 1]) == "bench";
+      return scan;
+    }
+    if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') {
+      char last = arg.back();
+      bool c_number = last == 'c' && i + 1 < argc && std::isdigit(static_cast<unsigned char>(argv[i + 1][0]));
+      scan.c_with_number = scan.c_with_number || c_number;
+      bool wants_value = std::string_view("sktnd").find(last) != std::string_view::npos || c_number;
+      // "-s" alone takes the next word; "-shost" has its value attached.
+      if (wants_value && arg.find_first_of("sktndc") == arg.size() - 1) ++i;
+      continue;
+    }
+    if (arg.size() > 2 && arg[0] == '-') {
+      static const char* const kWithValue[] = {"--server", "--secret-file", "--timeout", "--progress", "--requests",
+                                               "--duration", "--pipeline", "--source", "--tls-ca", "--tls-pin",
+                                               "--backend", "--connections"};
+      for (const char* name : kWithValue)
+        if (arg == name) ++i;
+      continue;
+    }
+    scan.bench = arg == "bench";
+    return scan;
+  }
+  return scan;
+}
+
 }  // namespace
 
 ParseResult parse_options(int argc, char** argv, Options* out) {
+  const PreScan scan = pre_scan(argc, argv);
+  const bool bench = scan.bench;
+  if (!bench && scan.c_with_number)
+    return app::fail_usage("reactorc", "%s", "-c N is bench's --connections; get's -c (--continue) takes no value");
   static const std::vector<struct option> kLong = app::with_common_options({
       {"server", required_argument, nullptr, 's'},
       {"secret-file", required_argument, nullptr, 'k'},
@@ -100,7 +147,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"preserve", no_argument, nullptr, 'p'},
       {"timeout", required_argument, nullptr, 't'},
       {"progress", required_argument, nullptr, kProgress},
-      {"connections", required_argument, nullptr, 'c'},
+      {"connections", required_argument, nullptr, kConnections},
+      {"continue", no_argument, nullptr, kContinue},
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
@@ -120,16 +168,20 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   const char* bench_only = nullptr;
   const char* transfer_only = nullptr;  // get and put
   const char* put_only = nullptr;
+  const char* get_only = nullptr;
   int c;
-  while ((c = getopt_long(argc, argv, ":s:k:fpt:c:n:d:qvhV", kLong.data(), nullptr)) != -1) {
+  const char* short_options = bench ? ":s:k:fpt:c:n:d:qvhV" : ":s:k:fpt:cn:d:qvhV";
+  while ((c = getopt_long(argc, argv, short_options, kLong.data(), nullptr)) != -1) {
+    if (c == 'c') c = bench ? kConnections : kContinue;
     switch (c) {
-      case 'c': bench_only = bench_only ? bench_only : "-c/--connections"; break;
+      case kConnections: bench_only = bench_only ? bench_only : "-c/--connections"; break;
       case 'n': bench_only = bench_only ? bench_only : "-n/--requests"; break;
       case 'd': bench_only = bench_only ? bench_only : "-d/--duration"; break;
       case kPipeline: bench_only = bench_only ? bench_only : "--pipeline"; break;
       case kSource: bench_only = bench_only ? bench_only : "--source"; break;
       case kJson: bench_only = bench_only ? bench_only : "--json"; break;
       case 'f': transfer_only = transfer_only ? transfer_only : "-f/--force"; break;
+      case kContinue: get_only = get_only ? get_only : "-c/--continue"; break;
       case 'p': put_only = put_only ? put_only : "-p/--preserve"; break;
       default: break;
     }
@@ -138,6 +190,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'k': out->secret_file = optarg; break;
       case 'f': out->force = true; break;
       case 'p': out->preserve = true; break;
+      case kContinue: out->resume = true; break;
       case 't':
         if (!app::parse_seconds(optarg, &out->timeout))
           return app::fail_usage("reactorc", "invalid --timeout '%s': expected seconds, e.g. 30", optarg);
@@ -147,12 +200,9 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
           return app::fail_usage("reactorc", "invalid --progress '%s': expected bar, plane, rainbow or none", optarg);
         out->progress_given = true;
         break;
-      case 'c':
-        if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections)) {
-          if (std::strcmp(optarg, "get") == 0)
-            return app::fail_usage("reactorc", "%s", "-c is bench's --connections; reactorc does not resume downloads yet");
+      case kConnections:
+        if (!app::parse_count(optarg, 1, 1'000'000, &out->bench_connections))
           return app::fail_usage("reactorc", "invalid --connections '%s': expected 1 to 1000000", optarg);
-        }
         break;
       case 'n':
         if (!app::parse_count(optarg, 1, UINT64_MAX / 2, &out->bench_requests))
@@ -204,6 +254,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
   if (put_only != nullptr && out->verb != Verb::kPut)
     return app::fail_usage("reactorc", "%s applies to put only, not to %s", put_only, name);
+  if (get_only != nullptr && out->verb != Verb::kGet)
+    return app::fail_usage("reactorc", "%s applies to get only, not to %s", get_only, name);
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);

@@ -20,6 +20,7 @@ struct Options : app::CommonOptions {
   std::string secret_file;  // empty: the default path
   bool force = false;
   bool preserve = false;    // put -p: send the mode and mtime
+  bool resume = false;      // get -c: continue a partial download, verified chunk by chunk
   bool progress_given = false;
   ProgressStyle progress = ProgressStyle::kBar;
   std::chrono::milliseconds timeout{30'000};

@@ -24,3 +24,11 @@
     cr_assert(hay_.find(needle_) != std::string::npos, "expected \"%s\" in:\n%s",          \
               needle_.c_str(), hay_.c_str());                                              \
   } while (0)
+
+#define ASSERT_NOT_CONTAINS(haystack, needle)                                              \
+  do {                                                                                     \
+    const std::string assert_haystack_ = (haystack);                                       \
+    const std::string assert_needle_ = (needle);                                           \
+    cr_assert(assert_haystack_.find(assert_needle_) == std::string::npos,                  \
+              "expected no \"%s\" in:\n%s", assert_needle_.c_str(), assert_haystack_.c_str()); \
+  } while (0)
