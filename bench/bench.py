@@ -775,6 +775,59 @@ def scenario_u():
     return summary
 
 
+def bytes_out(log_text, since):
+    """Bytes reactord sent on the connections that closed in its log after offset `since`
+    (the "closed: ... (N requests, B bytes out, ...)" lines): what went on the wire."""
+    return sum(int(m.group(1)) for m in re.finditer(r"requests?, (\d+) bytes out", log_text[since:]))
+
+
+@scenario("R")
+def scenario_r():
+    """A 1 GiB download killed (SIGKILL) at half way and resumed with -c: the bytes the
+    server sent over both connections against the file, and how fast the resume checked
+    the 512 MiB it held (SHA-256 of every chunk against the server's digests) against
+    `openssl speed` on the same machine."""
+    log_path = os.path.join(TMP, "reactord-resume.log")
+    rd, addr = start_reactord(quiet=False, log_name="reactord-resume.log")
+    out = os.path.join(OUTDIR, "resumed.bin")
+    partial = os.path.join(OUTDIR, ".resumed.bin.reactor-partial")
+    runs = []
+    for run in range(RUNS):
+        log("scenario R run %d/%d" % (run + 1, RUNS))
+        for path in (out, partial, partial + ".json"):
+            if os.path.exists(path):
+                os.unlink(path)
+        warm_tmpfs(out)
+        with open(log_path) as f:
+            since = len(f.read())
+        p = start(reactorc(addr, "-q", "get", "big.bin", out))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None:
+            if os.path.exists(partial) and os.path.getsize(partial) >= GIB // 2:
+                break
+            time.sleep(0.002)
+        p.kill()
+        p.wait()
+        held = os.path.getsize(partial) if os.path.exists(partial) else 0
+        if held == 0 or held >= GIB:
+            raise RuntimeError("the first download was not cut in the middle (%d bytes held)" % held)
+        r = measure(reactorc(addr, "-c", "get", "big.bin", out))
+        if r["rc"] != 0 or os.path.getsize(out) != GIB:
+            raise RuntimeError("the resume failed (exit %d): %s" % (r["rc"], r["err"][-300:]))
+        m = re.search(r"(\d+) verified and kept.*checked in ([\d.]+) s, (\d+) MB/s", r["err"])
+        if not m:
+            raise RuntimeError("the resume did not say what it checked: %s" % r["err"][-300:])
+        time.sleep(0.2)  # the server logs the close
+        with open(log_path) as f:
+            wire = bytes_out(f.read(), since)
+        runs.append({"held": held, "kept": int(m.group(1)), "check_s": float(m.group(2)),
+                     "check_mbps": float(m.group(3)), "wire_over_file": wire / GIB, "resume_s": r["wall"]})
+        log("  held %d, wire %.3f x the file, checked at %s MB/s" % (held, wire / GIB, m.group(3)))
+        os.unlink(out)
+    stop(rd)
+    return {k: median([x[k] for x in runs]) for k in runs[0]}
+
+
 @scenario("P")
 def scenario_p():
     """Ping latency while four 1 GiB uploads go to a disk and commit (fsync, rename, fsync
@@ -1444,6 +1497,18 @@ def write_report(machine, sha_mbps, elapsed):
                      fmt(sp["idle_p99"], "%.3f"), met(sp["p99"] < 5)))
     else:
         L.append("| P | ping while uploads commit | did not run | < 5 ms | see notes |")
+    sr = RESULTS.get("R")
+    if sr:
+        check_ratio = sr["check_mbps"] / sha_mbps if sha_mbps else None
+        L.append("| R | 1 GiB download killed at half way (SIGKILL), resumed with `-c` | on the wire **%s x** the file "
+                 "over both connections; the %s MiB held checked at **%s MB/s** in %s s (`openssl speed` SHA-256: "
+                 "%s MB/s) | <= 1.05x the file; check >= 90%% of `openssl speed` | %s (wire); %s %s (check) |" % (
+                     fmt(sr["wire_over_file"], "%.3f"), fmt(sr["kept"] / 2**20), fmt(sr["check_mbps"]),
+                     fmt(sr["check_s"], "%.2f"), fmt(sha_mbps), met(sr["wire_over_file"] <= 1.05),
+                     "n/a" if check_ratio is None else "%.0f%%" % (100 * check_ratio),
+                     met(check_ratio is not None and check_ratio >= 0.9)))
+    else:
+        L.append("| R | resumed download | did not run | <= 1.05x, >= 90%% of openssl speed | see notes |")
     L.append("")
     if s1:
         L.append("### Scenario 1 in detail")
@@ -1561,10 +1626,10 @@ def main():
         return
     make_files()
     sha = sha256_speed()
-    only = os.environ.get("BENCH_ONLY", "123456789UP")
+    only = os.environ.get("BENCH_ONLY", "123456789UPR")
     for name, fn in (("1", scenario_1), ("2", scenario_2), ("3", scenario_3), ("4", scenario_4),
                      ("5", scenario_5), ("6", scenario_6), ("7", scenario_7), ("8", scenario_8),
-                     ("9", scenario_9), ("U", scenario_u), ("P", scenario_p)):
+                     ("9", scenario_9), ("U", scenario_u), ("P", scenario_p), ("R", scenario_r)):
         if name in only:
             fn()
     elapsed = time.monotonic() - t0

@@ -47,6 +47,7 @@ constexpr CodeName kCodeNames[] = {
     {ErrorCode::kTooLarge, "too_large"},
     {ErrorCode::kNoSpace, "no_space"},
     {ErrorCode::kDigestMismatch, "digest_mismatch"},
+    {ErrorCode::kInProgress, "in_progress"},
 };
 
 constexpr bool table_in_enum_order() {

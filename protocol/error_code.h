@@ -46,9 +46,10 @@ enum class ErrorCode {
   kTooLarge,
   kNoSpace,
   kDigestMismatch,
+  kInProgress,  // put with resume: another upload continues that file
 };
 // The last code, for loops over all of them.
-inline constexpr ErrorCode kLastErrorCode = ErrorCode::kDigestMismatch;
+inline constexpr ErrorCode kLastErrorCode = ErrorCode::kInProgress;
 
 // The wire name, e.g. "header_too_large". Never null.
 const char* to_string(ErrorCode code);

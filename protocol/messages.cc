@@ -184,11 +184,20 @@ bool parse(FieldReader& r, PutRequest* m) {
     if (!r.read_int("mtime", &mtime)) return false;
     m->mtime = mtime;
   }
+  if (!r.read_optional_bool("resume", &m->resume)) return false;
+  if (m->resume && !read_hex(r, "root", &m->root)) return false;
   return true;
 }
 
-bool parse(FieldReader& r, PutReady* m) {
-  return r.read_string("path", kMaxPathLen, &m->path) && r.read_size("offset", &m->offset);
+bool parse(FieldReader& r, PutReady* m, uint64_t body_length) {
+  if (!(r.read_string("path", kMaxPathLen, &m->path) && r.read_size("offset", &m->offset) &&
+        r.read_optional_size("count", &m->count)))
+    return false;
+  if (m->count > chunk_count(m->offset) || body_length != m->body_length())
+    return r.fail(ErrorCode::kBadSize, "count",
+                  ": " + std::to_string(m->count) + " digests for " + std::to_string(m->offset) + " bytes held, " +
+                      std::to_string(body_length) + " bytes of body");
+  return true;
 }
 
 bool parse(FieldReader& r, PutDone* m) {
@@ -401,12 +410,23 @@ struct ToJson {
     if (m.force) checked(cJSON_AddTrueToObject(obj, "force"));
     if (m.mode) add_uint(obj, "mode", *m.mode);
     if (m.mtime) add_int(obj, "mtime", *m.mtime);
+    if (m.resume) {
+      checked(cJSON_AddTrueToObject(obj, "resume"));
+      add_hex(obj, "root", m.root);
+    }
   }
   void operator()(const PutReady& m) const {
     add_string(obj, "path", m.path);
     add_uint(obj, "offset", m.offset);
+    if (m.count > 0) {
+      add_uint(obj, "count", m.count);
+      add_uint(obj, "body", m.body_length());
+    }
   }
-  void operator()(const Data& m) const { add_uint(obj, "body", m.length); }
+  void operator()(const Data& m) const {
+    if (m.offset) add_uint(obj, "offset", *m.offset);
+    add_uint(obj, "body", m.length);
+  }
   void operator()(const PutDone& m) const {
     add_string(obj, "path", m.path);
     add_uint(obj, "size", m.size);
@@ -486,7 +506,8 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
     *err = ProtocolError{ErrorCode::kUnknownType, "unknown message type " + quoted(type)};
     return std::nullopt;
   }
-  if (body_length > 0 && index != kIndex<FileHeader> && index != kIndex<Data> && index != kIndex<DigestsReply>) {
+  if (body_length > 0 && index != kIndex<FileHeader> && index != kIndex<Data> && index != kIndex<DigestsReply> &&
+      index != kIndex<PutReady>) {
     *err = ProtocolError{ErrorCode::kBadSize, "message \"" + type + "\" cannot carry a body (" +
                                                   std::to_string(body_length) + " bytes announced)"};
     return std::nullopt;
@@ -532,11 +553,17 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
       return parse_as<ErrorMessage>(r);
     case kIndex<PutRequest>:
       return parse_as<PutRequest>(r);
-    case kIndex<PutReady>:
-      return parse_as<PutReady>(r);
-    case kIndex<Data>:
+    case kIndex<PutReady>: {
+      PutReady m;
+      if (!parse(r, &m, body_length)) return std::nullopt;
+      return Message(std::move(m));
+    }
+    case kIndex<Data>: {
       // The frame's "body" field is the length; the decoder has already read it.
-      return Message(Data{body_length});
+      Data m{body_length, std::nullopt};
+      if (!read_optional(r, "offset", &m.offset)) return std::nullopt;
+      return Message(m);
+    }
     case kIndex<PutDone>:
       return parse_as<PutDone>(r);
     case kIndex<DigestsRequest>:
@@ -617,10 +644,13 @@ bool operator==(const ErrorMessage& a, const ErrorMessage& b) {
   return a.code == b.code && a.message == b.message;
 }
 bool operator==(const PutRequest& a, const PutRequest& b) {
-  return a.path == b.path && a.size == b.size && a.force == b.force && a.mode == b.mode && a.mtime == b.mtime;
+  return a.path == b.path && a.size == b.size && a.force == b.force && a.mode == b.mode && a.mtime == b.mtime &&
+         a.resume == b.resume && (!a.resume || a.root == b.root);
 }
-bool operator==(const PutReady& a, const PutReady& b) { return a.path == b.path && a.offset == b.offset; }
-bool operator==(const Data& a, const Data& b) { return a.length == b.length; }
+bool operator==(const PutReady& a, const PutReady& b) {
+  return a.path == b.path && a.offset == b.offset && a.count == b.count;
+}
+bool operator==(const Data& a, const Data& b) { return a.length == b.length && a.offset == b.offset; }
 bool operator==(const PutDone& a, const PutDone& b) {
   return a.path == b.path && a.size == b.size && a.root == b.root;
 }

@@ -95,9 +95,12 @@ struct PutRequest {  // version 2
   bool force = false;
   std::optional<uint32_t> mode;  // absent: the server's default
   std::optional<int64_t> mtime;  // absent: the time it is stored
+  bool resume = false;            // continue a kept upload of this file
+  Digest root{};                  // with resume: the file's chunk-tree root
 };
 struct Data {  // client -> server, after put_ready: the body, `length` bytes
   uint64_t length = 0;
+  std::optional<uint64_t> offset;  // the first byte sent; absent: put_ready's offset
 };
 
 // Replies, server -> client.
@@ -145,9 +148,11 @@ struct Pong {
 struct MsgOk {
   uint64_t bytes = 0;
 };
-struct PutReady {  // "put_ready": send the body from `offset`
+struct PutReady {  // "put_ready": the server holds `offset` bytes; `count` digests follow
   std::string path;
   uint64_t offset = 0;
+  uint64_t count = 0;
+  uint64_t body_length() const { return count * sizeof(Digest); }
 };
 struct PutDone {  // "put_done": stored
   std::string path;
@@ -206,7 +211,7 @@ const char* type_name(MessageType type);
 // Validates a header (from FrameDecoder::header()) whose frame announced body_length
 // body bytes. Returns the message, or std::nullopt with *err set: missing_field,
 // wrong_type, bad_size, unknown_type, or unsupported_version for "proto": 0.
-// Only "file", "data" and "digests_ok" may have a body; a file's must be at most
+// Only "file", "data", "digests_ok" and "put_ready" may have a body; a file's must be at most
 // size - offset bytes (exactly that unless it answers a ranged get), a digests_ok's
 // exactly 32 * count.
 // Fields the contract does not define are ignored.

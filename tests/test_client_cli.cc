@@ -613,10 +613,10 @@ Test(client_cli, options_of_another_command_are_refused) {
   };
   const Case cases[] = {
       {{"--json", "ls"}, "--json applies to bench only, not to ls"},
-      {{"-c", "1", "get", "x"}, "-c N is bench's --connections; get's -c (--continue) takes no value"},
+      {{"-c", "1", "get", "x"}, "-c N is bench's --connections; -c (--continue) of get and put takes no value"},
       {{"--connections", "1", "get", "x"}, "-c/--connections applies to bench only, not to get"},
-      {{"-c", "ls"}, "-c/--continue applies to get only, not to ls"},
-      {{"--continue", "put", "a"}, "-c/--continue applies to get only, not to put"},
+      {{"-c", "ls"}, "-c/--continue applies to get and put only, not to ls"},
+      {{"--continue", "stat", "a"}, "-c/--continue applies to get and put only, not to stat"},
       {{"-n", "5", "ping"}, "-n/--requests applies to bench only"},
       {{"--pipeline", "2", "stat", "x"}, "--pipeline applies to bench only"},
       {{"-f", "ls"}, "-f/--force applies to get and put only, not to ls"},

@@ -547,3 +547,25 @@ Test(messages, version_2_ranges_roots_and_digests, .timeout = kTimeout) {
       ErrorCode::kBadSize, 32);
   expect_contains(chunk.message, "chunk");
 }
+
+Test(messages, version_2_resumable_puts, .timeout = kTimeout) {
+  PutRequest put{"big.iso", 3 << 20, false, std::nullopt, std::nullopt, true, pattern<32>(6)};
+  expect_round_trip(put);
+  cr_assert(encode(PutRequest{"a", 1, false, std::nullopt, std::nullopt, true, Digest{}}).substr(4) ==
+            R"({"type":"put","path":"a","size":1,"resume":true,"root":")" + std::string(64, '0') + "\"}");
+  expect_error(R"({"type":"put","path":"a","size":1,"resume":true})", ErrorCode::kMissingField);
+  const Message plain = expect_ok(R"({"type":"put","path":"a","size":1,"root":"zz"})");  // ignored without resume
+  cr_assert_not(std::get<PutRequest>(plain).resume);
+
+  expect_round_trip(PutReady{"big.iso", 2 << 20, 2}, std::string(64, 'r'));
+  expect_round_trip(PutReady{"big.iso", 0, 0});
+  expect_error(R"({"type":"put_ready","path":"a","offset":1048576,"count":2})", ErrorCode::kBadSize, 64);  // 1 chunk held
+  expect_error(R"({"type":"put_ready","path":"a","offset":1048576,"count":1})", ErrorCode::kBadSize, 31);
+
+  expect_round_trip(Data{5, uint64_t{1} << 20}, "abcde");
+  const Message data = expect_ok(R"({"type":"data","offset":7})", 3);
+  cr_assert_eq(std::get<Data>(data).offset.value_or(0), 7u);
+  cr_assert_not(std::get<Data>(expect_ok(R"({"type":"data"})", 3)).offset.has_value());
+  cr_assert_str_eq(to_string(ErrorCode::kInProgress), "in_progress");
+  cr_assert_not(is_fatal(ErrorCode::kInProgress));
+}

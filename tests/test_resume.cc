@@ -276,7 +276,8 @@ Test(resume, killed_at_10_50_and_99_percent_either_side_then_resumed) {
       std::string err;
       auto proxy = Proxy::start(s.server.plain_address(), f, &err);
       cr_assert(proxy.has_value(), "%s", err.c_str());
-      Process client = spawn_reactorc(s, via(s, proxy->address(), {"-t", "2", "get", "big.bin", s.in_downloads(local)}));
+      Process client =
+          spawn_reactorc(s, via(s, proxy->address(), {"-t", "2", "--retry", "0", "get", "big.bin", s.in_downloads(local)}));
       wait_for_partial(s, local, at - 4096, client);
       if (kill_server) {
         // The server dies at once; the client, behind a proxy that forwards nothing more,
@@ -358,4 +359,61 @@ Test(resume, without_c_a_partial_is_discarded_and_said_so) {
   cr_assert(r.exited_with(7), "%s", r.describe().c_str());
   cr_assert(read_file(outside).value_or("") == "keep me");
   stop_cleanly(s);
+}
+
+// --retry: a connection lost mid-body is reconnected and resumed, chunk by chunk checked.
+Test(resume, retry_resumes_a_download_cut_by_the_network) {
+  Served s = serve(options());
+  const uint64_t size = 30 * kChunk + 5;
+  make_pattern(s.in_root("f.bin"), size, 31);
+  FaultSpec f;
+  f.cut_after = size * 2 / 5;
+  f.only_connection = 0;  // the first connection is cut; the retry's goes through
+  std::string err;
+  auto proxy = Proxy::start(s.server.plain_address(), f, &err);
+  cr_assert(proxy.has_value(), "%s", err.c_str());
+  size_t mark = s.server.stderr_text().size();
+  ClientResult r = run_client(via(s, proxy->address(), {"--retry", "2", "get", "f.bin", s.in_downloads("f.bin")}),
+                              Millis(60000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  assert_complete(s, "f.bin", "f.bin");
+  ASSERT_CONTAINS(r.stderr_text, "retrying in 1 s (1/2)");
+  ASSERT_CONTAINS(r.stderr_text, "resuming");
+  // The first get announced the whole file and was cut at 40 %; the resume's announce
+  // the rest, within a chunk of it.
+  uint64_t announced = body_bytes_sent(s.server.stderr_text(), mark);
+  uint64_t cut = *f.cut_after;
+  cr_assert(announced >= size && announced - size <= size - cut + kChunk + 4096, "%llu body bytes announced, file %llu",
+            static_cast<unsigned long long>(announced), static_cast<unsigned long long>(size));
+  stop_cleanly(s);
+}
+
+Test(resume, retry_gives_up_after_its_count_and_keeps_the_partial) {
+  Served s = serve(options());
+  const uint64_t size = 8 * kChunk;
+  make_pattern(s.in_root("f.bin"), size, 32);
+  FaultSpec f;
+  f.cut_after = size / 4;  // every connection
+  std::string err;
+  auto proxy = Proxy::start(s.server.plain_address(), f, &err);
+  cr_assert(proxy.has_value(), "%s", err.c_str());
+  ClientResult r = run_client(via(s, proxy->address(), {"--retry", "2", "get", "f.bin", s.in_downloads("f.bin")}),
+                              Millis(60000));
+  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "(1/2)");
+  ASSERT_CONTAINS(r.stderr_text, "retrying in 2 s (2/2)");
+  ASSERT_CONTAINS(r.stderr_text, "reactorc get -c resumes it");
+  cr_assert_eq(proxy->stats().accepted, 3u, "one attempt and two retries");
+  cr_assert(exists(partial_of(s, "f.bin")));
+  // --retry 0: no second attempt.
+  r = run_client(via(s, proxy->address(), {"--retry", "0", "-c", "get", "f.bin", s.in_downloads("f.bin")}), Millis(60000));
+  cr_assert(r.exited_with(8), "%s", r.describe().c_str());
+  ASSERT_NOT_CONTAINS(r.stderr_text, "retrying");
+  cr_assert_eq(proxy->stats().accepted, 4u);
+  // A server never reached is not retried: the address is wrong, not the network.
+  std::string closed = s.server.plain_address();
+  stop_cleanly(s);
+  r = run_client(via(s, closed, {"--retry", "3", "get", "f.bin", s.in_downloads("g.bin")}), Millis(60000));
+  cr_assert(r.exited_with(3), "%s", r.describe().c_str());
+  ASSERT_NOT_CONTAINS(r.stderr_text, "retrying");
 }

@@ -48,7 +48,9 @@ ServeOptions options(const std::vector<std::string>& extra_args = {}) {
 // reactorc arguments for talking to ADDRESS (a proxy) instead of the server itself.
 std::vector<std::string> client_args_via(const Served& s, const std::string& address,
                                          const std::vector<std::string>& args) {
-  std::vector<std::string> out = {"-s", address, "-k", s.secret.path, "--progress=none"};
+  // One attempt: these tests are about what a single failure leaves (--retry is
+  // test_resume's).
+  std::vector<std::string> out = {"-s", address, "-k", s.secret.path, "--progress=none", "--retry", "0"};
   out.insert(out.end(), args.begin(), args.end());
   return out;
 }

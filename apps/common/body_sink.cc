@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
+#include "protocol/hex.h"
+#include "protocol/sha256.h"
 #include "reactor/errors.h"
 
 namespace app {
@@ -36,7 +39,32 @@ constexpr size_t kTempRandom = 6;
 
 }  // namespace
 
+bool is_resume_name(std::string_view name) {
+  // "." STEM "." 24 hex digits ".resume"
+  constexpr std::string_view kSuffix = ".resume";
+  constexpr size_t kHex = 24;
+  if (name.size() < 1 + 1 + 1 + kHex + kSuffix.size() || name.front() != '.') return false;
+  if (name.substr(name.size() - kSuffix.size()) != kSuffix) return false;
+  std::string_view hex = name.substr(name.size() - kSuffix.size() - kHex, kHex);
+  for (char c : hex)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return name[name.size() - kSuffix.size() - kHex - 1] == '.';
+}
+
+std::string resume_name_for(const std::string& name, uint64_t size, const protocol::Digest& root) {
+  unsigned char key[8 + 32];
+  for (int i = 0; i < 8; ++i) key[i] = static_cast<unsigned char>(size >> (56 - 8 * i));
+  std::memcpy(key + 8, root.data(), root.size());
+  std::string hex = protocol::to_hex(protocol::sha256(key, sizeof key)).substr(0, 24);
+  // Within NAME_MAX: a long name keeps its first 160 bytes and a hash of the whole.
+  std::string stem = name.size() <= 200 ? name
+                                        : name.substr(0, 160) + "~" +
+                                              protocol::to_hex(protocol::sha256(name.data(), name.size())).substr(0, 16);
+  return "." + stem + "." + hex + ".resume";
+}
+
 bool is_temp_name(std::string_view name) {
+  if (is_resume_name(name)) return true;
   // "." NAME "." XXXXXX ".part", NAME at least one byte.
   const size_t suffix = sizeof kTempSuffix - 1;
   if (name.size() < 1 + 1 + 1 + kTempRandom + suffix || name.front() != '.') return false;

@@ -32,8 +32,14 @@
 namespace app {
 
 // Whether `name` has the form of a sink's temporary file, ".NAME.XXXXXX.part" with six
-// letters or digits: reactord never lists, serves or overwrites such a name.
+// letters or digits, or of a resumable upload's, ".NAME.<24 hex digits>.resume":
+// reactord never lists, serves or overwrites such a name.
 bool is_temp_name(std::string_view name);
+bool is_resume_name(std::string_view name);
+// The name of the kept partial of a resumable upload (put -c) of a file of `size` bytes
+// and chunk-tree `root` to `name`: derived from the three, so that only the same file
+// finds it again, even after a restart.
+std::string resume_name_for(const std::string& name, uint64_t size, const protocol::Digest& root);
 
 class BodySink {
  public:

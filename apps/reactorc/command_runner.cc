@@ -45,10 +45,15 @@ std::string format_time(int64_t seconds) {
 
 CommandRunner::CommandRunner(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
                              std::shared_ptr<protocol::TlsContext> tls)
-    : loop_(loop), options_(options), connection_(loop, secret, *this, std::move(tls)) {}
+    : loop_(loop),
+      options_(options),
+      secret_(secret),
+      tls_(std::move(tls)),
+      connection_(std::make_unique<Connection>(loop, secret, *this, tls_)) {}
 
 CommandRunner::~CommandRunner() {
   if (progress_timer_ != 0) loop_.cancel(progress_timer_);
+  if (retry_timer_ != 0) loop_.cancel(retry_timer_);
 }
 
 bool CommandRunner::prepare() {
@@ -78,6 +83,10 @@ bool CommandRunner::prepare_put() {
   }
   put_label_ = local;
   auto put = std::make_unique<PutCommand>(std::move(file), st, remote, options_.force, options_.preserve, this);
+  if (options_.resume && !put->prepare_resume(&err)) {
+    report_failure(kExitLocal, err);
+    return false;
+  }
   put_ = put.get();
   command_ = std::move(put);
   return true;
@@ -105,6 +114,7 @@ bool CommandRunner::prepare_get() {
     }
     auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree);
     sink->open_stream(std::move(stream), display);
+    streaming_ = true;
     submit_get(std::move(sink), 0);
     return true;
   }
@@ -186,7 +196,7 @@ void CommandRunner::start_over(const std::string& why) {
   resuming_ = false;
   submit_get(std::move(sink), 0);
   sent_at_ = loop_.now();
-  connection_.submit(*command_);
+  connection_->submit(*command_);
 }
 
 void CommandRunner::on_resume_step(Command& command) {
@@ -201,7 +211,7 @@ void CommandRunner::on_resume_step(Command& command) {
   uint64_t wanted = std::min<uint64_t>(leaves_wanted_, protocol::chunk_count(tree_.size));
   if (leaves_.size() < wanted && reply.count > 0) {
     steps_.push_back(std::make_unique<DigestsCommand>(remote_, leaves_.size(), wanted - leaves_.size()));
-    connection_.submit(*steps_.back());
+    connection_->submit(*steps_.back());
     return;
   }
   plan_resume();
@@ -228,7 +238,9 @@ void CommandRunner::plan_resume() {
   std::string err;
   uint64_t held = std::min(partial_.held(), tree_.size);
   ChunkCheck check;
+  auto checking = std::chrono::steady_clock::now();
   if (!check_chunks(partial_.fd(), held, tree_.size, leaves_, &check, &err)) return report_failure(kExitLocal, err);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - checking).count();
   uint64_t kept = std::min(check.checked * protocol::kChunkSize, tree_.size);
   if (!partial_.truncate(kept, &err) || !partial_.write_note(source, &err)) return report_failure(kExitLocal, err);
   uint64_t refetched = 0;
@@ -243,23 +255,92 @@ void CommandRunner::plan_resume() {
     chunk.mtime = tree_.mtime;
     refetched += chunk.length;
     steps_.push_back(std::make_unique<ChunkGetCommand>(remote_, partial_.fd(), chunk));
-    connection_.submit(*steps_.back());
+    connection_->submit(*steps_.back());
   }
   if (options_.verbosity >= 0)
-    app::log_info("resuming \"%s\": %llu bytes held, %llu verified and kept, %zu chunk(s) of %llu bytes fetched again",
+    app::log_info("resuming \"%s\": %llu bytes held, %llu verified and kept, %zu chunk(s) of %llu bytes fetched again "
+                  "(checked in %.3f s, %.0f MB/s)",
                   shown.c_str(), static_cast<unsigned long long>(partial_.held()),
                   static_cast<unsigned long long>(kept - refetched), check.bad.size(),
-                  static_cast<unsigned long long>(refetched));
+                  static_cast<unsigned long long>(refetched), seconds,
+                  seconds > 0 ? static_cast<double>(check.bytes_hashed) / seconds / 1e6 : 0.0);
   std::vector<protocol::Digest> verified(leaves_.begin(), leaves_.begin() + static_cast<std::ptrdiff_t>(check.checked));
   std::unique_ptr<app::BodySink> sink = partial_sink(verified, kept, &err);
   if (!sink) return report_failure(kExitLocal, err);
   submit_get(std::move(sink), kept);
   sent_at_ = loop_.now();
-  connection_.submit(*command_);
+  connection_->submit(*command_);
 }
 
 void CommandRunner::start(std::vector<reactor::SocketAddress> addresses) {
-  connection_.connect(std::move(addresses), options_.timeout);
+  addresses_ = addresses;
+  connection_->connect(std::move(addresses), options_.timeout);
+}
+
+bool CommandRunner::should_retry(Failure failure) const {
+  if (done_ || attempt_ >= options_.retry || streaming_) return false;
+  if (options_.verb != Verb::kGet && options_.verb != Verb::kPut) return false;
+  // A connection lost or gone silent; a refused connect only once the server has been
+  // reached before (it is restarting): a wrong address fails at once, as curl and wget do.
+  return failure == Failure::kClosed || failure == Failure::kTimeout ||
+         (failure == Failure::kConnect && connected_once_);
+}
+
+void CommandRunner::schedule_retry(const std::string& message) {
+  uint64_t total = 0;
+  uint64_t done = 0;
+  if (get_ != nullptr && get_->started()) {
+    total = get_->expected_size();
+    done = progress_base_ + get_->received();
+  } else if (put_ != nullptr) {
+    total = put_->size();
+    done = put_->sent();
+  }
+  if (progress_timer_ != 0) {
+    loop_.cancel(progress_timer_);
+    progress_timer_ = 0;
+  }
+  if (progress_) {
+    progress_->clear();
+    progress_.reset();
+  }
+  auto delay = std::chrono::seconds(std::min<uint64_t>(uint64_t{1} << std::min<uint64_t>(attempt_, 5), 30));
+  ++attempt_;
+  std::string where = total > 0 ? " at " + std::to_string(done * 100 / total) + " %" : "";
+  if (options_.verbosity >= 0)
+    app::log_warn("%s%s; retrying in %lld s (%llu/%llu)", message.c_str(), where.c_str(),
+                  static_cast<long long>(delay.count()), static_cast<unsigned long long>(attempt_),
+                  static_cast<unsigned long long>(options_.retry));
+  retry_timer_ = loop_.run_after(delay, [this] {
+    retry_timer_ = 0;
+    retry();
+  });
+}
+
+// A new connection, and the command again: a get resumes from what the partial holds
+// (every chunk checked again), a put -c from what the server kept, a put without -c
+// from its first byte.
+void CommandRunner::retry() {
+  steps_.clear();
+  leaves_.clear();
+  tree_ = protocol::DigestsReply{};
+  get_ = nullptr;
+  put_ = nullptr;
+  command_.reset();
+  std::string err;
+  if (options_.verb == Verb::kGet) {
+    if (!partial_.refresh(&err)) return report_failure(kExitLocal, err);
+    resuming_ = partial_.held() > 0;
+    if (!resuming_) {
+      std::unique_ptr<app::BodySink> sink = partial_sink({}, 0, &err);
+      if (!sink) return report_failure(kExitLocal, err);
+      submit_get(std::move(sink), 0);
+    }
+  } else if (!prepare_put()) {
+    return;  // reported
+  }
+  connection_ = std::make_unique<Connection>(loop_, secret_, *this, tls_);
+  connection_->connect(addresses_, options_.timeout);
 }
 
 std::unique_ptr<Command> CommandRunner::make_command() {
@@ -281,6 +362,7 @@ void CommandRunner::on_ready(Connection& connection) {
   if (options_.verbosity > 0)
     app::log_info("connected to %s (%s), authenticated; %s", connection.peer().c_str(),
                   connection.server_software().c_str(), connection.security().c_str());
+  connected_once_ = true;
   if (resuming_) return start_resume(connection);
   if (!command_) command_ = make_command();
   if (!command_) {
@@ -304,6 +386,10 @@ void CommandRunner::on_ready(Connection& connection) {
 void CommandRunner::on_command_done(Connection&, Command& command) {
   if (done_) return;
   if (&command != command_.get()) return on_resume_step(command);
+  // A put -c refused because an earlier attempt's connection still holds the server's
+  // partial: the server lets a silent one go, so this is worth the next retry.
+  if (!command.succeeded() && put_ != nullptr && put_->refused_in_progress() && !done_ && attempt_ < options_.retry)
+    return schedule_retry(command.result().message);
   if (!command.succeeded()) return report_failure(command.result().exit_code, command.result().message);
   report_success();
 }
@@ -343,13 +429,13 @@ void CommandRunner::report_success() {
     case Verb::kPing:
       if (!quiet) {
         double ms = std::chrono::duration<double, std::milli>(loop_.now() - sent_at_).count();
-        std::printf("pong from %s (%s): %.3f ms\n", connection_.peer().c_str(), connection_.server_software().c_str(),
+        std::printf("pong from %s (%s): %.3f ms\n", connection_->peer().c_str(), connection_->server_software().c_str(),
                     ms);
       }
       break;
     case Verb::kSend:
       if (!quiet)
-        std::printf("message delivered to %s (%llu bytes)\n", connection_.peer().c_str(),
+        std::printf("message delivered to %s (%llu bytes)\n", connection_->peer().c_str(),
                     static_cast<unsigned long long>(static_cast<MsgCommand&>(*command_).bytes()));
       break;
     case Verb::kBench:
@@ -376,7 +462,13 @@ void CommandRunner::on_file(const protocol::FileHeader& header) {
   show_progress(get_->sink().display(), header.size, header.offset);
 }
 
-void CommandRunner::on_put_ready(uint64_t size, uint64_t offset) { show_progress(put_label_, size, offset); }
+void CommandRunner::on_put_ready(uint64_t size, uint64_t offset) {
+  if (options_.resume && put_->held_by_server() > 0 && options_.verbosity >= 0)
+    app::log_info("resuming the upload of \"%s\": the server held %llu bytes, %llu of them this file's",
+                  app::escape_for_terminal(put_label_).c_str(),
+                  static_cast<unsigned long long>(put_->held_by_server()), static_cast<unsigned long long>(offset));
+  show_progress(put_label_, size, offset);
+}
 
 void CommandRunner::show_progress(const std::string& label, uint64_t total, uint64_t start) {
   if (options_.verbosity < 0) return;
@@ -402,7 +494,8 @@ void CommandRunner::on_received(uint64_t bytes) {
 
 void CommandRunner::on_failure(Connection&, Failure failure, const std::string& message) {
   if (done_) return;
-  // The command in flight, if any, has been abandoned (its partial file removed).
+  // The command in flight, if any, has been abandoned (a download keeps its partial).
+  if (should_retry(failure)) return schedule_retry(message);
   report_failure(exit_code_for(failure), message);
 }
 
@@ -440,7 +533,11 @@ void CommandRunner::finish(int code) {
     loop_.cancel(progress_timer_);
     progress_timer_ = 0;
   }
-  connection_.close();
+  if (retry_timer_ != 0) {
+    loop_.cancel(retry_timer_);
+    retry_timer_ = 0;
+  }
+  connection_->close();
   std::fflush(stdout);
   loop_.stop();
 }

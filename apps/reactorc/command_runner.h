@@ -58,6 +58,11 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   void on_resume_step(Command& command);
   void plan_resume();
   void start_over(const std::string& why);
+  // --retry: whether this failure of the connection is worth another attempt, and the
+  // next attempt (a new connection, resuming what the last one left).
+  bool should_retry(Failure failure) const;
+  void schedule_retry(const std::string& message);
+  void retry();
   void submit_get(std::unique_ptr<app::BodySink> sink, uint64_t offset);
   bool prepare_put();
   void show_progress(const std::string& label, uint64_t total, uint64_t start);
@@ -68,7 +73,14 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
 
   reactor::EventLoop& loop_;
   const Options& options_;
-  Connection connection_;
+  const app::Secret& secret_;
+  std::shared_ptr<protocol::TlsContext> tls_;
+  std::unique_ptr<Connection> connection_;  // a new one for each attempt
+  std::vector<reactor::SocketAddress> addresses_;
+  uint64_t attempt_ = 0;         // retries so far
+  bool connected_once_ = false;  // some attempt got as far as authenticating
+  bool streaming_ = false;       // get into a stream: what went out cannot be taken back
+  reactor::EventLoop::TimerId retry_timer_ = 0;
   std::unique_ptr<Command> command_;
   GetCommand* get_ = nullptr;  // command_, when it is a get
   // A get into a file: its partial download, in the destination's directory.

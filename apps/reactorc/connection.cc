@@ -333,6 +333,8 @@ void Connection::handle_reply(protocol::Message& message) {
     owes_trailer_ = true;
   } else if (auto* digests = std::get_if<protocol::DigestsReply>(&message)) {
     body = digests->body_length();
+  } else if (auto* ready = std::get_if<protocol::PutReady>(&message)) {
+    body = ready->body_length();
   } else if (trailer) {
     owes_trailer_ = false;
   }

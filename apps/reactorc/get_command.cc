@@ -75,6 +75,7 @@ void GetCommand::on_file(const protocol::FileHeader& header) {
   started_ = true;
   sink_->set_digest_kind(protocol::digest_kind_for(protocol_version()));
   expected_ = header.body_length();
+  size_ = header.size;
   mtime_ = header.mtime;
   if (partial_ != nullptr) {
     std::string err;

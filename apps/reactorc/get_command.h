@@ -52,6 +52,8 @@ class GetCommand final : public Command {
   // Whether a file header arrived (a transfer started, as opposed to a refusal).
   bool started() const { return started_; }
   uint64_t received() const { return received_; }
+  // The remote file's size, from the header (0 before it).
+  uint64_t expected_size() const { return size_; }
   const protocol::Digest& digest() const { return digest_; }
   const app::BodySink& sink() const { return *sink_; }
 
@@ -69,6 +71,7 @@ class GetCommand final : public Command {
   bool kept_partial_ = false;
   bool started_ = false;
   uint64_t expected_ = 0;
+  uint64_t size_ = 0;
   uint64_t received_ = 0;
   int64_t mtime_ = 0;
   protocol::Digest digest_{};

@@ -14,7 +14,7 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-cfpqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--progress STYLE]\n"
+    "usage: reactorc [-cfpqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
@@ -37,8 +37,11 @@ const char kUsage[] =
     "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
     "                          else ~/.config/reactor/secret)\n"
     "  -c, --continue          get: resume the partial download of an earlier, interrupted\n"
-    "                          get, keeping only the chunks that verify\n"
+    "                          get, keeping only the chunks that verify; put: resume what\n"
+    "                          the server kept of an interrupted put -c of the same file\n"
     "  -f, --force             get: overwrite an existing LOCAL; put: an existing REMOTE\n"
+    "      --retry N           get, put: after a lost connection, reconnect up to N times,\n"
+    "                          1 s, 2 s, 4 s... apart, and resume (default: 3; 0: never)\n"
     "  -p, --preserve          put: the server keeps LOCAL's mode and modification time\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"
@@ -64,7 +67,7 @@ const char kUsage[] =
 namespace {
 
 enum LongOnly {
-  kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections,
+  kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections, kRetry,
 };
 
 
@@ -139,7 +142,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   const PreScan scan = pre_scan(argc, argv);
   const bool bench = scan.bench;
   if (!bench && scan.c_with_number)
-    return app::fail_usage("reactorc", "%s", "-c N is bench's --connections; get's -c (--continue) takes no value");
+    return app::fail_usage("reactorc", "%s", "-c N is bench's --connections; -c (--continue) of get and put takes no value");
   static const std::vector<struct option> kLong = app::with_common_options({
       {"server", required_argument, nullptr, 's'},
       {"secret-file", required_argument, nullptr, 'k'},
@@ -149,6 +152,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"progress", required_argument, nullptr, kProgress},
       {"connections", required_argument, nullptr, kConnections},
       {"continue", no_argument, nullptr, kContinue},
+      {"retry", required_argument, nullptr, kRetry},
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
@@ -168,7 +172,6 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   const char* bench_only = nullptr;
   const char* transfer_only = nullptr;  // get and put
   const char* put_only = nullptr;
-  const char* get_only = nullptr;
   int c;
   const char* short_options = bench ? ":s:k:fpt:c:n:d:qvhV" : ":s:k:fpt:cn:d:qvhV";
   while ((c = getopt_long(argc, argv, short_options, kLong.data(), nullptr)) != -1) {
@@ -181,7 +184,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kSource: bench_only = bench_only ? bench_only : "--source"; break;
       case kJson: bench_only = bench_only ? bench_only : "--json"; break;
       case 'f': transfer_only = transfer_only ? transfer_only : "-f/--force"; break;
-      case kContinue: get_only = get_only ? get_only : "-c/--continue"; break;
+      case kContinue: transfer_only = transfer_only ? transfer_only : "-c/--continue"; break;
+      case kRetry: transfer_only = transfer_only ? transfer_only : "--retry"; break;
       case 'p': put_only = put_only ? put_only : "-p/--preserve"; break;
       default: break;
     }
@@ -191,6 +195,10 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'f': out->force = true; break;
       case 'p': out->preserve = true; break;
       case kContinue: out->resume = true; break;
+      case kRetry:
+        if (!app::parse_count(optarg, 0, 100, &out->retry))
+          return app::fail_usage("reactorc", "invalid --retry '%s': expected 0 to 100", optarg);
+        break;
       case 't':
         if (!app::parse_seconds(optarg, &out->timeout))
           return app::fail_usage("reactorc", "invalid --timeout '%s': expected seconds, e.g. 30", optarg);
@@ -254,8 +262,6 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
   if (put_only != nullptr && out->verb != Verb::kPut)
     return app::fail_usage("reactorc", "%s applies to put only, not to %s", put_only, name);
-  if (get_only != nullptr && out->verb != Verb::kGet)
-    return app::fail_usage("reactorc", "%s applies to get only, not to %s", get_only, name);
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);

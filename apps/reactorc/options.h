@@ -21,6 +21,7 @@ struct Options : app::CommonOptions {
   bool force = false;
   bool preserve = false;    // put -p: send the mode and mtime
   bool resume = false;      // get -c: continue a partial download, verified chunk by chunk
+  uint64_t retry = 3;       // get, put: reconnect this many times after a lost connection
   bool progress_given = false;
   ProgressStyle progress = ProgressStyle::kBar;
   std::chrono::milliseconds timeout{30'000};

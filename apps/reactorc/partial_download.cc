@@ -117,6 +117,16 @@ bool PartialDownload::open(int dir, const std::string& name, const std::string& 
   return true;
 }
 
+bool PartialDownload::refresh(std::string* err) {
+  struct stat st {};
+  if (fstat(fd_.get(), &st) != 0) {
+    *err = reactor::sys_error("stat the partial download of", display_);
+    return false;
+  }
+  held_ = static_cast<uint64_t>(st.st_size);
+  return true;
+}
+
 bool PartialDownload::truncate(uint64_t length, std::string* err) {
   if (ftruncate(fd_.get(), static_cast<off_t>(length)) != 0 ||
       lseek(fd_.get(), static_cast<off_t>(length), SEEK_SET) < 0) {

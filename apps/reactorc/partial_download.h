@@ -59,6 +59,8 @@ class PartialDownload {
   // The note found beside it, if there was a readable one.
   const std::optional<PartialSource>& note() const { return note_; }
 
+  // Reads its size (held()) and note again: after an attempt that wrote into it.
+  bool refresh(std::string* err);
   // Cuts the partial to `length` bytes and sets its offset there, for the body to go on.
   bool truncate(uint64_t length, std::string* err);
   // Writes the note (atomically: a new file renamed over the old).

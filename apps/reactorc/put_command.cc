@@ -1,6 +1,14 @@
 #include "apps/reactorc/put_command.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
 #include "apps/reactorc/exit_codes.h"
+#include "protocol/content_hash.h"
+#include "reactor/errors.h"
 #include "protocol/features.h"
 #include "protocol/hex.h"
 
@@ -10,8 +18,9 @@ namespace {
 using C = CommandState;
 
 constexpr app::Edge<C> kEdges[] = {
-    {C::kRequested, C::kSending}, {C::kRequested, C::kFailed}, {C::kSending, C::kVerifying},
-    {C::kSending, C::kFailed},    {C::kVerifying, C::kDone},   {C::kVerifying, C::kFailed},
+    {C::kRequested, C::kSending},   {C::kRequested, C::kFailed}, {C::kSending, C::kVerifying},
+    {C::kSending, C::kFailed},      {C::kVerifying, C::kDone},   {C::kVerifying, C::kFailed},
+    {C::kRequested, C::kReceiving}, {C::kReceiving, C::kSending}, {C::kReceiving, C::kFailed},
 };
 
 constexpr app::Diagram<C> kDiagram{kEdges, to_string};
@@ -37,7 +46,29 @@ protocol::Message PutCommand::request() const {
     put.mode = static_cast<uint32_t>(st_.st_mode & 07777);
     put.mtime = static_cast<int64_t>(st_.st_mtim.tv_sec);
   }
+  put.resume = resume_;
+  put.root = digest_;
   return put;
+}
+
+bool PutCommand::prepare_resume(std::string* err) {
+  protocol::ContentHash hash(protocol::DigestKind::kTree, /*keep_leaves=*/true);
+  std::vector<char> buffer(protocol::kChunkSize);
+  for (uint64_t pos = 0; pos < size();) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size() - pos));
+    ssize_t n = pread(file_.get(), buffer.data(), want, static_cast<off_t>(pos));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *err = n == 0 ? "\"" + remote_ + "\": the local file shrank while it was hashed" : reactor::sys_error("read");
+      return false;
+    }
+    hash.update(buffer.data(), static_cast<size_t>(n));
+    pos += static_cast<uint64_t>(n);
+  }
+  digest_ = hash.finish();
+  leaves_ = hash.leaves();
+  resume_ = true;
+  return true;
 }
 
 const char* PutCommand::feature() const { return protocol::kFeaturePut; }
@@ -53,6 +84,7 @@ void PutCommand::on_message(protocol::Message& message) {
     case protocol::MessageType::kError: {
       auto& error = std::get<protocol::ErrorMessage>(message);
       if (error.code == protocol::ErrorCode::kExists) return fail(kExitRemote, describe(error) + "; use --force to replace it");
+      in_progress_ = error.code == protocol::ErrorCode::kInProgress;
       return fail(error.code == protocol::ErrorCode::kDigestMismatch ? kExitVerify : kExitRemote, describe(error));
     }
     case protocol::MessageType::kPutReady:
@@ -67,13 +99,40 @@ void PutCommand::on_message(protocol::Message& message) {
 }
 
 void PutCommand::on_ready(const protocol::PutReady& ready) {
-  // This client asks for no resume, so a server wanting anything but the whole file is
-  // not answering this request.
-  if (ready.offset != 0 || ready.path != remote_) return fail(kExitProtocol, "unexpected put_ready from the server");
+  // Without resume the server holds nothing; with it, never more than the file.
+  if (ready.path != remote_ || ready.offset > size() || (!resume_ && ready.offset != 0))
+    return fail(kExitProtocol, "unexpected put_ready from the server");
+  ready_ = ready;
+  if (ready.count == 0) return send_from(ready.offset == size() ? size() : 0);
+  transition(C::kReceiving);  // the digests of what it holds come first
+}
+
+void PutCommand::on_body(const char* data, size_t len, uint64_t remaining) {
+  if (finished()) return;
+  if (state() != C::kReceiving) return fail(kExitProtocol, "the server sent an unexpected body");
+  server_digests_.append(data, len);
+  if (remaining > 0) return;
+  // Keep what the server holds up to the first chunk that is not this file's.
+  uint64_t same = 0;
+  while (same < ready_.count && same < leaves_.size() &&
+         std::memcmp(server_digests_.data() + same * sizeof(protocol::Digest), leaves_[same].data(),
+                     sizeof(protocol::Digest)) == 0)
+    ++same;
+  send_from(same == ready_.count ? ready_.offset : same * protocol::kChunkSize);
+}
+
+void PutCommand::send_from(uint64_t offset) {
   if (!transition(C::kSending)) return;
-  if (observer_ != nullptr) observer_->on_put_ready(size(), ready.offset);
-  source_ = std::make_unique<app::BodySource>(std::move(file_), st_, ready.offset, protocol::DigestKind::kTree);
-  if (!outbox_->send(protocol::Data{source_->body_length()})) return;
+  start_ = offset;
+  if (observer_ != nullptr) observer_->on_put_ready(size(), offset);
+  // Resumed, the root is known: the body goes unhashed (zero copy where it can), and a
+  // file changed since it was hashed still fails at the end (BodySource checks).
+  std::optional<protocol::Digest> known;
+  if (resume_) known = digest_;
+  source_ = std::make_unique<app::BodySource>(std::move(file_), st_, offset, protocol::DigestKind::kTree, known);
+  protocol::Data data{source_->body_length(), std::nullopt};
+  if (resume_) data.offset = offset;
+  if (!outbox_->send(data)) return;
   outbox_->start_producing(*source_);
 }
 

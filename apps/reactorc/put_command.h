@@ -2,6 +2,7 @@
 // put LOCAL REMOTE: the upload state machine (reactor-protocol(7), "put").
 //
 //   Requested --put_ready--> Sending --body and end sent--> Verifying --put_done--> Done
+//   Requested --put_ready with digests--> Receiving --digests--> Sending (put -c)
 //   (any of them) --error, local failure, lost connection--> Failed
 //
 // The file is opened and checked (a regular file) before the connection starts, and
@@ -9,6 +10,11 @@
 // digest. put_done must repeat it: the server stored what was sent, nothing else. A file
 // that changes while it is sent fails the upload; the connection is then closed, since
 // no end can be sent for a body the server would store.
+//
+// Resumed (put -c): the file is hashed whole before the connection starts, since the put
+// names its root; the server answers with the digests of what it kept of an earlier
+// attempt, the data starts at the first chunk whose digest differs from the file's, and
+// is sent unhashed (the root is known; a file changed meanwhile is still caught).
 
 #include <sys/stat.h>
 
@@ -16,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "apps/common/body_source.h"
 #include "apps/reactorc/command.h"
@@ -37,6 +44,10 @@ class PutCommand final : public Command {
   // `file`: LOCAL, open for reading, and its fstat. `preserve`: send its mode and mtime.
   PutCommand(reactor::UniqueFd file, const struct stat& st, std::string remote, bool force, bool preserve,
              PutObserver* observer = nullptr);
+  // put -c: hashes the whole file (its chunk digests and root). False + *err when it
+  // cannot be read.
+  bool prepare_resume(std::string* err);
+  void on_body(const char* data, size_t len, uint64_t remaining) override;
 
   protocol::Message request() const override;
   const char* feature() const override;
@@ -47,14 +58,20 @@ class PutCommand final : public Command {
   bool broke_stream() const override { return broke_stream_; }
 
   uint64_t size() const { return static_cast<uint64_t>(st_.st_size); }
-  // Body bytes handed to the connection so far.
-  uint64_t sent() const { return source_ ? source_->body_sent() : 0; }
+  // Bytes of the file the server has or was handed so far (a resumed upload's start included).
+  uint64_t sent() const { return start_ + (source_ ? source_->body_sent() : 0); }
+  // put -c: where the data started, and how many bytes the server held.
+  uint64_t start() const { return start_; }
+  uint64_t held_by_server() const { return ready_.offset; }
+  // Refused because another upload is continuing the same file (worth a retry).
+  bool refused_in_progress() const { return in_progress_; }
   const protocol::Digest& digest() const { return digest_; }
   const std::string& remote() const { return remote_; }
 
  private:
   void on_fail() override;
   void on_ready(const protocol::PutReady& ready);
+  void send_from(uint64_t offset);
   void on_done(const protocol::PutDone& done);
 
   reactor::UniqueFd file_;
@@ -66,6 +83,12 @@ class PutCommand final : public Command {
   std::unique_ptr<app::BodySource> source_;  // from put_ready on; kept until destroyed
   protocol::Digest digest_{};
   bool broke_stream_ = false;
+  bool resume_ = false;
+  std::vector<protocol::Digest> leaves_;  // put -c: the file's, computed before the request
+  protocol::PutReady ready_;
+  std::string server_digests_;            // put_ready's body
+  uint64_t start_ = 0;
+  bool in_progress_ = false;
 };
 
 }  // namespace client

@@ -15,7 +15,8 @@ const char kUsage[] =
     "usage: reactord [-qvw] [-r DIR] [-l ADDR:PORT]... [--plain-listen ADDR:PORT]...\n"
     "                [--plain] [--tls-cert FILE --tls-key FILE] [-k FILE] [-m N]\n"
     "                [--idle-timeout SECS] [--handshake-timeout SECS] [--grace SECS]\n"
-    "                [--max-upload SIZE] [--keep-free SIZE] [--backend epoll|poll]\n"
+    "                [--max-upload SIZE] [--keep-free SIZE] [--partial-ttl SECS]\n"
+    "                [--backend epoll|poll]\n"
     "Serve DIR to authenticated reactorc clients.\n"
     "\n"
     "  -r, --root DIR               directory to serve (default: the current directory)\n"
@@ -23,6 +24,8 @@ const char kUsage[] =
     "      --max-upload SIZE        refuse uploads larger than SIZE, e.g. 4G (default: no limit)\n"
     "      --keep-free SIZE         refuse uploads that would leave less free space\n"
     "                               (default: 1% of the file system, at most 1G)\n"
+    "      --partial-ttl SECS       keep what an interrupted resumable upload received\n"
+    "                               for SECS, to be continued (default: 3600; 0: not at all)\n"
     "  -l, --listen ADDR:PORT       TLS listen address, IPv4 or [IPv6]; repeatable\n"
     "                               (default: 127.0.0.1:9000)\n"
     "      --plain-listen ADDR:PORT a listener for the plain, unencrypted protocol;\n"
@@ -49,7 +52,7 @@ namespace {
 
 enum LongOnly {
   kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace, kPlainListen, kPlain, kTlsCert, kTlsKey,
-  kMaxUpload, kKeepFree,
+  kMaxUpload, kKeepFree, kPartialTtl,
 };
 
 
@@ -70,6 +73,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"tls-key", required_argument, nullptr, kTlsKey},
       {"writable", no_argument, nullptr, 'w'},
       {"max-upload", required_argument, nullptr, kMaxUpload},
+      {"partial-ttl", required_argument, nullptr, kPartialTtl},
       {"keep-free", required_argument, nullptr, kKeepFree},
   });
   static const app::CommonParse kCommon{"reactord", kUsage, 1, kLong.data()};
@@ -90,6 +94,14 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         if (!app::parse_size(optarg, &out->max_upload) || out->max_upload == 0)
           return app::fail_usage("reactord", "invalid --max-upload '%s': expected a size above 0, e.g. 4G", optarg);
         break;
+      case kPartialTtl: {
+        uint64_t seconds = 0;
+        if (!app::parse_count(optarg, 0, 30 * 86400, &seconds))
+          return app::fail_usage("reactord", "invalid --partial-ttl '%s': expected whole seconds up to 30 days, or 0",
+                                 optarg);
+        out->partial_ttl = std::chrono::seconds(seconds);
+        break;
+      }
       case kKeepFree:
         if (!app::parse_size(optarg, &out->keep_free))
           return app::fail_usage("reactord", "invalid --keep-free '%s': expected a size, e.g. 512M or 0", optarg);

@@ -6,12 +6,19 @@
 #include <cerrno>
 
 #include "apps/common/log.h"
+#include "apps/reactord/partial_sweep.h"
 #include "apps/reactord/session.h"
 #include "protocol/features.h"
 #include "protocol/messages.h"
 #include "reactor/socket_ops.h"
 
 namespace server {
+namespace {
+
+// How often a writable server looks for expired partial uploads (and at start).
+constexpr auto kPartialSweepInterval = std::chrono::minutes(10);
+
+}  // namespace
 
 Server::Server(reactor::EventLoop& loop, Options options, std::unique_ptr<ServedRoot> root, app::Secret secret)
     : loop_(loop),
@@ -26,6 +33,7 @@ Server::Server(reactor::EventLoop& loop, Options options, std::unique_ptr<Served
 Server::~Server() {
   if (sweep_timer_ != 0) loop_.cancel(sweep_timer_);
   if (grace_timer_ != 0) loop_.cancel(grace_timer_);
+  if (partial_timer_ != 0) loop_.cancel(partial_timer_);
   sessions_.clear();
   retired_.clear();
 }
@@ -67,6 +75,10 @@ bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {
   // Redis-style: one sweep a second checks every session's deadlines, instead of a
   // timer per session that every request would have to cancel and re-arm.
   sweep_timer_ = loop_.run_every(std::chrono::seconds(1), [this] { sweep(); });
+  if (options_.writable) {
+    sweep_partials();
+    partial_timer_ = loop_.run_every(kPartialSweepInterval, [this] { sweep_partials(); });
+  }
   app::log_info("serving \"%s\" (%s, %s loop, at most %llu connections%s)", root_->display_path().c_str(),
                 root_->uses_openat2() ? "openat2" : "component walk", loop_.backend_name(),
                 static_cast<unsigned long long>(options_.max_connections),
@@ -114,6 +126,35 @@ void Server::retire(Session* session) {
   // callback right now (Redis's freeClientAsync, libuv's closing queue).
   if (retired_.size() == 1) loop_.defer([this] { retired_.clear(); });
   if (shutting_down_ && sessions_.empty()) loop_.defer([this] { finish_shutdown(); });
+}
+
+void Server::sweep_partials() {
+  if (partial_sweep_running_ || shutting_down_) return;
+  protocol::ProtocolError err;
+  reactor::UniqueFd root = root_->open_directory("", &err);
+  if (!root) return app::log_warn("cannot sweep old partial uploads: %s", err.message.c_str());
+  auto fd = std::make_shared<reactor::UniqueFd>(std::move(root));
+  auto result = std::make_shared<SweepResult>();
+  auto ttl = std::chrono::duration_cast<std::chrono::seconds>(options_.partial_ttl);
+  // A temporary is a crash's debris once no live upload could still be writing it.
+  auto stale = std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout) + std::chrono::seconds(60);
+  std::string why;
+  partial_sweep_running_ = true;
+  reactor::WorkQueue::Id id = work_queue_.submit(
+      [fd, result, ttl, stale] { *result = server::sweep_partials(fd->get(), ttl, stale, time(nullptr)); },
+      [this, result] {
+        partial_sweep_running_ = false;
+        if (result->removed > 0)
+          app::log_info("removed %llu partial upload(s) older than their time (%llu directories looked at)",
+                        static_cast<unsigned long long>(result->removed),
+                        static_cast<unsigned long long>(result->directories));
+        if (!result->error.empty()) app::log_warn("sweeping old partial uploads: %s", result->error.c_str());
+      },
+      &why);
+  if (id == 0) {
+    partial_sweep_running_ = false;
+    app::log_warn("cannot sweep old partial uploads: %s", why.c_str());
+  }
 }
 
 void Server::sweep() {

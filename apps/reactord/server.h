@@ -64,6 +64,8 @@ class Server final : public SessionHost {
  private:
   void on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer, bool tls);
   void sweep();
+  // A writable server removes what uploads left behind (partial_sweep.h), on the worker.
+  void sweep_partials();
   void begin_shutdown(const char* why);
   void finish_shutdown();
   void reload_secret();
@@ -87,6 +89,8 @@ class Server final : public SessionHost {
   bool stopped_ = false;
   reactor::EventLoop::TimerId sweep_timer_ = 0;
   reactor::EventLoop::TimerId grace_timer_ = 0;
+  reactor::EventLoop::TimerId partial_timer_ = 0;
+  bool partial_sweep_running_ = false;
   std::chrono::steady_clock::time_point last_emfile_log_{};
 };
 

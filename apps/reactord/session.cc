@@ -1,5 +1,8 @@
 #include "apps/reactord/session.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -48,7 +51,7 @@ constexpr app::Edge<S> kEdges[] = {
     {S::kReceiving, S::kReady},          {S::kReceiving, S::kDraining},      {S::kReceiving, S::kClosed},
     {S::kCommitting, S::kReady},         {S::kCommitting, S::kDraining},     {S::kCommitting, S::kClosed},
     {S::kReady, S::kDigesting},          {S::kDigesting, S::kSending},       {S::kDigesting, S::kReady},
-    {S::kDigesting, S::kDraining},       {S::kDigesting, S::kClosed},
+    {S::kDigesting, S::kDraining},       {S::kDigesting, S::kClosed},        {S::kDigesting, S::kReceiving},
     {S::kDraining, S::kClosed},
 };
 
@@ -261,12 +264,12 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
       return;
     case F::kEndOfInput:
       if (state() == S::kDraining) close("closed after error");
-      else if (state() == S::kReceiving) close("client went away mid-upload; nothing stored");
+      else if (state() == S::kReceiving) close(mid_upload("client went away mid-upload"));
       else if (busy()) close("client went away mid-response");
       else close(state() == S::kReady ? "client closed" : "client closed before authenticating");
       return;
     case F::kReadFailed:
-      if (state() == S::kReceiving) return close("connection lost mid-upload; nothing stored");
+      if (state() == S::kReceiving) return close(mid_upload("connection lost mid-upload"));
       close(failure.errnum == ECONNRESET ? "connection reset by client"
             : !failure.text.empty()      ? failure.text.c_str()
                                          : std::strerror(failure.errnum));
@@ -522,6 +525,7 @@ void Session::on_tree(TreeJob& job) {
     stream_.pump();
     return;
   }
+  if (response_->upload) return send_put_ready(job);
   server_.digest_cache().insert_tree(FileIdentity::of(job.opened), job.tree);
   std::shared_ptr<TreeJob> keep = response_->tree_job;  // `job` lives in it
   if (get) {
@@ -582,15 +586,54 @@ void Session::handle_ping(const protocol::PingRequest& request) {
 
 void Session::handle_put(const protocol::PutRequest& request) {
   ProtocolError err;
-  std::unique_ptr<Upload> upload = Upload::begin(request, server_.root(), server_.options(), server_.upload_space(), &err);
+  std::unique_ptr<Upload> upload =
+      Upload::begin(request, server_.root(), server_.options(), server_.upload_space(), this, &err);
   if (!upload) return request_error(err);
   response_ = std::make_unique<Response>();
   response_->upload = std::move(upload);
   response_->path = app::escape_for_terminal(request.path);
+  const Upload& started = *response_->upload;
+  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " put \"%s\" (%llu bytes%s%s)", response_->path.c_str(),
+                      static_cast<unsigned long long>(request.size), request.force ? ", replacing" : "",
+                      !started.resumable()   ? ""
+                      : started.held() == 0 ? ", resumable"
+                                            : (", resuming: " + std::to_string(started.held()) + " bytes held").c_str());
+  if (started.held() == 0) {
+    if (!transition(S::kReceiving)) return;
+    stream_.send(protocol::PutReady{request.path, 0, 0});
+    return;
+  }
+  // What the kept partial holds is hashed again from the disk, on the worker: the
+  // client compares those digests with its file's before it trusts any of it.
+  struct stat st {};
+  int fd = fcntl(started.partial_fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    if (fd >= 0) ::close(fd);
+    response_.reset();
+    return request_error(ProtocolError{ErrorCode::kIoError, std::string("the partial upload: ") + std::strerror(errno)});
+  }
+  auto job = std::make_shared<TreeJob>(reactor::UniqueFd(fd), st);
+  response_->tree_job = job;
+  if (!transition(S::kDigesting)) return;
+  std::string why;
+  response_->tree = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_tree(*job); }, &why);
+  if (response_->tree == 0) {
+    response_.reset();
+    request_error(ProtocolError{ErrorCode::kIoError, "the server cannot resume uploads now: " + why});
+    transition(S::kReady);
+  }
+}
+
+// A resumed put: the digests of what is held go out with put_ready, and the data follows.
+void Session::send_put_ready(TreeJob& job) {
+  Upload& upload = *response_->upload;
+  response_->put_leaves = job.tree->leaves;
+  protocol::PutReady ready{upload.path(), upload.held(), response_->put_leaves.size()};
   if (!transition(S::kReceiving)) return;
-  app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " put \"%s\" (%llu bytes%s)", response_->path.c_str(),
-                      static_cast<unsigned long long>(request.size), request.force ? ", replacing" : "");
-  stream_.send(protocol::PutReady{request.path, 0});
+  if (!stream_.send(ready)) return;
+  std::string body(reinterpret_cast<const char*>(response_->put_leaves.data()), ready.body_length());
+  response_->digests = std::make_unique<protocol::MemoryProducer>(std::move(body));
+  stream_.start_producing(*response_->digests);
 }
 
 void Session::handle_data(const protocol::Data& data) {
@@ -599,12 +642,22 @@ void Session::handle_data(const protocol::Data& data) {
     fatal(ErrorCode::kUnexpectedMessage, "a second data frame for one upload");
     return;
   }
-  if (data.length != upload.size()) {
-    fatal(ErrorCode::kBadSize, "data of " + std::to_string(data.length) + " bytes, but the put announced " +
-                                   std::to_string(upload.size()));
+  uint64_t offset = data.offset.value_or(upload.held());
+  if (offset > upload.held() || (offset != upload.held() && offset % protocol::kChunkSize != 0)) {
+    fatal(ErrorCode::kBadSize, "data from offset " + std::to_string(offset) + ", but the server holds " +
+                                   std::to_string(upload.held()) + " bytes and takes only that or a chunk boundary below");
+    return;
+  }
+  if (data.length != upload.size() - offset) {
+    fatal(ErrorCode::kBadSize, "data of " + std::to_string(data.length) + " bytes from offset " +
+                                   std::to_string(offset) + ", but the put announced " + std::to_string(upload.size()));
     return;
   }
   response_->data_seen = true;
+  stream_.stop_producing();  // the put_ready's digests are all out: the client answered them
+  response_->digests.reset();
+  ProtocolError err;
+  if (!upload.start_body(offset, response_->put_leaves, &err)) upload_failed(err);
 }
 
 // A failure while the body arrives: said at once, so the client can stop sending; the
@@ -643,7 +696,7 @@ void Session::on_committed(CommitJob& job) {
   response_->commit = 0;
   if (job.ok) {
     app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " stored \"%s\"", response_->path.c_str());
-    if (!stream_.send(protocol::PutDone{job.path, job.sink->written(), job.actual})) return;
+    if (!stream_.send(protocol::PutDone{job.path, job.size, job.actual})) return;
   } else {
     request_error(job.error);
     if (state() == S::kClosed) return;
@@ -653,7 +706,10 @@ void Session::on_committed(CommitJob& job) {
   if (state() == S::kReady) stream_.pump();
 }
 
-void Session::on_produced() { finish_response(); }
+void Session::on_produced() {
+  if (state() == S::kReceiving) return;  // put_ready's digests: the upload goes on
+  finish_response();
+}
 
 void Session::finish_response() {
   if (response_ && response_->body) {
@@ -751,7 +807,7 @@ void Session::check_timeouts(Clock::time_point now) {
       // Busy sessions count as active while the client keeps reading (or sending).
       if (now - stream_.last_activity() >= options.idle_timeout) {
         if (state() == S::kReceiving) {
-          close("client stopped sending mid-upload; nothing stored");
+          close(mid_upload("client stopped sending mid-upload"));
         } else if (busy()) {
           close("client stopped reading");
         } else {
@@ -768,6 +824,19 @@ void Session::check_timeouts(Clock::time_point now) {
 }
 
 void Session::abort(const char* reason) { close(reason); }
+
+bool Session::stalled() const {
+  return state() == S::kReceiving && server_.loop().now() - stream_.last_activity() >= kStalledUpload;
+}
+
+void Session::give_up(const char* why) { close(mid_upload(why)); }
+
+// "<what>; nothing stored", or for a put -c, that what arrived is kept for the next one.
+const char* Session::mid_upload(const char* what) {
+  bool kept = response_ && response_->upload && response_->upload->resumable() && response_->data_seen;
+  close_reason_ = std::string(what) + (kept ? "; what arrived is kept for a resume" : "; nothing stored");
+  return close_reason_.c_str();
+}
 
 void Session::close(const char* reason) {
   if (state() == S::kClosed) return;

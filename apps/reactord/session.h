@@ -87,7 +87,7 @@ enum class SessionState {
 };
 const char* to_string(SessionState state);
 
-class Session final : public protocol::StreamHandler {
+class Session final : public protocol::StreamHandler, public PartialHolder {
  public:
   using Clock = reactor::EventLoop::Clock;
 
@@ -127,6 +127,13 @@ class Session final : public protocol::StreamHandler {
   uint64_t protocol_version() const { return proto_; }
   const protocol::FramedStream& stream() const { return stream_; }
 
+  // PartialHolder: a resumed upload whose client went silent for kStalledUpload.
+  // Short: the newcomer uploads the same file to the same name, so whichever finishes
+  // stores the same bytes; at worst two racing clients repeat some of the work.
+  static constexpr auto kStalledUpload = std::chrono::seconds(2);
+  bool stalled() const override;
+  void give_up(const char* why) override;
+
   // protocol::StreamHandler
   bool accepting_input() const override;
   void on_message(protocol::Message& message) override;
@@ -154,6 +161,7 @@ class Session final : public protocol::StreamHandler {
   // request that needed it.
   void compute_tree(reactor::UniqueFd file, const struct stat& st, std::string path);
   void on_tree(TreeJob& job);
+  void send_put_ready(TreeJob& job);
   void handle_stat(const protocol::StatRequest& request);
   void handle_list(const protocol::ListRequest& request);
   void handle_msg(const protocol::MsgRequest& request);
@@ -168,6 +176,7 @@ class Session final : public protocol::StreamHandler {
   void request_error(const protocol::ProtocolError& error);
   void fatal(protocol::ErrorCode code, const std::string& message);
   void close(const char* reason);
+  const char* mid_upload(const char* what);
   bool transition(SessionState next);
   std::string who() const;
 
@@ -201,6 +210,7 @@ class Session final : public protocol::StreamHandler {
     reactor::WorkQueue::Id tree = 0;              // its id
     std::optional<protocol::GetRequest> pending_get;          // what waits for the tree
     std::optional<protocol::DigestsRequest> pending_digests;  // (one of them)
+    std::vector<protocol::Digest> put_leaves;  // a resumed put: the digests of what is held
     std::string path;                       // what it is for, escaped, for logs
   };
   std::unique_ptr<Response> response_;
@@ -209,6 +219,7 @@ class Session final : public protocol::StreamHandler {
   bool closing_after_response_ = false;
   uint8_t proto_ = static_cast<uint8_t>(protocol::kProtocolVersion);
   uint64_t requests_ = 0;
+  std::string close_reason_;  // mid_upload()'s text, alive while close() logs it
 };
 
 }  // namespace server

@@ -1,8 +1,10 @@
 #include "apps/reactord/upload.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include "apps/common/human_units.h"
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
+#include "protocol/content_hash.h"
 #include "protocol/hex.h"
 
 namespace server {
@@ -62,8 +65,8 @@ bool check_target(int dir, const std::string& name, const protocol::PutRequest& 
   return true;
 }
 
-bool check_space(int dir, const protocol::PutRequest& request, const Options& options, const UploadSpace& space,
-                 ProtocolError* err) {
+bool check_space(int dir, const protocol::PutRequest& request, uint64_t needed, const Options& options,
+                 const UploadSpace& space, ProtocolError* err) {
   if (options.max_upload != 0 && request.size > options.max_upload)
     return refuse(err, ErrorCode::kTooLarge,
                   quoted(request.path) + " is " + app::format_bytes(request.size) + "; this server takes at most " +
@@ -78,7 +81,7 @@ bool check_space(int dir, const protocol::PutRequest& request, const Options& op
   uint64_t committed = space.outstanding();
   uint64_t usable = available > committed ? available - committed : 0;
   usable = usable > keep ? usable - keep : 0;
-  if (request.size > usable) {
+  if (needed > usable) {
     std::string why = app::format_bytes(available) + " free";
     if (committed > 0) why += ", " + app::format_bytes(committed) + " promised to uploads in progress";
     why += ", " + app::format_bytes(keep) + " kept in reserve";
@@ -116,6 +119,7 @@ void CommitJob::run() {
 
 Upload::Upload(const protocol::PutRequest& request, UploadSpace& space)
     : sink_(std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree)),
+      force_(request.force),
       space_(space),
       path_(request.path),
       size_(request.size) {
@@ -126,17 +130,106 @@ Upload::Upload(const protocol::PutRequest& request, UploadSpace& space)
 }
 
 Upload::~Upload() {
+  cut_short();
+  if (claimed_) space_.unclaim(partial_dev_, partial_ino_);
+}
+
+void Upload::cut_short() {
+  if (resumable_ && sink_) {
+    if (sink_->has_file() && start_ + sink_->written() > 0) {
+      sink_->keep();  // the partial stays, under its reserved name, for a put -c
+      sink_.reset();
+    } else if (!sink_->has_file() && held_bytes_ == 0 && dir_) {
+      unlinkat(dir_.get(), partial_name_.c_str(), 0);  // made for this put, never written: nothing was created
+    }
+  }
   abandon();
 }
 
+// The kept partial of this file, or a new one, locked; cut to the whole chunks it holds.
+bool Upload::open_partial(reactor::UniqueFd dir, const std::string& name, const protocol::PutRequest& request,
+                          std::chrono::milliseconds ttl, PartialHolder* holder, ProtocolError* err) {
+  partial_name_ = app::resume_name_for(name, request.size, request.root);
+  int fd = openat(dir.get(), partial_name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return refuse(err, code_for_errno(errno), "create the partial upload of " + quoted(request.path) + ": " +
+                                                  std::strerror(errno));
+  partial_.reset(fd);
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return refuse(err, ErrorCode::kIoError, "the partial upload of " + quoted(request.path) + " is not a regular file");
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    // Held by a session of ours whose client went silent (the network dropped it, and
+    // this is the client back): that one gives way, keeping what it received.
+    PartialHolder* other = space_.holder_of(st.st_dev, st.st_ino);
+    if (other != nullptr && other->stalled()) other->give_up("a newer resume of the same upload took over");
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+      return refuse(err, ErrorCode::kInProgress,
+                    "another upload is resuming " + quoted(request.path) + " right now; try again when it ends");
+  }
+  if (fstat(fd, &st) != 0)
+    return refuse(err, ErrorCode::kIoError, "stat the partial upload of " + quoted(request.path));
+  if (holder != nullptr) {
+    space_.claim(st.st_dev, st.st_ino, holder);
+    claimed_ = true;
+    partial_dev_ = st.st_dev;
+    partial_ino_ = st.st_ino;
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  auto age = std::chrono::seconds(time(nullptr) - st.st_mtim.tv_sec);
+  // Expired, or longer than the file: nothing held. Else the whole chunks, or all of it.
+  uint64_t held = size > request.size || age > ttl ? 0 : size == request.size ? size : size / protocol::kChunkSize * protocol::kChunkSize;
+  if (held != size && ftruncate(fd, static_cast<off_t>(held)) != 0)
+    return refuse(err, code_for_errno(errno), "cut the partial upload of " + quoted(request.path) + ": " +
+                                                  std::strerror(errno));
+  held_bytes_ = held;
+  dir_ = std::move(dir);
+  name_ = name;
+  resumable_ = true;
+  return true;
+}
+
+bool Upload::start_body(uint64_t offset, const std::vector<protocol::Digest>& leaves, ProtocolError* err) {
+  if (!resumable_) return true;  // the sink was opened by begin()
+  uint64_t whole = offset / protocol::kChunkSize + (offset == size_ && offset % protocol::kChunkSize != 0 ? 1 : 0);
+  if (whole > leaves.size())
+    return refuse(err, ErrorCode::kInternal, "no digests for the chunks before offset " + std::to_string(offset));
+  if (ftruncate(partial_.get(), static_cast<off_t>(offset)) != 0 ||
+      lseek(partial_.get(), static_cast<off_t>(offset), SEEK_SET) < 0)
+    return refuse(err, code_for_errno(errno), "cut the partial upload of " + quoted(path_) + ": " + std::strerror(errno));
+  int file = fcntl(partial_.get(), F_DUPFD_CLOEXEC, 0);
+  if (file < 0) return refuse(err, ErrorCode::kIoError, std::string("dup: ") + std::strerror(errno));
+  std::vector<protocol::Digest> kept(leaves.begin(), leaves.begin() + static_cast<std::ptrdiff_t>(whole));
+  std::string why;
+  if (!sink_->adopt(std::move(dir_), name_, path_, force_, partial_name_, reactor::UniqueFd(file), kept, offset, &why))
+    return refuse(err, ErrorCode::kExists, why);
+  start_ = offset;
+  // What is already held is no longer promised free space.
+  uint64_t done = offset < held_ ? offset : held_;
+  held_ -= done;
+  space_.release(done);
+  return true;
+}
+
 std::unique_ptr<Upload> Upload::begin(const protocol::PutRequest& request, const ServedRoot& root,
-                                      const Options& options, UploadSpace& space, ProtocolError* err) {
+                                      const Options& options, UploadSpace& space, PartialHolder* holder,
+                                      ProtocolError* err) {
   std::string name;
   reactor::UniqueFd dir = root.open_parent(request.path, &name, err);
   if (!dir) return nullptr;
-  if (!check_target(dir.get(), name, request, root, err) || !check_space(dir.get(), request, options, space, err))
-    return nullptr;
+  if (!check_target(dir.get(), name, request, root, err)) return nullptr;
   std::unique_ptr<Upload> upload(new Upload(request, space));
+  if (request.resume && options.partial_ttl.count() > 0) {
+    if (!upload->open_partial(std::move(dir), name, request, options.partial_ttl, holder, err) ||
+        !check_space(upload->dir_.get(), request, request.size - upload->held_bytes_, options, space, err))
+      return nullptr;
+    upload->held_ = request.size - upload->held_bytes_;
+    space.hold(upload->held_);
+    return upload;
+  }
+  if (!check_space(dir.get(), request, request.size, options, space, err)) return nullptr;
   std::string why;
   if (!upload->sink_->open_file(std::move(dir), name, request.path, request.force, &why)) {
     int errnum = upload->sink_->error_number();
@@ -171,6 +264,7 @@ std::shared_ptr<CommitJob> Upload::finish(const protocol::Digest& expected) {
   job->expected = expected;
   job->options = options_;
   job->path = path_;
+  job->size = start_ + received_;
   space_.release(held_);
   held_ = 0;
   return job;

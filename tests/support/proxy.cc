@@ -45,6 +45,7 @@ struct Slot {
   bool s_eof, c_eof;          // read side reached EOF
   bool c_wr_shut, s_wr_shut;  // we sent FIN that way
   uint64_t s2c_read, s2c_written;
+  uint64_t c2s_read;
   char* s2c;
   size_t s2c_len, s2c_off;
   char* c2s;
@@ -218,9 +219,13 @@ void step_slot(Slot& s, int64_t now) {
     }
   }
   // client -> proxy
-  if ((s.cre & (POLLIN | POLLHUP | POLLERR)) && s.c2s_len == 0 && !s.c_eof) {
-    ssize_t n = recv(s.cfd, s.c2s, kBufSize, MSG_DONTWAIT);
+  size_t c2s_allowed = kBufSize;
+  if (s.faulty && f.c2s_stall_after)
+    c2s_allowed = static_cast<size_t>(std::min<uint64_t>(kBufSize, *f.c2s_stall_after - std::min(*f.c2s_stall_after, s.c2s_read)));
+  if ((s.cre & (POLLIN | POLLHUP | POLLERR)) && s.c2s_len == 0 && !s.c_eof && c2s_allowed > 0) {
+    ssize_t n = recv(s.cfd, s.c2s, c2s_allowed, MSG_DONTWAIT);
     if (n > 0) {
+      s.c2s_read += static_cast<uint64_t>(n);
       s.c2s_len = static_cast<size_t>(n);
       s.c2s_off = 0;
     } else if (n == 0) {
@@ -284,7 +289,9 @@ short client_events(const Slot& s) {
   if (s.draining) return POLLIN;
   if (s.stalled) return POLLRDHUP;
   short ev = 0;
-  if (s.c2s_len == 0 && !s.c_eof) ev |= POLLIN;
+  const FaultSpec& f = g_child.faults;
+  bool c2s_stalled = s.faulty && f.c2s_stall_after && s.c2s_read >= *f.c2s_stall_after;
+  if (s.c2s_len == 0 && !s.c_eof && !c2s_stalled) ev |= POLLIN;
   if (s.s2c_off < s.s2c_len) ev |= POLLOUT;
   return ev;
 }

@@ -26,6 +26,9 @@ struct FaultSpec {
   // After this many server->client bytes nothing more passes in either direction, and no
   // close is propagated (a black hole), until the client closes or the proxy stops.
   std::optional<uint64_t> stall_after;
+  // After this many client->server bytes nothing more is read from the client (an
+  // upload's black hole); the other direction goes on.
+  std::optional<uint64_t> c2s_stall_after;
   // Write server->client data in pieces of at most this many bytes (0: no limit), to
   // exercise a reader's partial reads.
   size_t max_chunk = 0;
