@@ -81,6 +81,14 @@ bool is_fatal(ErrorCode code) {
   return static_cast<int>(code) <= static_cast<int>(ErrorCode::kInternal);
 }
 
+bool refuse(ProtocolError* err, ErrorCode code, std::string message) {
+  err->code = code;
+  err->message = std::move(message);
+  return false;
+}
+
+std::string quote_path(std::string_view path) { return "\"" + std::string(path) + "\""; }
+
 std::string quoted(std::string_view text) {
   std::string out = "\"";
   const size_t n = text.size() < kQuotedMaxInput ? text.size() : kQuotedMaxInput;

@@ -67,6 +67,14 @@ struct ProtocolError {
   std::string message;
 };
 
+// Fills *err and returns false, so that a refusal reads
+// `return refuse(err, ErrorCode::kNotFound, "no such file: " + quote_path(path));`.
+bool refuse(ProtocolError* err, ErrorCode code, std::string message);
+
+// A request path in double quotes, whole and unescaped, for an error message: the error
+// frame itself is made valid UTF-8 by encode(), and a client escapes what it shows.
+std::string quote_path(std::string_view path);
+
 // Peer-supplied text (keys, type names) quoted for an error message: printable ASCII
 // is kept, every other byte becomes \xNN, and the result is cut at 64 input bytes.
 // The output is plain ASCII, so it is safe to log and to send back in an error frame.

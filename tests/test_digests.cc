@@ -47,12 +47,6 @@ std::string leaves_of(uint64_t size, uint64_t seed, uint64_t from, uint64_t coun
   return out;
 }
 
-size_t count(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 std::string digests_frame(const std::string& path, const std::string& extra = "") {
   return "{\"type\":\"digests\",\"path\":" + json_quote(path) + extra + "}";
 }
@@ -142,7 +136,7 @@ Test(digests, a_ranged_get_sends_only_the_range_and_the_whole_files_root) {
   file = expect_frame(c, "file");
   cr_assert(file.body.empty());
   cr_assert(expect_frame(c, "end").string_field("root") == root);
-  cr_assert_eq(count(s.server.stderr_text(), "computing the chunk tree"), 1u, "the tree was computed once");
+  cr_assert_eq(count_in(s.server.stderr_text(), "computing the chunk tree"), 1u, "the tree was computed once");
   c.close();
   stop_cleanly(s);
 }
@@ -159,7 +153,7 @@ Test(digests, a_whole_download_fills_the_cache_with_the_tree) {
   cr_assert(expect_frame(c, "end").string_field("root") == root);
   Frame all = digests(c, "w.bin");
   cr_assert(all.body == leaves_of(size, 4, 0, 3));
-  cr_assert_eq(count(s.server.stderr_text(), "computing the chunk tree"), 0u, "the send's own tree was cached");
+  cr_assert_eq(count_in(s.server.stderr_text(), "computing the chunk tree"), 0u, "the send's own tree was cached");
   c.close();
   stop_cleanly(s);
 }

@@ -85,25 +85,6 @@ void assert_complete(const Served& s, const std::string& remote, const std::stri
   cr_assert_not(exists(note_of(s, local)), "%s: the note is left", local.c_str());
 }
 
-std::vector<std::string> via(const Served& s, const std::string& address, const std::vector<std::string>& args) {
-  std::vector<std::string> out = {"--plain", "-s", address, "-k", s.secret.path, "--progress=none"};
-  out.insert(out.end(), args.begin(), args.end());
-  return out;
-}
-
-Process spawn_reactorc(const Served& s, const std::vector<std::string>& args) {
-  std::string err;
-  auto binary = find_binary("reactorc", &err);
-  cr_assert(binary.has_value(), "%s", err.c_str());
-  SpawnOptions o;
-  o.argv = {*binary};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.output_dir = s.dir.path();
-  auto p = Process::spawn(o, &err);
-  cr_assert(p.has_value(), "%s", err.c_str());
-  return std::move(*p);
-}
-
 // Waits until the partial of `local` holds at least `bytes`.
 void wait_for_partial(const Served& s, const std::string& local, uint64_t bytes, const Process& client) {
   bool reached = wait_until(
@@ -222,7 +203,7 @@ Test(resume, a_mismatch_at_the_end_still_removes_the_partial) {
   std::string err;
   auto proxy = Proxy::start(s.server.plain_address(), f, &err);
   cr_assert(proxy.has_value(), "%s", err.c_str());
-  ClientResult r = run_client(via(s, proxy->address(), {"-c", "get", "f.bin", s.in_downloads("f.bin")}), Millis(60000));
+  ClientResult r = run_client(plain_args_via(s, proxy->address(), {"-c", "get", "f.bin", s.in_downloads("f.bin")}), Millis(60000));
   cr_assert(r.exited_with(6), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stderr_text, "chunk-tree root mismatch");
   cr_assert_not(exists(partial_of(s, "f.bin")), "a partial that failed verification must go");
@@ -241,7 +222,7 @@ Test(resume, an_interrupted_download_is_kept_and_resumed) {
   std::string err;
   auto proxy = Proxy::start(s.server.plain_address(), f, &err);
   cr_assert(proxy.has_value(), "%s", err.c_str());
-  Process client = spawn_reactorc(s, via(s, proxy->address(), {"get", "f.bin", s.in_downloads("f.bin")}));
+  Process client = spawn_client(s, plain_args_via(s, proxy->address(), {"get", "f.bin", s.in_downloads("f.bin")}));
   wait_for_partial(s, "f.bin", size / 2 - 4096, client);
   cr_assert(client.send_signal(SIGINT));
   ExitStatus st = client.wait_exit(Millis(10000));
@@ -277,7 +258,7 @@ Test(resume, killed_at_10_50_and_99_percent_either_side_then_resumed) {
       auto proxy = Proxy::start(s.server.plain_address(), f, &err);
       cr_assert(proxy.has_value(), "%s", err.c_str());
       Process client =
-          spawn_reactorc(s, via(s, proxy->address(), {"-t", "2", "--retry", "0", "get", "big.bin", s.in_downloads(local)}));
+          spawn_client(s, plain_args_via(s, proxy->address(), {"-t", "2", "--retry", "0", "get", "big.bin", s.in_downloads(local)}));
       wait_for_partial(s, local, at - 4096, client);
       if (kill_server) {
         // The server dies at once; the client, behind a proxy that forwards nothing more,
@@ -319,7 +300,7 @@ Test(resume, two_downloads_into_one_destination_cannot_interleave) {
   std::string err;
   auto proxy = Proxy::start(s.server.plain_address(), f, &err);
   cr_assert(proxy.has_value(), "%s", err.c_str());
-  Process first = spawn_reactorc(s, via(s, proxy->address(), {"get", "f.bin", s.in_downloads("f.bin")}));
+  Process first = spawn_client(s, plain_args_via(s, proxy->address(), {"get", "f.bin", s.in_downloads("f.bin")}));
   wait_for_partial(s, "f.bin", size / 4 - 4096, first);
   ClientResult second = resume(s, "f.bin", "f.bin");
   cr_assert(second.exited_with(7), "%s", second.describe().c_str());
@@ -373,7 +354,7 @@ Test(resume, retry_resumes_a_download_cut_by_the_network) {
   auto proxy = Proxy::start(s.server.plain_address(), f, &err);
   cr_assert(proxy.has_value(), "%s", err.c_str());
   size_t mark = s.server.stderr_text().size();
-  ClientResult r = run_client(via(s, proxy->address(), {"--retry", "2", "get", "f.bin", s.in_downloads("f.bin")}),
+  ClientResult r = run_client(plain_args_via(s, proxy->address(), {"--retry", "2", "get", "f.bin", s.in_downloads("f.bin")}),
                               Millis(60000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
   assert_complete(s, "f.bin", "f.bin");
@@ -397,7 +378,7 @@ Test(resume, retry_gives_up_after_its_count_and_keeps_the_partial) {
   std::string err;
   auto proxy = Proxy::start(s.server.plain_address(), f, &err);
   cr_assert(proxy.has_value(), "%s", err.c_str());
-  ClientResult r = run_client(via(s, proxy->address(), {"--retry", "2", "get", "f.bin", s.in_downloads("f.bin")}),
+  ClientResult r = run_client(plain_args_via(s, proxy->address(), {"--retry", "2", "get", "f.bin", s.in_downloads("f.bin")}),
                               Millis(60000));
   cr_assert(r.exited_with(8), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stderr_text, "(1/2)");
@@ -406,14 +387,14 @@ Test(resume, retry_gives_up_after_its_count_and_keeps_the_partial) {
   cr_assert_eq(proxy->stats().accepted, 3u, "one attempt and two retries");
   cr_assert(exists(partial_of(s, "f.bin")));
   // --retry 0: no second attempt.
-  r = run_client(via(s, proxy->address(), {"--retry", "0", "-c", "get", "f.bin", s.in_downloads("f.bin")}), Millis(60000));
+  r = run_client(plain_args_via(s, proxy->address(), {"--retry", "0", "-c", "get", "f.bin", s.in_downloads("f.bin")}), Millis(60000));
   cr_assert(r.exited_with(8), "%s", r.describe().c_str());
   ASSERT_NOT_CONTAINS(r.stderr_text, "retrying");
   cr_assert_eq(proxy->stats().accepted, 4u);
   // A server never reached is not retried: the address is wrong, not the network.
   std::string closed = s.server.plain_address();
   stop_cleanly(s);
-  r = run_client(via(s, closed, {"--retry", "3", "get", "f.bin", s.in_downloads("g.bin")}), Millis(60000));
+  r = run_client(plain_args_via(s, closed, {"--retry", "3", "get", "f.bin", s.in_downloads("g.bin")}), Millis(60000));
   cr_assert(r.exited_with(3), "%s", r.describe().c_str());
   ASSERT_NOT_CONTAINS(r.stderr_text, "retrying");
 }

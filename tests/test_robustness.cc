@@ -110,19 +110,6 @@ void make_big_sparse(const std::string& path, uint64_t size) {
   close(fd);
 }
 
-Process spawn_client(const Served& s, const std::vector<std::string>& args) {
-  std::string err;
-  auto binary = find_binary("reactorc", &err);
-  cr_assert(binary.has_value(), "%s", err.c_str());
-  SpawnOptions o;
-  o.argv = {*binary};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.output_dir = s.dir.path();
-  auto p = Process::spawn(o, &err);
-  cr_assert(p.has_value(), "%s", err.c_str());
-  return std::move(*p);
-}
-
 // A proxy in front of the server's TLS listener, or its plain one.
 Proxy start_proxy(const Served& s, const FaultSpec& faults, bool plain = false) {
   std::string err;

@@ -67,21 +67,9 @@ std::string kept_partial(const Served& s, const std::string& remote, const std::
   return s.in_root(resume_name(remote, size, tree_root_file_hex(local).value_or("")));
 }
 
-size_t count_in(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 bool exists(const std::string& path) {
   struct stat st {};
   return lstat(path.c_str(), &st) == 0;
-}
-
-std::vector<std::string> via(const Served& s, const std::string& address, const std::vector<std::string>& args) {
-  std::vector<std::string> out = {"--plain", "-s", address, "-k", s.secret.path, "--progress=none"};
-  out.insert(out.end(), args.begin(), args.end());
-  return out;
 }
 
 Proxy proxy_to(const Served& s, const FaultSpec& f = {}) {
@@ -91,23 +79,10 @@ Proxy proxy_to(const Served& s, const FaultSpec& f = {}) {
   return std::move(*proxy);
 }
 
-Process spawn_reactorc(const Served& s, const std::vector<std::string>& args) {
-  std::string err;
-  auto binary = find_binary("reactorc", &err);
-  cr_assert(binary.has_value(), "%s", err.c_str());
-  SpawnOptions o;
-  o.argv = {*binary};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  o.output_dir = s.dir.path();
-  auto p = Process::spawn(o, &err);
-  cr_assert(p.has_value(), "%s", err.c_str());
-  return std::move(*p);
-}
-
 // put -c through a counting proxy: the client's bytes on the wire.
 uint64_t resume_put(const Served& s, const std::string& local, const std::string& remote) {
   Proxy counter = proxy_to(s);
-  ClientResult r = run_client(via(s, counter.address(), {"-c", "put", local, remote}), Millis(120000));
+  ClientResult r = run_client(plain_args_via(s, counter.address(), {"-c", "put", local, remote}), Millis(120000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
   std::string why;
   cr_assert(files_equal(local, s.in_root(remote), &why), "%s: %s", remote.c_str(), why.c_str());
@@ -184,7 +159,7 @@ Test(upload_resume, killed_at_10_50_and_99_percent_either_side_then_resumed) {
       FaultSpec f;
       f.c2s_stall_after = at;  // the proxy stops taking the client's bytes here
       std::optional<Proxy> proxy = proxy_to(s, f);
-      Process client = spawn_reactorc(s, via(s, proxy->address(), {"--retry", "0", "-c", "put", local, remote}));
+      Process client = spawn_client(s, plain_args_via(s, proxy->address(), {"--retry", "0", "-c", "put", local, remote}));
       bool reached = wait_until(
           [&] {
             std::optional<uint64_t> held = file_size(partial);
@@ -232,7 +207,7 @@ Test(upload_resume, two_resumes_of_one_file_cannot_interleave) {
   FaultSpec f;
   f.c2s_stall_after = size / 4;
   std::optional<Proxy> proxy = proxy_to(s, f);
-  Process first = spawn_reactorc(s, via(s, proxy->address(), {"-c", "put", local, "f.bin"}));
+  Process first = spawn_client(s, plain_args_via(s, proxy->address(), {"-c", "put", local, "f.bin"}));
   std::string partial = kept_partial(s, "f.bin", local);
   cr_assert(wait_until([&] { return file_size(partial).value_or(0) + kFrames >= size / 4; }, Millis(60000)),
             "%s", first.stderr_text().c_str());
@@ -342,7 +317,7 @@ Test(upload_resume, retry_continues_an_upload_from_what_the_server_kept) {
   f.c2s_stall_after = size / 2;
   f.only_connection = 0;
   Proxy proxy = proxy_to(s, f);
-  ClientResult r = run_client(via(s, proxy.address(), {"-t", "2", "--retry", "1", "-c", "put", local, "f.bin"}),
+  ClientResult r = run_client(plain_args_via(s, proxy.address(), {"-t", "2", "--retry", "1", "-c", "put", local, "f.bin"}),
                               Millis(120000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
   ASSERT_CONTAINS(r.stderr_text, "retrying in 1 s (1/1)");
@@ -354,5 +329,25 @@ Test(upload_resume, retry_continues_an_upload_from_what_the_server_kept) {
   uint64_t sent = proxy.stats().c2s_bytes;
   cr_assert(sent <= size + size / 2 + kChunk + 2 * kFrames, "%llu bytes for a file of %llu",
             static_cast<unsigned long long>(sent), static_cast<unsigned long long>(size));
+  stop_cleanly(s);
+}
+
+Test(upload_resume, kept_partials_are_never_listed_served_or_written) {
+  Served s = serve(writable());
+  std::string local = s.in_dir("src.bin");
+  make_pattern(local, 3000, 51);
+  std::string partial = kept_partial(s, "f.bin", local);
+  std::string name = partial.substr(partial.rfind('/') + 1);
+  cr_assert(write_file(partial, pattern_bytes(0, 1000, 51)));
+  ClientResult r = s.server.run_plain_client({"ls"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_NOT_CONTAINS(r.stdout_text, ".resume");
+  r = s.server.run_plain_client({"get", name, s.in_downloads("x")});
+  cr_assert(r.exited_with(5), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "not_found");
+  r = s.server.run_plain_client({"-f", "put", local, name});
+  cr_assert(r.exited_with(5), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "forbidden");
+  cr_assert(read_file(partial).value_or("") == pattern_bytes(0, 1000, 51), "the partial was written through");
   stop_cleanly(s);
 }

@@ -23,13 +23,8 @@ constexpr size_t kMaxComponent = 255;
 // request fails with io_error rather than spinning.
 constexpr int kOpenat2Retries = 8;
 
-bool set_error(ProtocolError* err, ErrorCode code, std::string message) {
-  err->code = code;
-  err->message = std::move(message);
-  return false;
-}
-
-std::string quoted(std::string_view path) { return "\"" + std::string(path) + "\""; }
+using protocol::refuse;
+const auto& quoted = protocol::quote_path;
 
 std::string_view last_component(std::string_view normalized) {
   size_t slash = normalized.rfind('/');
@@ -47,7 +42,7 @@ long sys_openat2(int dirfd, const char* path, int flags) {
 
 bool normalize_request_path(std::string_view path, std::string* out, ProtocolError* err) {
   if (!path.empty() && path.front() == '/')
-    return set_error(err, ErrorCode::kForbidden, "absolute path " + quoted(path) + " refused: paths are relative to the served root");
+    return refuse(err, ErrorCode::kForbidden, "absolute path " + quoted(path) + " refused: paths are relative to the served root");
   std::string result;
   size_t start = 0;
   while (start <= path.size()) {
@@ -57,11 +52,11 @@ bool normalize_request_path(std::string_view path, std::string* out, ProtocolErr
     start = slash + 1;
     if (component.empty() || component == ".") continue;
     if (component == "..")
-      return set_error(err, ErrorCode::kForbidden, "path " + quoted(path) + " refused: \"..\" is not allowed");
+      return refuse(err, ErrorCode::kForbidden, "path " + quoted(path) + " refused: \"..\" is not allowed");
     if (component.size() > kMaxComponent)
-      return set_error(err, ErrorCode::kBadPath, "path " + quoted(path) + " has a component longer than 255 bytes");
+      return refuse(err, ErrorCode::kBadPath, "path " + quoted(path) + " has a component longer than 255 bytes");
     if (component.find('\0') != std::string_view::npos)
-      return set_error(err, ErrorCode::kBadPath, "path contains a NUL byte");
+      return refuse(err, ErrorCode::kBadPath, "path contains a NUL byte");
     if (!result.empty()) result += '/';
     result.append(component);
   }
@@ -148,22 +143,22 @@ bool ServedRoot::fail_from_errno(int saved_errno, std::string_view path, Protoco
   std::string what = quoted(path);
   switch (saved_errno) {
     case ENOENT:
-      return set_error(err, ErrorCode::kNotFound, "no such file or directory: " + what);
+      return refuse(err, ErrorCode::kNotFound, "no such file or directory: " + what);
     case EXDEV:
-      return set_error(err, ErrorCode::kForbidden, what + " leads outside the served root");
+      return refuse(err, ErrorCode::kForbidden, what + " leads outside the served root");
     case ELOOP:
-      return set_error(err, ErrorCode::kForbidden, what + " is a symbolic link");
+      return refuse(err, ErrorCode::kForbidden, what + " is a symbolic link");
     case ENOTDIR:
-      return set_error(err, ErrorCode::kNotDirectory, "a component of " + what + " is not a directory");
+      return refuse(err, ErrorCode::kNotDirectory, "a component of " + what + " is not a directory");
     case EACCES:
     case EPERM:
-      return set_error(err, ErrorCode::kForbidden, "permission denied: " + what);
+      return refuse(err, ErrorCode::kForbidden, "permission denied: " + what);
     case ENAMETOOLONG:
-      return set_error(err, ErrorCode::kBadPath, "path too long: " + what);
+      return refuse(err, ErrorCode::kBadPath, "path too long: " + what);
     case ENXIO:  // open(2) of a UNIX socket, or of a device with no driver behind it
-      return set_error(err, ErrorCode::kNotRegular, what + " is not a regular file");
+      return refuse(err, ErrorCode::kNotRegular, what + " is not a regular file");
     default:
-      return set_error(err, ErrorCode::kIoError, "open " + what + ": " + std::strerror(saved_errno));
+      return refuse(err, ErrorCode::kIoError, "open " + what + ": " + std::strerror(saved_errno));
   }
 }
 
@@ -181,19 +176,19 @@ reactor::UniqueFd ServedRoot::open_file(std::string_view path, struct stat* st, 
     return {};
   }
   if (fstat(fd.get(), st) != 0) {
-    set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+    refuse(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
     return {};
   }
   if (is_hidden(*st)) {
-    set_error(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
+    refuse(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
     return {};
   }
   if (S_ISDIR(st->st_mode)) {
-    set_error(err, ErrorCode::kIsDirectory, quoted(path) + " is a directory");
+    refuse(err, ErrorCode::kIsDirectory, quoted(path) + " is a directory");
     return {};
   }
   if (!S_ISREG(st->st_mode)) {
-    set_error(err, ErrorCode::kNotRegular, quoted(path) + " is not a regular file");
+    refuse(err, ErrorCode::kNotRegular, quoted(path) + " is not a regular file");
     return {};
   }
   return fd;
@@ -211,15 +206,15 @@ reactor::UniqueFd ServedRoot::open_directory(std::string_view path, ProtocolErro
   }
   struct stat st {};
   if (fstat(probe.get(), &st) != 0) {
-    set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+    refuse(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
     return {};
   }
   if (S_ISLNK(st.st_mode)) {
-    set_error(err, ErrorCode::kForbidden, quoted(path) + " is a symbolic link");
+    refuse(err, ErrorCode::kForbidden, quoted(path) + " is a symbolic link");
     return {};
   }
   if (!S_ISDIR(st.st_mode)) {
-    set_error(err, ErrorCode::kNotDirectory, quoted(path) + " is not a directory");
+    refuse(err, ErrorCode::kNotDirectory, quoted(path) + " is not a directory");
     return {};
   }
   // Re-open the very directory the probe found: "." relative to an O_PATH descriptor.
@@ -234,8 +229,8 @@ bool ServedRoot::stat_path(std::string_view path, struct stat* st, ProtocolError
   if (app::is_temp_name(last_component(normalized))) return fail_from_errno(ENOENT, path, err);
   reactor::UniqueFd fd = resolve(normalized, O_PATH);
   if (!fd) return fail_from_errno(errno, path, err);
-  if (fstat(fd.get(), st) != 0) return set_error(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
-  if (is_hidden(*st)) return set_error(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
+  if (fstat(fd.get(), st) != 0) return refuse(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+  if (is_hidden(*st)) return refuse(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
   return true;
 }
 
@@ -243,14 +238,14 @@ reactor::UniqueFd ServedRoot::open_parent(std::string_view path, std::string* na
   std::string normalized;
   if (!normalize_request_path(path, &normalized, err)) return {};
   if (normalized == ".") {
-    set_error(err, ErrorCode::kIsDirectory, "the served root is a directory: name a file to put");
+    refuse(err, ErrorCode::kIsDirectory, "the served root is a directory: name a file to put");
     return {};
   }
   size_t slash = normalized.rfind('/');
   *name = slash == std::string::npos ? normalized : normalized.substr(slash + 1);
   std::string parent = slash == std::string::npos ? "." : normalized.substr(0, slash);
   if (app::is_temp_name(*name)) {
-    set_error(err, ErrorCode::kForbidden, quoted(path) + " has the form of a temporary upload file's name");
+    refuse(err, ErrorCode::kForbidden, quoted(path) + " has the form of a temporary upload file's name");
     return {};
   }
   reactor::UniqueFd dir = resolve(parent, O_RDONLY | O_DIRECTORY, /*follow_final=*/true);
@@ -258,9 +253,9 @@ reactor::UniqueFd ServedRoot::open_parent(std::string_view path, std::string* na
     int saved = errno;
     std::string where = quoted(parent == "." ? std::string_view(".") : std::string_view(parent));
     if (saved == ENOENT) {
-      set_error(err, ErrorCode::kNotFound, "no such directory: " + where);
+      refuse(err, ErrorCode::kNotFound, "no such directory: " + where);
     } else if (saved == ENOTDIR) {
-      set_error(err, ErrorCode::kNotDirectory, where + " is not a directory");
+      refuse(err, ErrorCode::kNotDirectory, where + " is not a directory");
     } else {
       fail_from_errno(saved, parent, err);
     }

@@ -23,13 +23,8 @@ using protocol::ProtocolError;
 
 constexpr uint64_t kMaxDefaultKeepFree = uint64_t{1} << 30;
 
-bool refuse(ProtocolError* err, ErrorCode code, std::string message) {
-  err->code = code;
-  err->message = std::move(message);
-  return false;
-}
-
-std::string quoted(const std::string& path) { return "\"" + path + "\""; }
+using protocol::refuse;
+const auto& quoted = protocol::quote_path;
 
 // The protocol's code for a failed system call while storing an upload.
 ErrorCode code_for_errno(int errnum) {

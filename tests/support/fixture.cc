@@ -1,5 +1,7 @@
 #include "tests/support/fixture.h"
 
+#include "tests/support/binaries.h"
+
 #include <criterion/criterion.h>
 // cr_assert expands to C-style casts.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
@@ -102,6 +104,32 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+Process spawn_client(const Served& s, const std::vector<std::string>& args) {
+  std::string err;
+  auto binary = find_binary("reactorc", &err);
+  cr_assert(binary.has_value(), "%s", err.c_str());
+  SpawnOptions o;
+  o.argv = {*binary};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.output_dir = s.dir.path();
+  auto p = Process::spawn(o, &err);
+  cr_assert(p.has_value(), "%s", err.c_str());
+  return std::move(*p);
+}
+
+std::vector<std::string> plain_args_via(const Served& s, const std::string& address,
+                                        const std::vector<std::string>& args) {
+  std::vector<std::string> out = {"--plain", "-s", address, "-k", s.secret.path, "--progress=none"};
+  out.insert(out.end(), args.begin(), args.end());
+  return out;
+}
+
+size_t count_in(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
 }
 
 }  // namespace testsupport

@@ -13,6 +13,7 @@
 
 #include "tests/support/deadline.h"
 #include "tests/support/files.h"
+#include "tests/support/process.h"
 #include "tests/support/raw_client.h"
 #include "tests/support/server.h"
 #include "tests/support/temp_dir.h"
@@ -69,6 +70,16 @@ Frame expect_frame(RawClient& c, const std::string& type, Millis timeout = Milli
 void set_mtime(const std::string& path, time_t when);
 // write_pattern_file(PATH, SIZE, SEED), with mtime kMtime.
 void make_pattern(const std::string& path, uint64_t size, uint64_t seed);
+
+// reactorc with ARGS, started and left running (its output in the test's directory),
+// for a test that signals or kills it mid-transfer.
+Process spawn_client(const Served& s, const std::vector<std::string>& args);
+// {"--plain", "-s", ADDRESS, "-k", the secret, "--progress=none", ARGS...}: a client of the
+// plain protocol through ADDRESS (a proxy in front of the server).
+std::vector<std::string> plain_args_via(const Served& s, const std::string& address,
+                                        const std::vector<std::string>& args);
+// How many times NEEDLE occurs in TEXT (overlaps counted).
+size_t count_in(const std::string& text, const std::string& needle);
 
 // TEXT split at '\n'; a final line without '\n' counts, an empty last one does not.
 std::vector<std::string> lines_of(const std::string& text);
