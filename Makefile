@@ -108,7 +108,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(call obj,$(SUPPORT_SRCS)) $(SERVER_LI
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDSAN) -pthread $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
 
-tests: $(TEST_BINS) $(REACTORD) $(REACTORC)
+# The fault-injection shim the tests preload into reactord (tests/faults/inject.c).
+FAULT_SHIM := $(BUILD)/libfaultinject.so
+$(FAULT_SHIM): tests/faults/inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -o $@ $< -ldl
+
+tests: $(TEST_BINS) $(REACTORD) $(REACTORC) $(FAULT_SHIM)
 .PHONY: tests
 
 # libFuzzer targets (tests/fuzz/fuzz_*.cc), built with clang under ASan+UBSan into

@@ -34,6 +34,7 @@ Served serve(const ServeOptions& options) {
   server_options.secret_file = secret->path;
   server_options.listen = options.listen;
   server_options.extra_args = options.extra_args;
+  server_options.env = options.env;
   auto server = ServerProcess::start(server_options, &err);
   cr_assert(server.has_value(), "reactord did not start: %s", err.c_str());
   return Served{std::move(*dir), root, downloads, *secret, std::move(*server)};

@@ -34,6 +34,7 @@ struct ServeOptions {
   bool secret_in_root = false;                      // root/secret instead of dir/secret
   // Written into the root before the server starts: {path relative to the root, content}.
   std::vector<std::pair<std::string, std::string>> files;
+  EnvVars env;  // added to reactord's environment (LD_PRELOAD of a fault shim, ...)
 };
 
 struct Served {
