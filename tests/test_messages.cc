@@ -131,8 +131,8 @@ Test(messages, round_trip_handshake, .timeout = kTimeout) {
 }
 
 Test(messages, round_trip_requests, .timeout = kTimeout) {
-  expect_round_trip(GetRequest{"dir/f.bin", 0});
-  expect_round_trip(GetRequest{"a b/\xe2\x82\xac\n\t\x01.txt", (uint64_t{1} << 53)});
+  expect_round_trip(GetRequest{"dir/f.bin", 0, std::nullopt});
+  expect_round_trip(GetRequest{"a b/\xe2\x82\xac\n\t\x01.txt", (uint64_t{1} << 53), std::nullopt});
   expect_round_trip(StatRequest{""});
   expect_round_trip(StatRequest{std::string(kMaxPathLen, 'p')});
   expect_round_trip(ListRequest{"."});
@@ -153,7 +153,7 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   file.offset = 10;
   expect_round_trip(file);  // nothing left to send: no body
 
-  expect_round_trip(End{pattern<32>(9)});
+  expect_round_trip(End{pattern<32>(9), std::nullopt});
 
   StatReply stat;
   stat.path = "d";
@@ -179,8 +179,8 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   expect_round_trip(PutRequest{"in/a.bin", 6, false, std::nullopt, std::nullopt});
   expect_round_trip(PutRequest{"in/a.bin", uint64_t{1} << 40, true, 0755u, int64_t{-5}});
   expect_round_trip(PutReady{"in/a.bin", 0});
-  expect_round_trip(Data{6}, "abcdef");
-  expect_round_trip(Data{0});
+  expect_round_trip(Data{6, std::nullopt}, "abcdef");
+  expect_round_trip(Data{0, std::nullopt});
   Digest d{};
   d[0] = 0xab;
   expect_round_trip(PutDone{"in/a.bin", 6, d});
@@ -226,7 +226,7 @@ Test(messages, integers_are_written_exactly, .timeout = kTimeout) {
   const std::string frame = encode(ListEnd{1000000000000000, uint64_t{1} << 53});
   expect_contains(frame, R"("count":1000000000000000)");
   expect_contains(frame, R"("skipped":9007199254740992)");
-  FileHeader file{"f", 5, 2, -1234567890123, 0755};
+  FileHeader file{"f", 5, 2, -1234567890123, 0755, std::nullopt};
   const std::string header = encode(file).substr(kFramePrefixLen);
   cr_assert_str_eq(header.c_str(),
                    R"({"type":"file","path":"f","size":5,"offset":2,"mtime":-1234567890123,)"
@@ -407,7 +407,7 @@ Test(messages, proto_versions, .timeout = kTimeout) {
 Test(messages, unknown_fields_are_ignored, .timeout = kTimeout) {
   const Message m = expect_ok(
       R"({"future":{"deep":[1,2,{"x":null}]},"type":"get","path":"a","offset":3,"offset2":"z","Path":1})");
-  cr_assert(std::get<GetRequest>(m) == (GetRequest{"a", 3}));
+  cr_assert(std::get<GetRequest>(m) == (GetRequest{"a", 3, std::nullopt}));
   const Message p = expect_ok(R"({"type":"ping","x":1})");
   cr_assert(!std::get<PingRequest>(p).token.has_value());
   const Message e = expect_ok(
@@ -498,7 +498,7 @@ Test(messages, version_2_ranges_roots_and_digests, .timeout = kTimeout) {
   GetRequest ranged{"big.iso", 3 << 20, uint64_t{1} << 20};
   expect_round_trip(ranged);
   cr_assert(encode(ranged).substr(4) == R"({"type":"get","path":"big.iso","offset":3145728,"length":1048576})");
-  cr_assert(encode(GetRequest{"a", 0}).substr(4) == R"({"type":"get","path":"a","offset":0})", "no length: none sent");
+  cr_assert(encode(GetRequest{"a", 0, std::nullopt}).substr(4) == R"({"type":"get","path":"a","offset":0})", "no length: none sent");
   FileHeader part;
   part.path = "big.iso";
   part.size = 10;
