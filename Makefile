@@ -141,11 +141,11 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_OBJS)
 fuzz: $(FUZZ_BINS)
 	@scripts/fuzz.sh run $(FUZZ_DIR) $(FUZZ_SECONDS)
 
-# The threads (hashing, the commit worker) under ThreadSanitizer: a plain driver, since
+# The threads (hashing, the commit worker, get -c's chunk check) under ThreadSanitizer: a plain driver, since
 # Criterion does not run under TSan. Part of make check.
 TSAN_DIR  := build/tsan
 TSAN_FLAGS = $(CXXSTD) -O1 -g -fsanitize=thread -pthread $(PKG_CFLAGS)
-TSAN_CODE := $(REACTOR_SRCS) $(PROTOCOL_SRCS) $(COMMON_SRCS)
+TSAN_CODE := $(REACTOR_SRCS) $(PROTOCOL_SRCS) $(COMMON_SRCS) apps/reactorc/partial_download.cc
 TSAN_BIN  := $(TSAN_DIR)/tsan_threads
 
 $(TSAN_DIR)/obj/%.o: %.cc | deps
