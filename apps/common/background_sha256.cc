@@ -3,10 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <system_error>
 
@@ -36,25 +33,10 @@ void BackgroundSha256::update(const void* data, size_t len) {
   }
 }
 
-void BackgroundSha256::consume(const char* data, size_t len) {
-  hash_.update(data, len);
-  if (fd_ < 0 || write_errno_.load(std::memory_order_relaxed) != 0) return;
-  while (len > 0) {
-    ssize_t n = ::write(fd_, data, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      write_errno_.store(n < 0 ? errno : EIO, std::memory_order_release);
-      return;
-    }
-    data += n;
-    len -= static_cast<size_t>(n);
-  }
-}
-
 void BackgroundSha256::hand_over() {
   if (!worker_.joinable() && !inline_ && !start_worker()) inline_ = true;
   if (inline_) {  // slower, not wrong
-    consume(chunks_[current_].get(), used_);
+    hash_.update(chunks_[current_].get(), used_);
     used_ = 0;
     return;
   }
@@ -97,7 +79,7 @@ void BackgroundSha256::work() {
     Filled next = filled_.front();
     filled_.pop_front();
     lock.unlock();
-    consume(chunks_[next.chunk].get(), next.size);
+    hash_.update(chunks_[next.chunk].get(), next.size);
     lock.lock();
     free_.push_back(next.chunk);
     chunk_free_.notify_one();
@@ -114,7 +96,7 @@ protocol::Digest BackgroundSha256::finish() {
     work_ready_.notify_one();
     worker_.join();  // returns once every queued chunk is hashed
   } else if (used_ > 0) {
-    consume(chunks_[current_].get(), used_);
+    hash_.update(chunks_[current_].get(), used_);
   }
   used_ = 0;
   return hash_.finish();

@@ -18,7 +18,6 @@
 // Not copyable or movable; one stream per object (finish() once).
 
 #include <array>
-#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -45,13 +44,6 @@ class BackgroundSha256 {
   BackgroundSha256(const BackgroundSha256&) = delete;
   BackgroundSha256& operator=(const BackgroundSha256&) = delete;
 
-  // Before any update(): also write every byte, in order, to `fd` (a file; the caller
-  // keeps it open until finish() or destruction), from the same thread that hashes it,
-  // so that a write(2) the disk makes slow never holds up the event loop either. The
-  // first failure stops the writing; write_error() then says its errno.
-  void write_to(int fd) { fd_ = fd; }
-  int write_error() const { return write_errno_.load(std::memory_order_acquire); }
-
   void update(const void* data, size_t len);
   // The digest of everything given to update(); all zeros if OpenSSL failed (see
   // protocol::Sha256: a digest no file has, so a verification fails closed).
@@ -67,7 +59,6 @@ class BackgroundSha256 {
   };
 
   void hand_over();  // queues the current chunk and takes a free one, waiting if need be
-  void consume(const char* data, size_t len);  // hash, and write if asked to
   bool start_worker();
   void work();
 
@@ -88,8 +79,6 @@ class BackgroundSha256 {
   bool inline_ = false;   // no thread could be started: hash on the caller's thread
 
   protocol::ContentHash hash_;  // the worker's while it runs, the caller's before and after
-  int fd_ = -1;
-  std::atomic<int> write_errno_{0};
   std::thread worker_;
 };
 

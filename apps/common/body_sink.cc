@@ -83,28 +83,7 @@ void BodySink::set_digest_kind(protocol::DigestKind kind) {
   if (kind == kind_ || written_ > 0 || resumed_) return;
   kind_ = kind;
   inline_hash_ = protocol::ContentHash(kind);
-  if (background_hash_) {
-    background_hash_ = std::make_unique<BackgroundSha256>(kind);
-    if (background_writes_) background_hash_->write_to(file_.get());
-  }
-}
-
-// A file, with a hashing thread: the thread writes it too. Not for streams, whose bytes
-// must go out as they arrive (a pipe's reader is waiting for them).
-void BodySink::write_in_background() {
-  if (!background_hash_ || !file_ || streaming_) return;
-  background_hash_->write_to(file_.get());
-  background_writes_ = true;
-}
-
-bool BodySink::background_failed(std::string* err) {
-  int e = background_hash_ ? background_hash_->write_error() : 0;
-  if (e == 0) return false;
-  errno_ = e;
-  write_failed_ = true;
-  write_error_ = reactor::sys_error(e, "write", display_);
-  if (err != nullptr) *err = write_error_;
-  return true;
+  if (background_hash_) background_hash_ = std::make_unique<BackgroundSha256>(kind);
 }
 
 BodySink::~BodySink() { discard(); }
@@ -123,7 +102,6 @@ bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const s
       file_.reset(fd);
       temp_name_ = candidate;
       written_ = 0;
-      write_in_background();
       return true;
     }
     if (errno != EEXIST) break;
@@ -162,7 +140,6 @@ bool BodySink::adopt(reactor::UniqueFd dir, const std::string& name, const std::
   file_ = std::move(file);
   temp_name_ = temp;
   written_ = 0;
-  write_in_background();
   if (!leaves.empty()) {
     resumed_ = true;
     if (background_hash_) {
@@ -175,9 +152,6 @@ bool BodySink::adopt(reactor::UniqueFd dir, const std::string& name, const std::
 }
 
 void BodySink::keep() {
-  // What the hashing thread has yet to write goes to the file before it is closed.
-  if (background_writes_ && background_hash_) background_hash_->finish();
-  background_hash_.reset();
   file_.reset();
   temp_name_.clear();
 }
@@ -198,16 +172,6 @@ void BodySink::hash(const char* data, size_t len) {
 }
 
 bool BodySink::write(const char* data, size_t len, std::string* err) {
-  if (background_writes_) {
-    // Handed to the hashing thread, which writes it; a failure shows on the next call.
-    if (!background_hash_ || background_failed(err)) {
-      if (!background_hash_) *err = "internal error: write after the sink was closed";
-      return false;
-    }
-    background_hash_->update(data, len);
-    written_ += len;
-    return true;
-  }
   hash(data, len);
   if (!file_) {
     written_ += len;
@@ -237,7 +201,7 @@ bool BodySink::write(const char* data, size_t len, std::string* err) {
 bool BodySink::verify(const protocol::Digest& expected, protocol::Digest* actual) {
   protocol::Digest got = background_hash_ ? background_hash_->finish() : inline_hash_.finish();
   if (actual != nullptr) *actual = got;
-  verified_ = got == expected && !background_failed(nullptr);
+  verified_ = got == expected;
   if (!verified_) discard();
   return verified_;
 }
@@ -296,8 +260,6 @@ bool BodySink::commit(const CommitOptions& options, std::string* err) {
 }
 
 void BodySink::discard() {
-  // The hashing thread may still be writing into the file: it stops before it is closed.
-  if (background_writes_) background_hash_.reset();
   file_.reset();
   if (!temp_name_.empty()) {
     unlinkat(dir_.get(), temp_name_.c_str(), 0);

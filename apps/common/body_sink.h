@@ -1,11 +1,9 @@
 #pragma once
 // BodySink: where a received frame body goes, for whichever side receives it (a
 // download, in reactorc; an upload, in reactord). It hashes every byte as it arrives
-// and, when it has a file, writes it (with Hashing::kBackground, on the hashing thread,
-// so that a slow write(2) never stalls the event loop; its error shows on a later
-// write() or at verify()) into a temporary file created beside the destination,
-// relative to a directory descriptor, so that a rename of the directory or a symlink
-// planted at its path cannot redirect the writes. Only after verify() has
+// and, when it has a file, writes it into a temporary file created beside the
+// destination, relative to a directory descriptor, so that a rename of the directory
+// or a symlink planted at its path cannot redirect the writes. Only after verify() has
 // matched the digest does commit() rename the temporary into place; until then nothing
 // exists under the final name. If the sink is discarded or destroyed uncommitted, the
 // temporary file is removed. (A SIGKILL can still leave one behind: it is named
@@ -86,8 +84,7 @@ class BodySink {
 
   bool write(const char* data, size_t len, std::string* err);
   // The body is complete: the digest of everything written, compared with `expected`.
-  // On a mismatch the file is discarded. *actual (if given) receives the digest. False
-  // too when writing the file failed (write_failed(); a background write fails late).
+  // On a mismatch the file is discarded. *actual (if given) receives the digest.
   bool verify(const protocol::Digest& expected, protocol::Digest* actual = nullptr);
   struct CommitOptions {
     std::optional<int64_t> mtime;  // absent: left as written
@@ -107,22 +104,16 @@ class BodySink {
   void discard();
 
   bool has_file() const { return static_cast<bool>(dir_); }
-  bool verified() const { return verified_; }
   bool streaming() const { return streaming_; }
   const std::string& display() const { return display_; }
   const std::string& temp_name() const { return temp_name_; }
   // The errno of the last failure of open_file, write or commit (ENOSPC, EEXIST, EIO,
   // ...), 0 for a failure that was not a system call's.
   int error_number() const { return errno_; }
-  // Whether verify() failed because the file could not be written, and what was said.
-  bool write_failed() const { return write_failed_; }
-  const std::string& write_error() const { return write_error_; }
   uint64_t written() const { return written_; }
 
  private:
   void hash(const char* data, size_t len);
-  void write_in_background();
-  bool background_failed(std::string* err);
   bool check_target(const std::string& name, const std::string& display, bool overwrite, std::string* err);
 
   Hashing hashing_;
@@ -138,10 +129,6 @@ class BodySink {
   bool verified_ = false;
   bool streaming_ = false;
   bool resumed_ = false;
-  // kBackground into a file: the hashing thread also writes (BackgroundSha256::write_to).
-  bool background_writes_ = false;
-  bool write_failed_ = false;
-  std::string write_error_;
   uint64_t written_ = 0;
   int errno_ = 0;
 };

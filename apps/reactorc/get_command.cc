@@ -102,7 +102,6 @@ void GetCommand::on_end(const protocol::End& end) {
   if (expected == nullptr)
     return fail(kExitProtocol, std::string("the server's end has no ") + protocol::to_string(kind));
   if (!sink_->verify(*expected, &digest_)) {
-    if (sink_->write_failed()) return fail(kExitLocal, sink_->write_error());
     return fail(kExitVerify, std::string("verification failed: ") + protocol::to_string(kind) + " mismatch (expected " +
                                  protocol::to_hex(*expected) + ", got " + protocol::to_hex(digest_) + ")" +
                                  (sink_->streaming() ? "; what was written to " + sink_->display() + " is not the file"

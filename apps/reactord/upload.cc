@@ -94,11 +94,7 @@ uint64_t default_keep_free(uint64_t total) {
 }
 
 void CommitJob::run() {
-  if (!sink->verify(expected, &actual) && sink->write_failed()) {
-    error = {code_for_errno(sink->error_number()), sink->write_error() + "; nothing was stored"};
-    return;
-  }
-  if (!sink->verified()) {
+  if (!sink->verify(expected, &actual)) {
     error = {ErrorCode::kDigestMismatch, "the data of " + quoted(path) + " does not match its end: expected root " +
                                              protocol::to_hex(expected) + ", received " + protocol::to_hex(actual) +
                                              "; nothing was stored"};
