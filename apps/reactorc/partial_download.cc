@@ -1,7 +1,6 @@
 #include "apps/reactorc/partial_download.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "apps/common/file_hash.h"
+#include "apps/common/locked_file.h"
 #include "protocol/content_hash.h"
 #include "protocol/hex.h"
 #include "protocol/json_header.h"
@@ -88,29 +89,22 @@ bool PartialDownload::open(int dir, const std::string& name, const std::string& 
   p.name_ = name;
   p.display_ = display;
   p.file_name_ = partial_name_for(name);
-  // O_NOFOLLOW and no O_TRUNC: a symlink planted under the partial's name is refused, and
-  // what a partial holds is only cut after the lock is ours.
-  int fd = openat(dir, p.file_name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    *err = reactor::sys_error("create the partial download of", display);
-    return false;
-  }
-  p.fd_.reset(fd);
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    *err = reactor::sys_error("stat the partial download of", display);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *err = "the partial download of \"" + display + "\" (" + p.file_name_ + ") is not a regular file";
-    return false;
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    *err = errno == EWOULDBLOCK ? "another reactorc is downloading into \"" + display + "\""
-                                : reactor::sys_error("lock the partial download of", display);
-    return false;
+  switch (app::open_locked(dir, p.file_name_, &p.fd_, &st)) {
+    case app::LockOutcome::kLocked:
+      break;
+    case app::LockOutcome::kBusy:
+      *err = "another reactorc is downloading into \"" + display + "\"";
+      return false;
+    case app::LockOutcome::kNotRegular:
+      *err = "the partial download of \"" + display + "\" (" + p.file_name_ + ") is not a regular file";
+      return false;
+    case app::LockOutcome::kOpenError:
+      *err = reactor::sys_error("create the partial download of", display);
+      return false;
+    case app::LockOutcome::kLockError:
+      *err = reactor::sys_error("lock the partial download of", display);
+      return false;
   }
   p.held_ = static_cast<uint64_t>(st.st_size);
   int note = openat(dir, note_name_for(name).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -204,18 +198,12 @@ void check_some(int fd, uint64_t size, const std::vector<protocol::Digest>& leav
                 uint64_t stride, std::vector<char>* bad, std::string* err) {
   std::vector<char> buffer(protocol::kChunkSize);
   for (uint64_t i = first; i < count; i += stride) {
-    uint64_t start = i * protocol::kChunkSize;
     size_t length = static_cast<size_t>(protocol::chunk_length(size, i));
-    size_t got = 0;
-    while (got < length) {
-      ssize_t n = pread(fd, buffer.data() + got, length - got, static_cast<off_t>(start + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        *err = n == 0 ? std::string("the partial download shrank while it was checked")
-                      : reactor::sys_error("read the partial download");
-        return;
-      }
-      got += static_cast<size_t>(n);
+    app::ReadOutcome outcome = app::pread_full(fd, buffer.data(), length, i * protocol::kChunkSize);
+    if (outcome != app::ReadOutcome::kOk) {
+      *err = outcome == app::ReadOutcome::kShrank ? std::string("the partial download shrank while it was checked")
+                                                  : reactor::sys_error("read the partial download");
+      return;
     }
     (*bad)[i] = protocol::sha256(buffer.data(), length) != leaves[i] ? 1 : 0;
   }

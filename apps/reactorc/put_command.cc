@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "apps/common/file_hash.h"
 #include "apps/reactorc/exit_codes.h"
 #include "protocol/content_hash.h"
 #include "reactor/errors.h"
@@ -53,17 +54,11 @@ protocol::Message PutCommand::request() const {
 
 bool PutCommand::prepare_resume(std::string* err) {
   protocol::ContentHash hash(protocol::DigestKind::kTree, /*keep_leaves=*/true);
-  std::vector<char> buffer(protocol::kChunkSize);
-  for (uint64_t pos = 0; pos < size();) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size() - pos));
-    ssize_t n = pread(file_.get(), buffer.data(), want, static_cast<off_t>(pos));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      *err = n == 0 ? "\"" + remote_ + "\": the local file shrank while it was hashed" : reactor::sys_error("read");
-      return false;
-    }
-    hash.update(buffer.data(), static_cast<size_t>(n));
-    pos += static_cast<uint64_t>(n);
+  app::ReadOutcome outcome = app::hash_file(file_.get(), size(), &hash);
+  if (outcome != app::ReadOutcome::kOk) {
+    *err = outcome == app::ReadOutcome::kShrank ? "\"" + remote_ + "\": the local file shrank while it was hashed"
+                                                : reactor::sys_error("read");
+    return false;
   }
   digest_ = hash.finish();
   leaves_ = hash.leaves();

@@ -1,7 +1,6 @@
 #include "apps/reactord/upload.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "apps/common/human_units.h"
+#include "apps/common/locked_file.h"
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
 #include "protocol/content_hash.h"
@@ -145,27 +145,23 @@ void Upload::cut_short() {
 bool Upload::open_partial(reactor::UniqueFd dir, const std::string& name, const protocol::PutRequest& request,
                           std::chrono::milliseconds ttl, PartialHolder* holder, ProtocolError* err) {
   partial_name_ = app::resume_name_for(name, request.size, request.root);
-  int fd = openat(dir.get(), partial_name_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return refuse(err, code_for_errno(errno), "create the partial upload of " + quoted(request.path) + ": " +
-                                                  std::strerror(errno));
-  partial_.reset(fd);
   struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-    return refuse(err, ErrorCode::kIoError, "the partial upload of " + quoted(request.path) + " is not a regular file");
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  app::LockOutcome outcome = app::open_locked(dir.get(), partial_name_, &partial_, &st);
+  if (outcome == app::LockOutcome::kBusy || outcome == app::LockOutcome::kLockError) {
     // Held by a session of ours whose client went silent (the network dropped it, and
     // this is the client back): that one gives way, keeping what it received.
     PartialHolder* other = space_.holder_of(st.st_dev, st.st_ino);
     if (other != nullptr && other->stalled()) other->give_up("a newer resume of the same upload took over");
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+    if (app::try_lock(partial_.get(), &st) != app::LockOutcome::kLocked)
       return refuse(err, ErrorCode::kInProgress,
                     "another upload is resuming " + quoted(request.path) + " right now; try again when it ends");
+  } else if (outcome == app::LockOutcome::kNotRegular) {
+    return refuse(err, ErrorCode::kIoError, "the partial upload of " + quoted(request.path) + " is not a regular file");
+  } else if (outcome == app::LockOutcome::kOpenError) {
+    return refuse(err, code_for_errno(errno), "create the partial upload of " + quoted(request.path) + ": " +
+                                                  std::strerror(errno));
   }
-  if (fstat(fd, &st) != 0)
-    return refuse(err, ErrorCode::kIoError, "stat the partial upload of " + quoted(request.path));
+  int fd = partial_.get();
   if (holder != nullptr) {
     space_.claim(st.st_dev, st.st_ino, holder);
     claimed_ = true;

@@ -1,0 +1,26 @@
+#pragma once
+// Reading a file for its digest: the one loop that reactord's TreeJob (a file's chunk
+// tree, on the worker), reactorc put -c (the local file's tree before the request) and
+// get -c's chunk check (check_chunks) all need, with EINTR retried and a file that
+// shrinks under the reader told apart from a read error.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "protocol/content_hash.h"
+
+namespace app {
+
+enum class ReadOutcome { kOk, kShrank, kError, kCancelled };
+
+// Reads exactly `len` bytes at `offset` into `buf`. kError leaves errno set.
+ReadOutcome pread_full(int fd, char* buf, size_t len, uint64_t offset);
+
+// Feeds bytes 0 .. size - 1 of `fd` to `hash`, 1 MiB at a time. `cancelled`, if given, is
+// looked at before every chunk. kError leaves errno set.
+ReadOutcome hash_file(int fd, uint64_t size, protocol::ContentHash* hash, const std::atomic<bool>* cancelled = nullptr);
+
+}  // namespace app
