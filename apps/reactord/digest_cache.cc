@@ -28,36 +28,29 @@ bool FileIdentity::operator==(const FileIdentity& other) const {
 
 DigestCache::Entry* DigestCache::lookup(const FileIdentity& identity) {
   auto it = index_.find(InodeKey{identity.dev, identity.ino});
-  if (it == index_.end() || !(it->second->identity == identity)) {
-    ++misses_;
-    return nullptr;
-  }
+  if (it == index_.end() || !(it->second->identity == identity)) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second);
-  ++hits_;
   return &*it->second;
 }
 
+void DigestCache::count(bool hit) { ++(hit ? hits_ : misses_); }
+
 std::optional<protocol::Digest> DigestCache::find(const FileIdentity& identity, protocol::DigestKind kind) {
   Entry* entry = lookup(identity);
-  if (entry == nullptr) return std::nullopt;
-  if (kind == protocol::DigestKind::kSha256) {
-    if (entry->sha256) return entry->sha256;
-  } else if (entry->tree) {
-    return entry->tree->root;
-  }
-  ++misses_;  // the file is known, but not this kind of digest
-  --hits_;
-  return std::nullopt;
+  // The file known, but not this kind of digest, is a miss too.
+  std::optional<protocol::Digest> digest;
+  if (entry != nullptr) digest = kind == protocol::DigestKind::kSha256 ? entry->sha256
+                                 : entry->tree                         ? std::optional(entry->tree->root)
+                                                                       : std::nullopt;
+  count(digest.has_value());
+  return digest;
 }
 
 std::shared_ptr<const ChunkTree> DigestCache::find_tree(const FileIdentity& identity) {
   Entry* entry = lookup(identity);
-  if (entry == nullptr) return nullptr;
-  if (!entry->tree) {
-    ++misses_;
-    --hits_;
-  }
-  return entry->tree;
+  std::shared_ptr<const ChunkTree> tree = entry != nullptr ? entry->tree : nullptr;
+  count(tree != nullptr);
+  return tree;
 }
 
 DigestCache::Entry& DigestCache::entry_for(const FileIdentity& identity) {

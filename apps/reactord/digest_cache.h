@@ -83,7 +83,8 @@ class DigestCache {
     size_t operator()(const InodeKey& key) const { return std::hash<ino_t>()(key.ino) * 31 + std::hash<dev_t>()(key.dev); }
   };
 
-  Entry* lookup(const FileIdentity& identity);   // counts the hit or miss
+  Entry* lookup(const FileIdentity& identity);   // refreshes what it finds
+  void count(bool hit);                           // a hit or a miss
   Entry& entry_for(const FileIdentity& identity);  // found, refreshed, or made
   void set_tree(Entry& entry, std::shared_ptr<const ChunkTree> tree);
   void evict();
