@@ -482,9 +482,8 @@ void Session::send_digests(const protocol::DigestsRequest& request, const struct
   reply.from = from;
   reply.count = count;
   if (!stream_.send(reply)) return;
-  std::string body(reinterpret_cast<const char*>(tree.leaves.data() + from), count * sizeof(protocol::Digest));
   response_ = std::make_unique<Response>();
-  response_->digests = std::make_unique<protocol::MemoryProducer>(std::move(body));
+  response_->digests = digests_body(tree.leaves, from, count);
   response_->path = app::escape_for_terminal(request.path);
   if (!transition(S::kSending)) return;
   app::log_connection(app::LogLevel::kDebug, peer_.c_str(), id_, " digests \"%s\" (chunks %llu + %llu)",
@@ -494,22 +493,34 @@ void Session::send_digests(const protocol::DigestsRequest& request, const struct
 }
 
 void Session::compute_tree(reactor::UniqueFd file, const struct stat& st, std::string path) {
-  auto job = std::make_shared<TreeJob>(std::move(file), st);
   response_ = std::make_unique<Response>();
-  response_->tree_job = job;
   response_->path = app::escape_for_terminal(path);
-  if (!transition(S::kDigesting)) return;
   app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " computing the chunk tree of \"%s\"",
                       response_->path.c_str());
+  start_tree_job(std::move(file), st, "the server cannot compute digests now: ");
+}
+
+// The response in progress waits, Digesting, for the tree of `file` from the worker;
+// on_tree() goes on with it.
+void Session::start_tree_job(reactor::UniqueFd file, const struct stat& st, const char* cannot) {
+  auto job = std::make_shared<TreeJob>(std::move(file), st);
+  response_->tree_job = job;
+  if (!transition(S::kDigesting)) return;
   std::string err;
   response_->tree = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_tree(*job); }, &err);
   if (response_->tree == 0) {
     app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", err.c_str());
-    ProtocolError failure{ErrorCode::kIoError, "the server cannot compute digests now: " + err};
+    ProtocolError failure{ErrorCode::kIoError, cannot + err};
     response_.reset();
     request_error(failure);
     transition(S::kReady);
   }
+}
+
+std::unique_ptr<protocol::Producer> Session::digests_body(const std::vector<protocol::Digest>& leaves, uint64_t from,
+                                                          uint64_t count) {
+  std::string body(reinterpret_cast<const char*>(leaves.data() + from), count * sizeof(protocol::Digest));
+  return std::make_unique<protocol::MemoryProducer>(std::move(body));
 }
 
 void Session::on_tree(TreeJob& job) {
@@ -612,27 +623,16 @@ void Session::handle_put(const protocol::PutRequest& request) {
     response_.reset();
     return request_error(ProtocolError{ErrorCode::kIoError, std::string("the partial upload: ") + std::strerror(errno)});
   }
-  auto job = std::make_shared<TreeJob>(reactor::UniqueFd(fd), st);
-  response_->tree_job = job;
-  if (!transition(S::kDigesting)) return;
-  std::string why;
-  response_->tree = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_tree(*job); }, &why);
-  if (response_->tree == 0) {
-    response_.reset();
-    request_error(ProtocolError{ErrorCode::kIoError, "the server cannot resume uploads now: " + why});
-    transition(S::kReady);
-  }
+  start_tree_job(reactor::UniqueFd(fd), st, "the server cannot resume uploads now: ");
 }
 
 // A resumed put: the digests of what is held go out with put_ready, and the data follows.
 void Session::send_put_ready(TreeJob& job) {
   Upload& upload = *response_->upload;
-  response_->put_leaves = job.tree->leaves;
-  protocol::PutReady ready{upload.path(), upload.held(), response_->put_leaves.size()};
+  protocol::PutReady ready{upload.path(), upload.held(), job.tree->leaves.size()};
   if (!transition(S::kReceiving)) return;
   if (!stream_.send(ready)) return;
-  std::string body(reinterpret_cast<const char*>(response_->put_leaves.data()), ready.body_length());
-  response_->digests = std::make_unique<protocol::MemoryProducer>(std::move(body));
+  response_->digests = digests_body(job.tree->leaves, 0, ready.count);
   stream_.start_producing(*response_->digests);
 }
 
@@ -656,8 +656,12 @@ void Session::handle_data(const protocol::Data& data) {
   response_->data_seen = true;
   stream_.stop_producing();  // the put_ready's digests are all out: the client answered them
   response_->digests.reset();
+  // The digests of what is held: the tree the worker computed for put_ready, if any.
+  static const std::vector<protocol::Digest> kNothingHeld;
+  const TreeJob* held = response_->tree_job.get();
   ProtocolError err;
-  if (!upload.start_body(offset, response_->put_leaves, &err)) upload_failed(err);
+  if (!upload.start_body(offset, held != nullptr && held->tree ? held->tree->leaves : kNothingHeld, &err))
+    upload_failed(err);
 }
 
 // A failure while the body arrives: said at once, so the client can stop sending; the

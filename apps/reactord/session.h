@@ -160,6 +160,9 @@ class Session final : public protocol::StreamHandler, public PartialHolder {
   // The cache lacks the file's tree: compute it on the worker, then go on with the
   // request that needed it.
   void compute_tree(reactor::UniqueFd file, const struct stat& st, std::string path);
+  void start_tree_job(reactor::UniqueFd file, const struct stat& st, const char* cannot);
+  static std::unique_ptr<protocol::Producer> digests_body(const std::vector<protocol::Digest>& leaves, uint64_t from,
+                                                          uint64_t count);
   void on_tree(TreeJob& job);
   void send_put_ready(TreeJob& job);
   void handle_stat(const protocol::StatRequest& request);
@@ -210,7 +213,6 @@ class Session final : public protocol::StreamHandler, public PartialHolder {
     reactor::WorkQueue::Id tree = 0;              // its id
     std::optional<protocol::GetRequest> pending_get;          // what waits for the tree
     std::optional<protocol::DigestsRequest> pending_digests;  // (one of them)
-    std::vector<protocol::Digest> put_leaves;  // a resumed put: the digests of what is held
     std::string path;                       // what it is for, escaped, for logs
   };
   std::unique_ptr<Response> response_;
