@@ -154,17 +154,14 @@ bool CommandRunner::prepare_get() {
 std::unique_ptr<app::BodySink> CommandRunner::partial_sink(const std::vector<protocol::Digest>& leaves,
                                                            uint64_t held, std::string* err) {
   auto sink = std::make_unique<app::BodySink>(app::BodySink::Hashing::kBackground, protocol::DigestKind::kTree);
-  int dir = fcntl(dest_dir_.get(), F_DUPFD_CLOEXEC, 0);
-  if (dir < 0) {
+  reactor::UniqueFd dir(fcntl(dest_dir_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!dir) {
     *err = std::string("dup: ") + std::strerror(errno);
     return nullptr;
   }
   reactor::UniqueFd file = partial_.dup_fd(err);
-  if (!file) {
-    close(dir);
-    return nullptr;
-  }
-  if (!sink->adopt(reactor::UniqueFd(dir), dest_name_, dest_display_, options_.force, partial_.file_name(),
+  if (!file) return nullptr;
+  if (!sink->adopt(std::move(dir), dest_name_, dest_display_, options_.force, partial_.file_name(),
                    std::move(file), leaves, held, err))
     return nullptr;
   return sink;
@@ -291,7 +288,7 @@ void CommandRunner::schedule_retry(const std::string& message) {
   uint64_t done = 0;
   if (get_ != nullptr && get_->started()) {
     total = get_->expected_size();
-    done = progress_base_ + get_->received();
+    done = get_->held();
   } else if (put_ != nullptr) {
     total = put_->size();
     done = put_->sent();
@@ -388,7 +385,7 @@ void CommandRunner::on_command_done(Connection&, Command& command) {
   if (&command != command_.get()) return on_resume_step(command);
   // A put -c refused because an earlier attempt's connection still holds the server's
   // partial: the server lets a silent one go, so this is worth the next retry.
-  if (!command.succeeded() && put_ != nullptr && put_->refused_in_progress() && !done_ && attempt_ < options_.retry)
+  if (!command.succeeded() && put_ != nullptr && put_->refused_in_progress() && attempt_ < options_.retry)
     return schedule_retry(command.result().message);
   if (!command.succeeded()) return report_failure(command.result().exit_code, command.result().message);
   report_success();
@@ -458,7 +455,6 @@ void CommandRunner::print_listing(ListCommand& list) {
 }
 
 void CommandRunner::on_file(const protocol::FileHeader& header) {
-  progress_base_ = header.offset;
   show_progress(get_->sink().display(), header.size, header.offset);
 }
 
@@ -489,7 +485,7 @@ void CommandRunner::show_progress(const std::string& label, uint64_t total, uint
 }
 
 void CommandRunner::on_received(uint64_t bytes) {
-  if (progress_) progress_->update(progress_base_ + bytes);
+  if (progress_) progress_->update(bytes);
 }
 
 void CommandRunner::on_failure(Connection&, Failure failure, const std::string& message) {

@@ -96,7 +96,6 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   std::vector<protocol::Digest> leaves_;
   protocol::DigestsReply tree_;
   uint64_t leaves_wanted_ = 0;
-  uint64_t progress_base_ = 0;  // the offset the body started at
   PutCommand* put_ = nullptr;  // command_, when it is a put
   std::string put_label_;      // LOCAL as given, for the progress line
   int exit_code_ = 1;

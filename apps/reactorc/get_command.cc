@@ -92,7 +92,7 @@ void GetCommand::on_body(const char* data, size_t len, uint64_t) {
   std::string err;
   if (!sink_->write(data, len, &err)) return fail(kExitLocal, err);
   received_ += len;
-  if (observer_ != nullptr) observer_->on_received(received_);
+  if (observer_ != nullptr) observer_->on_received(held());
 }
 
 void GetCommand::on_end(const protocol::End& end) {

@@ -27,7 +27,8 @@ class GetObserver {
  public:
   virtual ~GetObserver() = default;
   virtual void on_file(const protocol::FileHeader& header) = 0;
-  // Body bytes received so far.
+  // Bytes of the file held so far: the body received, after what a resumed download
+  // already had (the header's offset).
   virtual void on_received(uint64_t bytes) = 0;
 };
 
@@ -52,6 +53,8 @@ class GetCommand final : public Command {
   // Whether a file header arrived (a transfer started, as opposed to a refusal).
   bool started() const { return started_; }
   uint64_t received() const { return received_; }
+  // The file's bytes held: the offset asked from, and the body received since.
+  uint64_t held() const { return offset_ + received_; }
   // The remote file's size, from the header (0 before it).
   uint64_t expected_size() const { return size_; }
   const protocol::Digest& digest() const { return digest_; }
