@@ -95,6 +95,10 @@ Test(client_cli, usage_errors_exit_2_with_the_program_name) {
       {"-t", "soon", "ping"},
       {"-t", "0", "ping"},
       {"--progress=sparkles", "ping"},
+      {"--retry", "many", "get", "x"},
+      {"--retry", "-1", "get", "x"},
+      {"--retry", "101", "get", "x"},
+      {"--retry", "1", "ping"},
       {"--backend", "kqueue", "ping"},
       // Malformed server addresses are caught before any connection is tried.
       // (A host alone means port 9000: see a_server_without_a_port_means_port_9000.)

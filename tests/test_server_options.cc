@@ -64,6 +64,9 @@ Test(server_options, double_dash_ends_options) {
   Options o;
   cr_assert_eq(parse({"-q", "--", "-v"}, &o), ParseResult::kUsageError, "an operand after --");
   cr_assert_eq(parse_ok({"-q", "--"}).verbosity, -1);
+  cr_assert(parse_ok({}).partial_ttl == std::chrono::seconds(3600));
+  cr_assert(parse_ok({"--partial-ttl", "0"}).partial_ttl == std::chrono::seconds(0));
+  cr_assert(parse_ok({"--partial-ttl", "2592000"}).partial_ttl == std::chrono::seconds(2592000));
 }
 
 Test(server_options, bad_input_is_a_usage_error) {
@@ -71,6 +74,7 @@ Test(server_options, bad_input_is_a_usage_error) {
       {"-m", "0"},           {"-m", "1000001"},    {"-m", "ten"},           {"--idle-timeout", "0"},
       {"--grace", "-1"},     {"--grace", "1e99"},  {"--handshake-timeout"}, {"--backend", "select"},
       {"--no-such-option"},  {"-x"},               {"operand"},             {"-r"},
+      {"--partial-ttl", "-1"}, {"--partial-ttl", "1.5"}, {"--partial-ttl", "2592001"}, {"--partial-ttl"},
   };
   for (const auto& args : bad) {
     Options o;
