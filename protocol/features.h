@@ -15,17 +15,18 @@ inline constexpr char kFeatureMsg[] = "msg";
 inline constexpr char kFeatureResume[] = "resume";  // get with an offset above 0
 inline constexpr char kFeaturePut[] = "put";        // version 2
 inline constexpr char kFeatureDigests[] = "digests";  // version 2
+inline constexpr char kFeatureTree[] = "tree";        // version 2: list with "recursive"
 
 // What reactord offers in its hello.
 inline std::vector<std::string> server_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests};
+          kFeatureDigests, kFeatureTree};
 }
 
 // What reactorc offers in its auth.
 inline std::vector<std::string> client_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests};
+          kFeatureDigests, kFeatureTree};
 }
 
 }  // namespace protocol

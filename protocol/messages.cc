@@ -103,7 +103,9 @@ bool parse(FieldReader& r, GetRequest* m) {
 }
 
 bool parse(FieldReader& r, StatRequest* m) { return r.read_string("path", kMaxPathLen, &m->path); }
-bool parse(FieldReader& r, ListRequest* m) { return r.read_string("path", kMaxPathLen, &m->path); }
+bool parse(FieldReader& r, ListRequest* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_bool("recursive", &m->recursive);
+}
 
 bool parse(FieldReader& r, PingRequest* m) {
   return r.read_optional_string("token", kMaxTokenLen, &m->token);
@@ -217,6 +219,11 @@ bool parse_entry(const cJSON& item, size_t index, ProtocolError* err, Entry* e) 
         r.read_size("size", &e->size) && r.read_int("mtime", &e->mtime))) {
     return false;
   }
+  if (r.find("mode") != nullptr) {
+    uint32_t mode = 0;
+    if (!read_mode(r, &mode)) return false;
+    e->mode = mode;
+  }
   if (e->name.empty()) return r.fail(ErrorCode::kBadSize, "name", ": empty");
   return true;
 }
@@ -238,11 +245,17 @@ bool parse(FieldReader& r, ProtocolError* err, Entries* m) {
     if (!parse_entry(*item, index, err, &entry)) return false;
     m->entries.push_back(std::move(entry));
   }
+  if (r.find("dir") != nullptr) {
+    std::string dir;
+    if (!r.read_string("dir", kMaxPathLen, &dir)) return false;
+    m->dir = std::move(dir);
+  }
   return true;
 }
 
 bool parse(FieldReader& r, ListEnd* m) {
-  return r.read_size("count", &m->count) && r.read_size("skipped", &m->skipped);
+  return r.read_size("count", &m->count) && r.read_size("skipped", &m->skipped) &&
+         r.read_optional_size("unreadable", &m->unreadable);
 }
 
 bool parse(FieldReader& r, Pong* m) {
@@ -356,7 +369,10 @@ struct ToJson {
     if (m.length) add_uint(obj, "length", *m.length);
   }
   void operator()(const StatRequest& m) const { add_string(obj, "path", m.path); }
-  void operator()(const ListRequest& m) const { add_string(obj, "path", m.path); }
+  void operator()(const ListRequest& m) const {
+    add_string(obj, "path", m.path);
+    if (m.recursive) checked(cJSON_AddTrueToObject(obj, "recursive"));
+  }
   void operator()(const PingRequest& m) const {
     if (m.token) add_string(obj, "token", *m.token);
   }
@@ -390,11 +406,14 @@ struct ToJson {
       add_string(item, "kind", to_string(e.kind));
       add_uint(item, "size", e.size);
       add_int(item, "mtime", e.mtime);
+      if (e.mode) add_uint(item, "mode", *e.mode);
     }
+    if (m.dir) add_string(obj, "dir", *m.dir);
   }
   void operator()(const ListEnd& m) const {
     add_uint(obj, "count", m.count);
     add_uint(obj, "skipped", m.skipped);
+    if (m.unreadable != 0) add_uint(obj, "unreadable", m.unreadable);
   }
   void operator()(const Pong& m) const {
     if (m.token) add_string(obj, "token", *m.token);
@@ -602,9 +621,13 @@ size_t encoded_header_size(const Message& message) { return encode(message).size
 size_t encoded_entry_size(const Entry& entry) {
   // {"name":…,"kind":…,"size":…,"mtime":…}
   constexpr size_t kFixed = sizeof(R"({"name":,"kind":,"size":,"mtime":})") - 1;
-  return kFixed + json_string_size(entry.name) + json_string_size(to_string(entry.kind)) +
-         std::to_string(entry.size).size() + std::to_string(entry.mtime).size();
+  size_t size = kFixed + json_string_size(entry.name) + json_string_size(to_string(entry.kind)) +
+                std::to_string(entry.size).size() + std::to_string(entry.mtime).size();
+  if (entry.mode) size += sizeof(R"(,"mode":)") - 1 + std::to_string(*entry.mode).size();
+  return size;
 }
+
+size_t encoded_dir_size(const std::string& dir) { return sizeof(R"(,"dir":)") - 1 + json_string_size(dir); }
 
 bool operator==(const Hello& a, const Hello& b) {
   return a.proto == b.proto && a.server == b.server && a.features == b.features &&
@@ -619,7 +642,9 @@ bool operator==(const GetRequest& a, const GetRequest& b) {
   return a.path == b.path && a.offset == b.offset && a.length == b.length;
 }
 bool operator==(const StatRequest& a, const StatRequest& b) { return a.path == b.path; }
-bool operator==(const ListRequest& a, const ListRequest& b) { return a.path == b.path; }
+bool operator==(const ListRequest& a, const ListRequest& b) {
+  return a.path == b.path && a.recursive == b.recursive;
+}
 bool operator==(const PingRequest& a, const PingRequest& b) { return a.token == b.token; }
 bool operator==(const MsgRequest& a, const MsgRequest& b) { return a.text == b.text; }
 bool operator==(const FileHeader& a, const FileHeader& b) {
@@ -632,11 +657,11 @@ bool operator==(const StatReply& a, const StatReply& b) {
          a.mode == b.mode;
 }
 bool operator==(const Entry& a, const Entry& b) {
-  return a.name == b.name && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime;
+  return a.name == b.name && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime && a.mode == b.mode;
 }
-bool operator==(const Entries& a, const Entries& b) { return a.entries == b.entries; }
+bool operator==(const Entries& a, const Entries& b) { return a.entries == b.entries && a.dir == b.dir; }
 bool operator==(const ListEnd& a, const ListEnd& b) {
-  return a.count == b.count && a.skipped == b.skipped;
+  return a.count == b.count && a.skipped == b.skipped && a.unreadable == b.unreadable;
 }
 bool operator==(const Pong& a, const Pong& b) { return a.token == b.token; }
 bool operator==(const MsgOk& a, const MsgOk& b) { return a.bytes == b.bytes; }

@@ -82,6 +82,7 @@ struct StatRequest {
 };
 struct ListRequest {
   std::string path;
+  bool recursive = false;  // version 2, feature "tree"
 };
 struct PingRequest {
   std::optional<std::string> token;
@@ -134,13 +135,16 @@ struct Entry {  // one element of "entries"
   EntryKind kind = EntryKind::kOther;
   uint64_t size = 0;
   int64_t mtime = 0;
+  std::optional<uint32_t> mode;  // recursive listings only
 };
 struct Entries {
   std::vector<Entry> entries;
+  std::optional<std::string> dir;  // recursive listings: the directory, relative to the listed one
 };
 struct ListEnd {
   uint64_t count = 0;
   uint64_t skipped = 0;
+  uint64_t unreadable = 0;  // recursive listings: directories not descended into
 };
 struct Pong {
   std::optional<std::string> token;
@@ -243,6 +247,8 @@ size_t encoded_header_size(const Message& message);
 // that stays <= kMaxHeaderLen and starts a new frame when the next would not fit.
 inline constexpr size_t kEntriesHeaderBase = sizeof(R"({"type":"entries","entries":[]})") - 1;
 size_t encoded_entry_size(const Entry& entry);
+// What a recursive listing's "dir" adds to that: `,"dir":"..."`.
+size_t encoded_dir_size(const std::string& dir);
 
 bool operator==(const Hello& a, const Hello& b);
 bool operator==(const Auth& a, const Auth& b);

@@ -87,7 +87,8 @@ Test(client_cli, usage_errors_exit_2_with_the_program_name) {
       {"-Z", "ping"},
       {"ping", "extra"},
       {"get"},
-      {"get", "a", "b", "c"},
+      {"-r", "put", "a"},  // -r is get's (put -r: not yet)
+      {"-r", "ls"},
       {"stat"},
       {"send"},
       {"send", "one", "two"},

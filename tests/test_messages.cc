@@ -164,11 +164,29 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   expect_round_trip(stat);
 
   Entries entries;
-  entries.entries.push_back({"a", EntryKind::kFile, 1, 2});
-  entries.entries.push_back({"sub dir", EntryKind::kDir, 0, -5});
-  entries.entries.push_back({std::string(kMaxNameLen, 'n'), EntryKind::kOther, 1000000000000000, 0});
+  entries.entries.push_back({"a", EntryKind::kFile, 1, 2, std::nullopt});
+  entries.entries.push_back({"sub dir", EntryKind::kDir, 0, -5, std::nullopt});
+  entries.entries.push_back({std::string(kMaxNameLen, 'n'), EntryKind::kOther, 1000000000000000, 0, std::nullopt});
   expect_round_trip(entries);
   expect_round_trip(Entries{});
+  // A recursive listing's: each entry's mode, the frame's directory.
+  Entries tree;
+  tree.dir = "a/b c";
+  tree.entries.push_back({"x", EntryKind::kFile, 3, 4, 0644});
+  tree.entries.push_back({"y", EntryKind::kDir, 0, 5, 07755});
+  expect_round_trip(tree);
+  Entries top;
+  top.dir = "";
+  expect_round_trip(top);
+  ListRequest recursive;
+  recursive.path = "docs";
+  recursive.recursive = true;
+  expect_round_trip(recursive);
+  ListEnd end;
+  end.count = 7;
+  end.skipped = 1;
+  end.unreadable = 2;
+  expect_round_trip(end);
 
   expect_round_trip(ListEnd{3, 1});
   expect_round_trip(Pong{});
@@ -455,11 +473,14 @@ Test(messages, error_message_is_sanitized_on_encode, .timeout = kTimeout) {
 
 Test(messages, entry_size_is_exact, .timeout = kTimeout) {
   std::vector<Entry> samples = {
-      {"a", EntryKind::kFile, 0, 0},
-      {"with \"quotes\" and \\ slash", EntryKind::kDir, 123, -1},
-      {std::string("ctl \x01\x1f\b\f\n\r\t end"), EntryKind::kOther, uint64_t{1} << 53, -(int64_t{1} << 53)},
-      {"caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f", EntryKind::kFile, 9999999999, 1700000000},
-      {std::string(255, 'z'), EntryKind::kDir, 1, 1},
+      {"a", EntryKind::kFile, 0, 0, std::nullopt},
+      {"with \"quotes\" and \\ slash", EntryKind::kDir, 123, -1, std::nullopt},
+      {std::string("ctl \x01\x1f\b\f\n\r\t end"), EntryKind::kOther, uint64_t{1} << 53, -(int64_t{1} << 53), std::nullopt},
+      {"caf\xc3\xa9 \xf0\x9f\x98\x80 \x7f", EntryKind::kFile, 9999999999, 1700000000, std::nullopt},
+      {std::string(255, 'z'), EntryKind::kDir, 1, 1, std::nullopt},
+      {"with mode", EntryKind::kFile, 1, 1, 0644},
+      {"mode 0", EntryKind::kDir, 1, 1, 0},
+      {"mode max", EntryKind::kDir, 1, 1, 07777},
   };
   Entries all;
   size_t sum = 0;
@@ -473,6 +494,13 @@ Test(messages, entry_size_is_exact, .timeout = kTimeout) {
   }
   cr_assert_eq(encoded_header_size(all), kEntriesHeaderBase + sum + samples.size() - 1);
   cr_assert_eq(encoded_header_size(Entries{}), kEntriesHeaderBase);
+  // A recursive listing's "dir" adds exactly encoded_dir_size().
+  for (const std::string& dir : {std::string(), std::string("a"), std::string("q\"u/\x01"), std::string(4096, 'd')}) {
+    Entries framed = all;
+    framed.dir = dir;
+    cr_assert_eq(encoded_header_size(framed), encoded_header_size(all) + encoded_dir_size(dir), "dir %zu bytes",
+                 dir.size());
+  }
 }
 
 Test(messages, entries_packed_to_the_limit_decode, .timeout = kTimeout) {
@@ -481,7 +509,7 @@ Test(messages, entries_packed_to_the_limit_decode, .timeout = kTimeout) {
   size_t size = kEntriesHeaderBase;
   for (int i = 0; i < 100000; ++i) {
     Entry e{"file-" + std::to_string(i) + std::string(static_cast<size_t>(i % 40), 'x'),
-            EntryKind::kFile, static_cast<uint64_t>(i) * 1000, i};
+            EntryKind::kFile, static_cast<uint64_t>(i) * 1000, i, std::nullopt};
     const size_t add = encoded_entry_size(e) + (batch.entries.empty() ? 0 : 1);
     if (size + add > kMaxHeaderLen) break;
     size += add;

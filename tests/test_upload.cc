@@ -545,7 +545,7 @@ Test(upload, local_sources_that_are_not_regular_files_are_refused) {
   cr_assert(r.exited_with(2), "%s", r.describe().c_str());
   r = s.server.run_client({"ls", "-p"});
   cr_assert(r.exited_with(2), "%s", r.describe().c_str());
-  ASSERT_CONTAINS(r.stderr_text, "applies to put only");
+  ASSERT_CONTAINS(r.stderr_text, "applies to get and put only");
   ASSERT_STR_EQ(names_in(s.root), "");
   stop_cleanly(s);
 }

@@ -143,4 +143,33 @@ void ListCommand::on_message(protocol::Message& message) {
   unexpected(message);
 }
 
+TreeListCommand::TreeListCommand(std::string path, TreeListObserver& observer)
+    : Command(kStreamedDiagram), path_(std::move(path)), observer_(observer) {}
+
+protocol::Message TreeListCommand::request() const {
+  protocol::ListRequest list;
+  list.path = path_;
+  list.recursive = true;
+  return list;
+}
+
+const char* TreeListCommand::feature() const { return protocol::kFeatureTree; }
+
+void TreeListCommand::on_message(protocol::Message& message) {
+  if (finished()) return;
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  if (auto* batch = std::get_if<protocol::Entries>(&message)) {
+    std::string why;
+    if (!check_.accept(*batch, &why)) return fail(kExitProtocol, "refused the server's listing: it sent " + why);
+    if (state() == C::kRequested && !transition(C::kReceiving)) return;
+    observer_.on_tree_entries(check_.dir(), batch->entries);
+    return;
+  }
+  if (auto* end = std::get_if<protocol::ListEnd>(&message)) {
+    end_ = *end;
+    return succeed();
+  }
+  unexpected(message);
+}
+
 }  // namespace client

@@ -26,6 +26,7 @@
 #include "apps/reactorc/exit_codes.h"
 #include "protocol/framed_stream.h"
 #include "protocol/messages.h"
+#include "protocol/tree_listing.h"
 
 namespace client {
 
@@ -186,6 +187,36 @@ class ListCommand final : public Command {
   std::string path_;
   std::vector<protocol::Entry> entries_;
   uint64_t skipped_ = 0;
+};
+
+// Told about a recursive listing as it streams in, frame by frame, each already checked
+// (protocol::TreeListingCheck).
+class TreeListObserver {
+ public:
+  virtual ~TreeListObserver() = default;
+  // `entries` are in `dir` (components beneath the listed directory); the observer may
+  // take them.
+  virtual void on_tree_entries(const std::vector<std::string>& dir, std::vector<protocol::Entry>& entries) = 0;
+};
+
+// get -r: `list` with "recursive", streamed to an observer instead of collected, so that
+// a tree of a million files flows through in bounded memory. A frame the checks refuse
+// fails the command (a lying server): nothing after it is acted on.
+class TreeListCommand final : public Command {
+ public:
+  TreeListCommand(std::string path, TreeListObserver& observer);
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "list"; }
+  void on_message(protocol::Message& message) override;
+  const protocol::ListEnd& end() const { return end_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  TreeListObserver& observer_;
+  protocol::TreeListingCheck check_;
+  protocol::ListEnd end_;
 };
 
 }  // namespace client

@@ -171,6 +171,7 @@ std::unique_ptr<app::BodySink> CommandRunner::partial_sink(const std::vector<pro
 void CommandRunner::submit_get(std::unique_ptr<app::BodySink> sink, uint64_t offset) {
   auto get = std::make_unique<GetCommand>(remote_, std::move(sink), this, offset);
   if (partial_.is_open()) get->use_partial(&partial_, options_.server);
+  get->keep_mode(options_.preserve && !streaming_);  // get -p
   get_ = get.get();
   command_ = std::move(get);
 }

@@ -192,6 +192,12 @@ bool Connection::server_offers(const std::string& feature) const {
   return false;
 }
 
+void Connection::resume_input() {
+  if (!input_paused_) return;
+  input_paused_ = false;
+  if (state() != State::kClosed) stream_.pump();
+}
+
 void Connection::close() {
   if (state() == S::kClosed) return;
   transition(S::kClosed);
@@ -225,6 +231,10 @@ void Connection::check_silence() {
   if (state() == S::kClosed) return;
   // Silence counts only while a response is due: the handshake, or a command in flight.
   if (state() == S::kReady && in_flight_.empty()) return;
+  if (input_paused_) {
+    waiting_since_ = loop_.now();  // our own choice, not the server's silence
+    return;
+  }
   Clock::time_point since = std::max(stream_.last_activity(), waiting_since_);
   if (loop_.now() - since >= timeout_) {
     char text[96];

@@ -70,6 +70,13 @@ class Connection final : public protocol::StreamHandler, private Outbox {
   // waits until that command is done.
   void submit(Command& command);
   size_t in_flight() const { return in_flight_.size() + waiting_.size(); }
+  // Stops handing responses to commands (they wait in the buffer, then in the kernel,
+  // and the server stops producing), until resumed: a consumer that cannot keep up
+  // with a streamed listing holds it back instead of queueing it in memory. Resuming
+  // delivers what waits at once; call it from outside this connection's callbacks.
+  void pause_input() { input_paused_ = true; }
+  void resume_input();
+  bool input_paused() const { return input_paused_; }
   // The protocol version in use, once ready: the smaller of the two sides' highest.
   uint64_t protocol_version() const { return proto_; }
   void close();
@@ -88,7 +95,7 @@ class Connection final : public protocol::StreamHandler, private Outbox {
              const std::string& peer);
 
   // protocol::StreamHandler
-  bool accepting_input() const override { return true; }
+  bool accepting_input() const override { return !input_paused_; }
   void on_message(protocol::Message& message) override;
   void on_body(const char* data, size_t len, uint64_t remaining) override;
   void on_produced() override;
@@ -136,6 +143,7 @@ class Connection final : public protocol::StreamHandler, private Outbox {
   // command's response starts where it should.
   bool skipping_body_ = false;
   bool skipping_trailer_ = false;
+  bool input_paused_ = false;
   bool owes_trailer_ = false;  // a file header was delivered; its end (or error) has not
   Clock::duration timeout_{};
   Clock::time_point waiting_since_{};  // when a response last became due

@@ -18,6 +18,7 @@ enum ExitCode {
   kExitProtocol = 8,      // connection lost or malformed data from the server, or it went silent
   kExitConfig = 9,        // the secret file is missing, unreadable or unsafe; a TLS file unusable
   kExitCertificate = 10,  // the server's TLS certificate was refused (untrusted, expired, wrong name or pin)
+  kExitPartial = 11,      // get -r, several sources: some files failed, the others were copied
   kExitInterrupted = 130  // SIGINT or SIGTERM: a partial download is kept for get -c
 };
 

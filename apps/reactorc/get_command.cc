@@ -71,12 +71,19 @@ void GetCommand::on_message(protocol::Message& message) {
 }
 
 void GetCommand::on_file(const protocol::FileHeader& header) {
+  // The file asked for and no other: a server must not answer with another name.
+  if (header.path != remote_) return fail(kExitProtocol, "the server sent a file under another name than asked");
+  if (listed_size_ && header.size != *listed_size_) {
+    return fail(kExitRemote, "its size changed since it was listed (" + std::to_string(*listed_size_) + " then " +
+                                 std::to_string(header.size) + " bytes)");
+  }
   if (!transition(C::kReceiving)) return;
   started_ = true;
   sink_->set_digest_kind(protocol::digest_kind_for(protocol_version()));
   expected_ = header.body_length();
   size_ = header.size;
   mtime_ = header.mtime;
+  mode_ = header.mode;
   if (partial_ != nullptr) {
     std::string err;
     if (!partial_->write_note(PartialSource{server_, remote_, header.size, header.mtime}, &err))
@@ -109,7 +116,10 @@ void GetCommand::on_end(const protocol::End& end) {
   }
   if (!transition(C::kCommitting)) return;
   std::string err;
-  if (!sink_->commit(mtime_, &err)) return fail(kExitLocal, err);
+  app::BodySink::CommitOptions commit;
+  commit.mtime = mtime_;
+  if (keep_mode_) commit.mode = mode_ & 07777;
+  if (!sink_->commit(commit, &err)) return fail(kExitLocal, err);
   if (partial_ != nullptr) partial_->forget_note();
   succeed();
 }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "apps/common/body_sink.h"
@@ -41,6 +42,11 @@ class GetCommand final : public Command {
   // The sink writes into `partial` (borrowed, outliving this command), which notes what
   // it is part of: `server` and the remote path, size and time.
   void use_partial(PartialDownload* partial, std::string server);
+  // A file announced by a listing: the header's size must be `size` (a file that
+  // changed since it was listed, or a server that lied, fails the get).
+  void expect_size(uint64_t size) { listed_size_ = size; }
+  // Give the file the mode the server sent (get -p), not 0666 less the umask.
+  void keep_mode(bool keep) { keep_mode_ = keep; }
   // After failing: whether the partial download was kept for a resume, and its size.
   bool kept_partial() const { return kept_partial_; }
 
@@ -77,6 +83,9 @@ class GetCommand final : public Command {
   uint64_t size_ = 0;
   uint64_t received_ = 0;
   int64_t mtime_ = 0;
+  uint32_t mode_ = 0;
+  std::optional<uint64_t> listed_size_;
+  bool keep_mode_ = false;
   protocol::Digest digest_{};
 };
 

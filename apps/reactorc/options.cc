@@ -14,7 +14,7 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-cfpqv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--progress STYLE]\n"
+    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
@@ -23,6 +23,7 @@ const char kUsage[] =
     "\n"
     "Commands:\n"
     "  get REMOTE [LOCAL]   download REMOTE to LOCAL (default: its last component)\n"
+    "  get [-r] REMOTE... DIR  download several files, or with -r directories, into DIR\n"
     "  put LOCAL [REMOTE]   upload LOCAL to REMOTE (default: its last component in the\n"
     "                       served root; a REMOTE ending in / is a directory)\n"
     "  stat PATH            show what PATH is on the server\n"
@@ -42,13 +43,15 @@ const char kUsage[] =
     "  -f, --force             get: overwrite an existing LOCAL; put: an existing REMOTE\n"
     "      --retry N           get, put: after a lost connection, reconnect up to N times,\n"
     "                          1 s, 2 s, 4 s... apart, and resume (default: 3; 0: never)\n"
-    "  -p, --preserve          put: the server keeps LOCAL's mode and modification time\n"
+    "  -p, --preserve          get, put: keep the files' mode and modification time\n"
+    "  -r, --recursive         get: copy directories and everything beneath them\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"
     "      --tls-ca FILE       trust a server certificate signed by the CAs in FILE\n"
     "      --tls-pin sha256:HEX  trust the server certificate with this public-key hash\n"
     "      --insecure          accept any server certificate (the secret still authenticates)\n"
-    "      --progress STYLE    bar, plane, rainbow or none (default: bar)\n"
+    "      --progress STYLE    bar, plane, rainbow, none, or json (get -r: one JSON object\n"
+    "                          per line on stdout, for scripts; default: bar)\n"
     "      --backend NAME      event loop backend: epoll or poll (default: epoll)\n"
     "  -c, --connections N     bench: connections at once (default: 50)\n"
     "  -n, --requests N        bench: requests in all (default: 10000 unless -d)\n"
@@ -80,7 +83,7 @@ struct CommandSpec {
 };
 
 const CommandSpec kCommands[] = {
-    {"get", Verb::kGet, 1, 2, "get REMOTE [LOCAL]"},
+    {"get", Verb::kGet, 1, SIZE_MAX, "get [-r] REMOTE... [LOCAL]"},
     {"put", Verb::kPut, 1, 2, "put LOCAL [REMOTE]"},
     {"stat", Verb::kStat, 1, 1, "stat PATH"},
     {"ls", Verb::kList, 0, 1, "ls [PATH]"},
@@ -148,6 +151,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"secret-file", required_argument, nullptr, 'k'},
       {"force", no_argument, nullptr, 'f'},
       {"preserve", no_argument, nullptr, 'p'},
+      {"recursive", no_argument, nullptr, 'r'},
       {"timeout", required_argument, nullptr, 't'},
       {"progress", required_argument, nullptr, kProgress},
       {"connections", required_argument, nullptr, kConnections},
@@ -171,9 +175,9 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   // preference, accepted everywhere so that an alias or a script can always pass it.
   const char* bench_only = nullptr;
   const char* transfer_only = nullptr;  // get and put
-  const char* put_only = nullptr;
+  const char* get_only = nullptr;
   int c;
-  const char* short_options = bench ? ":s:k:fpt:c:n:d:qvhV" : ":s:k:fpt:cn:d:qvhV";
+  const char* short_options = bench ? ":s:k:fprt:c:n:d:qvhV" : ":s:k:fprt:cn:d:qvhV";
   while ((c = getopt_long(argc, argv, short_options, kLong.data(), nullptr)) != -1) {
     if (c == 'c') c = bench ? kConnections : kContinue;
     switch (c) {
@@ -186,7 +190,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'f': transfer_only = transfer_only ? transfer_only : "-f/--force"; break;
       case kContinue: transfer_only = transfer_only ? transfer_only : "-c/--continue"; break;
       case kRetry: transfer_only = transfer_only ? transfer_only : "--retry"; break;
-      case 'p': put_only = put_only ? put_only : "-p/--preserve"; break;
+      case 'p': transfer_only = transfer_only ? transfer_only : "-p/--preserve"; break;
+      case 'r': get_only = get_only ? get_only : "-r/--recursive"; break;
       default: break;
     }
     switch (c) {
@@ -194,6 +199,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'k': out->secret_file = optarg; break;
       case 'f': out->force = true; break;
       case 'p': out->preserve = true; break;
+      case 'r': out->recursive = true; break;
       case kContinue: out->resume = true; break;
       case kRetry:
         if (!app::parse_count(optarg, 0, 100, &out->retry))
@@ -205,7 +211,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         break;
       case kProgress:
         if (!parse_progress_style(optarg, &out->progress))
-          return app::fail_usage("reactorc", "invalid --progress '%s': expected bar, plane, rainbow or none", optarg);
+          return app::fail_usage("reactorc", "invalid --progress '%s': expected bar, plane, rainbow, none or json", optarg);
         out->progress_given = true;
         break;
       case kConnections:
@@ -260,8 +266,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to bench only, not to %s", bench_only, name);
   if (transfer_only != nullptr && out->verb != Verb::kGet && out->verb != Verb::kPut)
     return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
-  if (put_only != nullptr && out->verb != Verb::kPut)
-    return app::fail_usage("reactorc", "%s applies to put only, not to %s", put_only, name);
+  if (get_only != nullptr && out->verb != Verb::kGet)
+    return app::fail_usage("reactorc", "%s applies to get only, not to %s", get_only, name);
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);

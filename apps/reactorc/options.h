@@ -19,7 +19,8 @@ struct Options : app::CommonOptions {
   std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
   std::string secret_file;  // empty: the default path
   bool force = false;
-  bool preserve = false;    // put -p: send the mode and mtime
+  bool preserve = false;    // -p: keep the mode and mtime (put: send them; get: apply them)
+  bool recursive = false;   // -r: copy directories, recursively
   bool resume = false;      // get -c: continue a partial download, verified chunk by chunk
   uint64_t retry = 3;       // get, put: reconnect this many times after a lost connection
   bool progress_given = false;

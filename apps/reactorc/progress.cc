@@ -79,6 +79,8 @@ bool parse_progress_style(std::string_view text, ProgressStyle* style) {
     *style = ProgressStyle::kRainbow;
   } else if (text == "none") {
     *style = ProgressStyle::kNone;
+  } else if (text == "json") {
+    *style = ProgressStyle::kJson;
   } else {
     return false;
   }
@@ -89,8 +91,8 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
                    uint64_t total, uint64_t start, Clock clock)
     : fd_(fd),
       style_(style),
-      live_(is_terminal && style != ProgressStyle::kNone),
-      color_(is_terminal && color && style != ProgressStyle::kNone),
+      live_(is_terminal && style != ProgressStyle::kNone && style != ProgressStyle::kJson),
+      color_(is_terminal && color && style != ProgressStyle::kNone && style != ProgressStyle::kJson),
       label_(make_safe(label)),
       total_(total),
       start_(start),
@@ -98,6 +100,25 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
       clock_(clock ? std::move(clock) : Clock(steady_seconds)),
       started_at_(clock_()),
       last_draw_(-std::numeric_limits<double>::infinity()) {
+  measure_label();
+  last_seen_ = start_;
+  last_change_ = started_at_;
+  record_sample(started_at_, start_);
+  if (live_) {
+    line_.reserve(256 + label_.size());
+    scratch_.reserve(128);
+  }
+}
+
+void Progress::set_label(std::string label) {
+  label_ = make_safe(label);
+  measure_label();
+}
+
+void Progress::measure_label() {
+  label_starts_.clear();
+  label_columns_before_.clear();
+  basename_columns_ = 0;
   // The label's width is the sum over its code points, the same sums append_label cuts at.
   std::size_t before = 0;
   for (std::size_t i = 0; i < label_.size();) {
@@ -114,13 +135,6 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
     auto it = std::lower_bound(label_starts_.begin(), label_starts_.end(), slash + 1);
     std::size_t index = static_cast<std::size_t>(it - label_starts_.begin());
     basename_columns_ = index < label_columns_before_.size() ? label_columns_ - label_columns_before_[index] : 0;
-  }
-  last_seen_ = start_;
-  last_change_ = started_at_;
-  record_sample(started_at_, start_);
-  if (live_) {
-    line_.reserve(256 + label_.size());
-    scratch_.reserve(128);
   }
 }
 

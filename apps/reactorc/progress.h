@@ -32,9 +32,11 @@
 
 namespace client {
 
-enum class ProgressStyle { kBar, kPlane, kRainbow, kNone };
+// kJson: one JSON object per line on standard output, for scripts (tree_report.h); a
+// Progress given it draws nothing live, like kNone.
+enum class ProgressStyle { kBar, kPlane, kRainbow, kNone, kJson };
 
-// The value of --progress=: exactly "bar", "plane", "rainbow" or "none".
+// The value of --progress=: exactly "bar", "plane", "rainbow", "none" or "json".
 bool parse_progress_style(std::string_view text, ProgressStyle* style);
 
 class Progress {
@@ -62,6 +64,10 @@ class Progress {
 
   // Bytes of the file present so far, `start` included. Only records: call it per chunk.
   void update(uint64_t done) { done_ = done; }
+  // A transfer of many files: the label ("12/40 files") and the total grow as the
+  // listing arrives.
+  void set_label(std::string label);
+  void set_total(uint64_t total) { total_ = total; }
 
   // Redraws if at least kRedrawInterval passed since the last redraw (the first tick
   // draws at once); otherwise costs one clock read. Does nothing off a terminal or with
@@ -100,6 +106,7 @@ class Progress {
   static constexpr std::size_t kSamples = 32;
 
   void redraw(double now);
+  void measure_label();
   double smoothed_rate(double now) const;
   void record_sample(double now, uint64_t bytes);
   std::size_t columns() const;

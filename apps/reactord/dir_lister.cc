@@ -23,45 +23,73 @@ size_t append(reactor::Buffer& out, const protocol::Message& message) {
   return out.append(frame.data(), frame.size()) ? frame.size() : 0;
 }
 
+protocol::EntryKind kind_of(const struct stat& st) {
+  return S_ISREG(st.st_mode)   ? protocol::EntryKind::kFile
+         : S_ISDIR(st.st_mode) ? protocol::EntryKind::kDir
+                               : protocol::EntryKind::kOther;
+}
+
 }  // namespace
 
-std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRoot& root, std::string* err) {
+std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRoot& root, bool recursive,
+                                           std::string* err) {
+  struct stat st {};
+  if (fstat(dir.get(), &st) != 0) {
+    *err = reactor::sys_error("read directory");
+    return nullptr;
+  }
   DIR* stream = fdopendir(dir.get());
   if (stream == nullptr) {
     *err = reactor::sys_error("read directory");
     return nullptr;
   }
   dir.release();  // the DIR stream owns the descriptor now
-  return std::unique_ptr<DirLister>(new DirLister(stream, root));
+  Level top;
+  top.dir.reset(stream);
+  top.dev = st.st_dev;
+  top.ino = st.st_ino;
+  return std::unique_ptr<DirLister>(new DirLister(std::move(top), root, recursive));
 }
 
-size_t DirLister::produce(reactor::Buffer& out, size_t) {
-  if (done_) return 0;
-  size_t produced = 0;
-  protocol::Entries frame;
-  // Exact header size as entries are added (see protocol::encoded_entry_size), so each
-  // frame is packed up to the 64 KiB limit and never over it.
-  size_t used = protocol::kEntriesHeaderBase;
-  if (pending_) {
-    used += protocol::encoded_entry_size(*pending_);
-    frame.entries.push_back(std::move(*pending_));
-    pending_.reset();
+DirLister::DirLister(Level top, const ServedRoot& root, bool recursive) : root_(root), recursive_(recursive) {
+  stack_.push_back(std::move(top));
+}
+
+std::string DirLister::child_path(const std::string& name) const {
+  const std::string& parent = stack_.back().path;
+  return parent.empty() ? name : parent + "/" + name;
+}
+
+void DirLister::open_subdir(const std::string& name, Pending* next) {
+  bool too_deep = stack_.size() > kMaxDepth || child_path(name).size() > protocol::kMaxPathLen;
+  int fd = too_deep ? -1
+                    : openat(dirfd(stack_.back().dir.get()), name.c_str(),
+                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  struct stat st {};
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    bool loops = false;
+    for (const Level& level : stack_) loops = loops || (level.dev == st.st_dev && level.ino == st.st_ino);
+    if (!loops) {
+      if (DIR* stream = fdopendir(fd)) {
+        next->subdir.reset(stream);
+        next->dev = st.st_dev;
+        next->ino = st.st_ino;
+        return;
+      }
+    }
   }
+  if (fd >= 0) close(fd);
+  ++unreadable_;  // listed, not descended into
+}
+
+bool DirLister::read_entry(Pending* next, int* read_error) {
+  DIR* dir = stack_.back().dir.get();
   while (true) {
     errno = 0;
-    struct dirent* entry = readdir(dir_.get());
+    struct dirent* entry = readdir(dir);
     if (entry == nullptr) {
-      if (errno != 0) {
-        int errnum = errno;
-        done_ = true;
-        if (!frame.entries.empty()) produced += append(out, frame);
-        produced += append(out, protocol::ErrorMessage{protocol::ErrorCode::kIoError,
-                                                       std::string("reading the directory failed: ") +
-                                                           std::strerror(errnum)});
-        return produced;
-      }
-      done_ = true;
-      break;
+      *read_error = errno;
+      return false;
     }
     std::string name = entry->d_name;
     if (name == "." || name == "..") continue;
@@ -71,29 +99,87 @@ size_t DirLister::produce(reactor::Buffer& out, size_t) {
       continue;
     }
     struct stat st {};
-    if (fstatat(dirfd(dir_.get()), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished
+    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished
     if (root_.is_hidden(st)) continue;
-    protocol::Entry item;
-    item.name = name;
-    item.kind = S_ISREG(st.st_mode) ? protocol::EntryKind::kFile
-              : S_ISDIR(st.st_mode) ? protocol::EntryKind::kDir
-                                    : protocol::EntryKind::kOther;
-    item.size = static_cast<uint64_t>(st.st_size);
-    item.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
-    ++count_;
-    size_t cost = protocol::encoded_entry_size(item) + (frame.entries.empty() ? 0 : 1);
-    if (used + cost > protocol::kMaxHeaderLen) {
-      pending_ = std::move(item);  // opens the next frame
-      break;
+    next->entry = protocol::Entry{};
+    next->entry.name = std::move(name);
+    next->entry.kind = kind_of(st);
+    next->entry.size = static_cast<uint64_t>(st.st_size);
+    next->entry.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
+    next->subdir.reset();
+    if (recursive_) {
+      next->entry.mode = static_cast<uint32_t>(st.st_mode & 07777);
+      if (next->entry.kind == protocol::EntryKind::kDir) open_subdir(next->entry.name, next);
     }
-    used += cost;
-    frame.entries.push_back(std::move(item));
+    ++count_;
+    return true;
   }
-  if (!frame.entries.empty()) produced += append(out, frame);
-  if (done_) {
+}
+
+size_t DirLister::produce(reactor::Buffer& out, size_t) {
+  if (done_) return 0;
+  size_t produced = 0;
+  while (!done_) {
+    protocol::Entries frame;
+    if (recursive_) frame.dir = stack_.back().path;
+    // Exact header size as entries are added (see protocol::encoded_entry_size), so each
+    // frame is packed up to the 64 KiB limit and never over it.
+    size_t used = protocol::kEntriesHeaderBase + (recursive_ ? protocol::encoded_dir_size(*frame.dir) : 0);
+    std::optional<Level> descend;
+    int read_error = 0;
+    bool level_ended = false;
+    while (true) {
+      Pending next;
+      if (pending_) {
+        next = std::move(*pending_);
+        pending_.reset();
+      } else if (!read_entry(&next, &read_error)) {
+        level_ended = true;
+        break;
+      }
+      size_t cost = protocol::encoded_entry_size(next.entry) + (frame.entries.empty() ? 0 : 1);
+      if (used + cost > protocol::kMaxHeaderLen && !frame.entries.empty()) {
+        pending_ = std::move(next);  // opens the next frame
+        break;
+      }
+      used += cost;
+      std::string name = next.entry.name;
+      frame.entries.push_back(std::move(next.entry));
+      if (next.subdir) {
+        // The entry that announces a directory ends its frame; the next frame is inside it.
+        descend.emplace();
+        descend->dir = std::move(next.subdir);
+        descend->path = child_path(name);
+        descend->dev = next.dev;
+        descend->ino = next.ino;
+        break;
+      }
+    }
+    if (level_ended && read_error != 0 && !recursive_) {
+      done_ = true;
+      if (!frame.entries.empty()) produced += append(out, frame);
+      produced += append(out, protocol::ErrorMessage{protocol::ErrorCode::kIoError,
+                                                     std::string("reading the directory failed: ") +
+                                                         std::strerror(read_error)});
+      return produced;
+    }
+    if (!frame.entries.empty()) produced += append(out, frame);
+    if (descend) {
+      stack_.push_back(std::move(*descend));
+      return produced;
+    }
+    if (!level_ended) return produced;  // a full frame
+    if (read_error != 0) ++unreadable_;  // the entries already sent stand
+    if (stack_.size() > 1) {
+      stack_.pop_back();  // back up to the parent, which goes on where it was
+      if (produced > 0) return produced;
+      continue;
+    }
+    done_ = true;
     protocol::ListEnd end;
     end.count = count_;
     end.skipped = skipped_;
+    end.unreadable = unreadable_;
     produced += append(out, end);
   }
   return produced;

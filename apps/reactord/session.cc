@@ -566,7 +566,10 @@ void Session::handle_list(const protocol::ListRequest& request) {
   reactor::UniqueFd dir = server_.root().open_directory(request.path, &err);
   if (!dir) return request_error(err);
   std::string why;
-  std::unique_ptr<DirLister> listing = DirLister::open(std::move(dir), server_.root(), &why);
+  // A version 1 peer cannot mean "recursive" (the field is version 2's), and a version 1
+  // server ignores what it does not know.
+  bool recursive = request.recursive && proto_ >= 2;
+  std::unique_ptr<DirLister> listing = DirLister::open(std::move(dir), server_.root(), recursive, &why);
   if (!listing) {
     err.code = ErrorCode::kIoError;
     err.message = why;
@@ -575,7 +578,8 @@ void Session::handle_list(const protocol::ListRequest& request) {
   response_ = std::make_unique<Response>();
   response_->listing = std::move(listing);
   response_->path = app::escape_for_terminal(request.path);
-  app::log_connection(app::LogLevel::kDebug, peer_.c_str(), id_, " list \"%s\"", response_->path.c_str());
+  app::log_connection(app::LogLevel::kDebug, peer_.c_str(), id_, " list%s \"%s\"", recursive ? " -r" : "",
+                      response_->path.c_str());
   if (!transition(S::kListing)) return;
   stream_.start_producing(*response_->listing);
 }
