@@ -149,7 +149,7 @@ def measure(cmd, timeout=600):
     p.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     err.seek(0)
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rc": p.returncode,
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "cpu_sys": ru.ru_stime, "rc": p.returncode,
             "out": out.read().decode(errors="replace"), "err": err.read().decode(errors="replace")}
 
 
@@ -339,10 +339,10 @@ def scp_peer(what):
         return {}
 
 
-def scp_command(ssh_port, ssh_dir, src, dst, quiet=True):
+def scp_command(ssh_port, ssh_dir, src, dst, quiet=True, recursive=False):
     """scp of src to dst through a throwaway sshd (scp_peer), non-interactive; quiet, or
-    with -v, whose debug lines name the cipher."""
-    return ["scp", "-q" if quiet else "-v", "-P", str(ssh_port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    with -v, whose debug lines name the cipher; -r for a tree."""
+    return ["scp", "-q" if quiet else "-v"] + (["-r"] if recursive else []) + ["-P", str(ssh_port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "BatchMode=yes", "-i", ssh_dir + "/id", src, dst]
 
 
@@ -826,6 +826,105 @@ def scenario_r():
         os.unlink(out)
     stop(rd)
     return {k: median([x[k] for x in runs]) for k in runs[0]}
+
+
+def make_tree(path, sizes, dirs):
+    """Files f0..fN-1 of the given sizes, spread over dirs subdirectories d0..: random bytes."""
+    with open("/dev/urandom", "rb") as src:
+        for i, size in enumerate(sizes):
+            d = os.path.join(path, "d%d" % (i % dirs))
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "f%d" % i), "wb") as f:
+                left = size
+                while left:
+                    chunk = src.read(min(left, 8 << 20))
+                    f.write(chunk)
+                    left -= len(chunk)
+
+
+def mixed_sizes(count, seed=7):
+    """Log-normal sizes from 1 KiB to 64 MiB (median 64 KiB), the same every run."""
+    import random
+    rng = random.Random(seed)
+    return [int(min(64 << 20, max(1024, rng.lognormvariate(11.1, 2.0)))) for _ in range(count)]
+
+
+def tree_stats(path):
+    files = 0
+    total = 0
+    for d, _, names in os.walk(path):
+        for n in names:
+            files += 1
+            total += os.path.getsize(os.path.join(d, n))
+    return files, total
+
+
+@scenario("T")
+def scenario_t():
+    """Trees into tmpfs: 10,000 files of 4 KiB in 20 directories, and 1,000 files of mixed
+    sizes (log-normal, 1 KiB to 64 MiB). reactorc get -r (plain) against rsync -r from an
+    rsync daemon, reactorc get -r over TLS against scp -r; then a rerun with nothing
+    changed against rsync's (both only check: reactorc by size and mtime, rsync -t by the
+    same). Each copy must end with every file, at its size."""
+    trees = {"small": ([4096] * 10000, 20), "mixed": (mixed_sizes(1000), 20)}
+    for name, (sizes, dirs) in trees.items():
+        make_tree(os.path.join(ROOT, "tree-" + name), sizes, dirs)
+    rd, addr = start_reactord()
+    rdt, addr_tls = start_reactord(tls=True, log_name="reactord-tree-tls.log")
+    rs, rs_port = start_rsyncd(ROOT)
+    peers = scp_peer("scp -r")
+    result = {}
+    for name, (sizes, _) in trees.items():
+        want = (len(sizes), sum(sizes))
+        src = "tree-" + name
+        rows = {k: [] for k in ("reactorc", "rsync daemon", "reactorc TLS", "scp", "reactorc rerun", "rsync rerun")}
+
+        def copy(tool, server_pid, cmd, out, rerun=None):
+            def trial():
+                if os.path.exists(out):
+                    shutil.rmtree(out)
+                os.makedirs(out)
+                cpu0 = tree_cpu(server_pid)
+                r = measure(cmd)
+                cpu1 = tree_cpu(server_pid)
+                got = tree_stats(out)
+                if r["rc"] != 0 or got != want:
+                    raise RuntimeError("%s: exit %d, %s files / bytes, wanted %s: %s" % (
+                        tool, r["rc"], got, want, r["err"][-300:]))
+                rows[tool].append({"s": r["wall"], "mbps": want[1] / r["wall"] / 1e6, "client_cpu": r["cpu"],
+                                   "client_sys": r["cpu_sys"], "server_cpu": cpu1 - cpu0})
+                if rerun:
+                    again_tool, again_cmd = rerun
+                    cpu0 = tree_cpu(server_pid)
+                    r = measure(again_cmd)
+                    cpu1 = tree_cpu(server_pid)
+                    if r["rc"] != 0:
+                        raise RuntimeError("%s: exit %d: %s" % (again_tool, r["rc"], r["err"][-300:]))
+                    rows[again_tool].append({"s": r["wall"], "mbps": want[1] / r["wall"] / 1e6, "client_cpu": r["cpu"],
+                                             "client_sys": r["cpu_sys"], "server_cpu": cpu1 - cpu0})
+                shutil.rmtree(out)
+            return trial
+
+        out = os.path.join(OUTDIR, "tree")
+        get = reactorc(addr, "-q", "get", "-r", src, out)
+        trials = [copy("reactorc", rd.pid, get, out, ("reactorc rerun", get)),
+                  copy("rsync daemon", rs.pid, ["rsync", "-rt", "rsync://127.0.0.1:%d/up/%s" % (rs_port, src), out + "/"],
+                       out, ("rsync rerun", ["rsync", "-rt", "rsync://127.0.0.1:%d/up/%s" % (rs_port, src), out + "/"])),
+                  copy("reactorc TLS", rdt.pid, reactorc(addr_tls, "-q", "get", "-r", src, out, tls=True), out)]
+        if "scp" in peers:
+            sshd, ssh_port, ssh_dir = peers["scp"]
+            trials.append(copy("scp", sshd.pid, scp_command(ssh_port, ssh_dir, "root@127.0.0.1:" + os.path.join(ROOT, src),
+                                                            out + "/", recursive=True), out))
+        take_turns("T " + name, trials, rows, os.path.join(OUTDIR, "warm.bin"))
+        summary = {}
+        for k, v in rows.items():
+            if v:
+                summary[k] = {m: median([x[m] for x in v]) for m in ("s", "mbps", "client_cpu", "client_sys", "server_cpu")}
+        summary["files"], summary["bytes"] = want
+        result[name] = summary
+    for p in (rd, rdt, rs) + ((peers["scp"][0],) if "scp" in peers else ()):
+        stop(p)
+    return result
 
 
 @scenario("P")
@@ -1509,6 +1608,32 @@ def write_report(machine, sha_mbps, elapsed):
                      met(check_ratio is not None and check_ratio >= 0.9)))
     else:
         L.append("| R | resumed download | did not run | <= 1.05x, >= 90%% of openssl speed | see notes |")
+    st = RESULTS.get("T")
+    if st:
+        for name, label in (("small", "10,000 files of 4 KiB in 20 directories"),
+                            ("mixed", "1,000 files, 1 KiB to 64 MiB (log-normal)")):
+            v = st.get(name) or {}
+            ours, rs, tls, scp = (v.get(k) for k in ("reactorc", "rsync daemon", "reactorc TLS", "scp"))
+            r_rs = rs["s"] / ours["s"] if ours and rs else None
+            r_scp = scp["s"] / tls["s"] if tls and scp else None
+            L.append("| T | get -r of %s | **%s s** plain (rsync daemon %s s: %s), **%s s** TLS (scp -r %s s: %s) | "
+                     ">= 2x rsync, >= 20x scp | %s; %s |" % (
+                         label, fmt(ours and ours["s"], "%.2f"), fmt(rs and rs["s"], "%.2f"), xfmt(r_rs),
+                         fmt(tls and tls["s"], "%.2f"), fmt(scp and scp["s"], "%.2f"), xfmt(r_scp),
+                         met(r_rs is not None and r_rs >= 2), met(r_scp is not None and r_scp >= 20)))
+        v = st.get("small") or {}
+        a, b = v.get("reactorc rerun"), v.get("rsync rerun")
+        r = b["s"] / a["s"] if a and b else None
+        L.append("| T | rerun of the 10,000-file get -r, nothing changed | **%s s** (rsync -rt %s s: %s) | >= 2x rsync "
+                 "| %s |" % (fmt(a and a["s"], "%.3f"), fmt(b and b["s"], "%.3f"), xfmt(r), met(r is not None and r >= 2)))
+        ours = v.get("reactorc")
+        if ours:
+            L.append("| T | what bounds the 10,000-file get | client CPU %s s (%s s of it in the kernel: creating, "
+                     "writing and renaming files), server CPU %s s, wall %s s: the client is busy the whole time | "
+                     "| |" % (fmt(ours["client_cpu"], "%.2f"), fmt(ours["client_sys"], "%.2f"),
+                              fmt(ours["server_cpu"], "%.2f"), fmt(ours["s"], "%.2f")))
+    else:
+        L.append("| T | get -r of trees | did not run | >= 2x rsync, >= 20x scp | see notes |")
     L.append("")
     if s1:
         L.append("### Scenario 1 in detail")
@@ -1626,10 +1751,11 @@ def main():
         return
     make_files()
     sha = sha256_speed()
-    only = os.environ.get("BENCH_ONLY", "123456789UPR")
+    only = os.environ.get("BENCH_ONLY", "123456789UPRT")
     for name, fn in (("1", scenario_1), ("2", scenario_2), ("3", scenario_3), ("4", scenario_4),
                      ("5", scenario_5), ("6", scenario_6), ("7", scenario_7), ("8", scenario_8),
-                     ("9", scenario_9), ("U", scenario_u), ("P", scenario_p), ("R", scenario_r)):
+                     ("9", scenario_9), ("U", scenario_u), ("P", scenario_p), ("R", scenario_r),
+                     ("T", scenario_t)):
         if name in only:
             fn()
     elapsed = time.monotonic() - t0

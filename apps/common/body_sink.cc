@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -17,21 +18,50 @@
 namespace app {
 namespace {
 
-// ".NAME.XXXXXX.part", the six characters random, as mkstemp(3) makes them.
+// 64 unpredictable bits, drawn once per process: a get -r of 10,000 files must not pay
+// a getrandom(2) per file for names that only need to be unique and hard to guess.
+uint64_t process_seed() {
+  static const uint64_t seed = [] {
+    uint64_t value = 0;
+    if (getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value))
+      value = static_cast<uint64_t>(getpid()) * 2654435761u ^ static_cast<uint64_t>(time(nullptr));
+    return value;
+  }();
+  return seed;
+}
+
+// splitmix64: each call's name differs, and without the seed none can be predicted.
+uint64_t next_random() {
+  static std::atomic<uint64_t> counter{0};
+  uint64_t z = process_seed() + 0x9e3779b97f4a7c15ull * (counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// ".NAME.XXXXXX.part", the six characters random, as mkstemp(3) makes them. Uniqueness,
+// not secrecy, is what matters; O_EXCL catches a collision.
 std::string temp_name_for(const std::string& name) {
   static const char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  unsigned char random[6] = {};
-  if (getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) {
-    // Uniqueness, not secrecy, is what matters here; O_EXCL catches a collision.
-    uint64_t fallback = static_cast<uint64_t>(getpid()) * 2654435761u ^ static_cast<uint64_t>(time(nullptr));
-    for (unsigned char& c : random) {
-      c = static_cast<unsigned char>(fallback);
-      fallback >>= 8;
-    }
-  }
+  uint64_t random = next_random();
   std::string suffix;
-  for (unsigned char c : random) suffix += kLetters[c % (sizeof kLetters - 1)];
+  for (int i = 0; i < 6; ++i) {
+    suffix += kLetters[random % (sizeof kLetters - 1)];
+    random /= sizeof kLetters - 1;
+  }
   return "." + name + "." + suffix + ".part";
+}
+
+// The process's umask, read once: umask(2) can only be read by setting it, and doing
+// that twice per file would cost two system calls each (and race another thread's
+// file creation in between).
+mode_t process_umask() {
+  static const mode_t mask = [] {
+    mode_t m = umask(0);
+    umask(m);
+    return m;
+  }();
+  return mask;
 }
 
 constexpr char kTempSuffix[] = ".part";
@@ -224,9 +254,7 @@ bool BodySink::commit(const CommitOptions& options, std::string* err) {
     if (options.mode) {
       mode = static_cast<mode_t>(*options.mode);
     } else {
-      mode_t mask = umask(0);
-      umask(mask);
-      mode = 0666 & ~mask;
+      mode = 0666 & ~process_umask();
     }
     if (fchmod(file_.get(), mode) != 0) return fail("chmod");
     if (options.mtime) {
