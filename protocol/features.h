@@ -16,17 +16,18 @@ inline constexpr char kFeatureResume[] = "resume";  // get with an offset above 
 inline constexpr char kFeaturePut[] = "put";        // version 2
 inline constexpr char kFeatureDigests[] = "digests";  // version 2
 inline constexpr char kFeatureTree[] = "tree";        // version 2: list with "recursive"
+inline constexpr char kFeatureMkdir[] = "mkdir";      // version 2
 
 // What reactord offers in its hello.
 inline std::vector<std::string> server_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests, kFeatureTree};
+          kFeatureDigests, kFeatureTree, kFeatureMkdir};
 }
 
 // What reactorc offers in its auth.
 inline std::vector<std::string> client_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests, kFeatureTree};
+          kFeatureDigests, kFeatureTree, kFeatureMkdir};
 }
 
 }  // namespace protocol

@@ -17,7 +17,7 @@ namespace {
 constexpr const char* kTypeNames[] = {
     "hello", "auth",  "auth_ok", "get",     "stat",     "list", "ping",   "msg",
     "file",  "end",   "stat_ok", "entries", "list_end", "pong", "msg_ok", "error",
-    "put",   "put_ready", "data",  "put_done", "digests", "digests_ok",
+    "put",   "put_ready", "data",  "put_done", "digests", "digests_ok", "mkdir", "mkdir_ok",
 };
 static_assert(std::size(kTypeNames) == std::variant_size_v<Message>,
               "kTypeNames must name every Message alternative");
@@ -151,6 +151,20 @@ bool parse(FieldReader& r, End* m) {
 bool parse(FieldReader& r, DigestsRequest* m) {
   return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_size("from", &m->from) &&
          read_optional(r, "count", &m->count);
+}
+
+bool parse(FieldReader& r, MkdirRequest* m) {
+  if (!r.read_string("path", kMaxPathLen, &m->path)) return false;
+  if (r.find("mode") != nullptr) {
+    uint32_t mode = 0;
+    if (!read_mode(r, &mode)) return false;
+    m->mode = mode;
+  }
+  return true;
+}
+
+bool parse(FieldReader& r, MkdirOk* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_bool("created", &m->created);
 }
 
 bool parse(FieldReader& r, DigestsReply* m, uint64_t body_length) {
@@ -466,6 +480,14 @@ struct ToJson {
     add_uint(obj, "count", m.count);
     add_uint(obj, "body", m.body_length());
   }
+  void operator()(const MkdirRequest& m) const {
+    add_string(obj, "path", m.path);
+    if (m.mode) add_uint(obj, "mode", *m.mode);
+  }
+  void operator()(const MkdirOk& m) const {
+    add_string(obj, "path", m.path);
+    checked(cJSON_AddBoolToObject(obj, "created", m.created ? 1 : 0));
+  }
 };
 
 // Bytes cJSON_PrintUnformatted uses for a string: quotes, two-byte escapes for the
@@ -592,6 +614,10 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
       if (!parse(r, &m, body_length)) return std::nullopt;
       return Message(std::move(m));
     }
+    case kIndex<MkdirRequest>:
+      return parse_as<MkdirRequest>(r);
+    case kIndex<MkdirOk>:
+      return parse_as<MkdirOk>(r);
     default:
       break;
   }
@@ -682,6 +708,8 @@ bool operator==(const PutDone& a, const PutDone& b) {
 bool operator==(const DigestsRequest& a, const DigestsRequest& b) {
   return a.path == b.path && a.from == b.from && a.count == b.count;
 }
+bool operator==(const MkdirRequest& a, const MkdirRequest& b) { return a.path == b.path && a.mode == b.mode; }
+bool operator==(const MkdirOk& a, const MkdirOk& b) { return a.path == b.path && a.created == b.created; }
 bool operator==(const DigestsReply& a, const DigestsReply& b) {
   return a.path == b.path && a.size == b.size && a.mtime == b.mtime && a.chunk == b.chunk && a.root == b.root &&
          a.from == b.from && a.count == b.count;

@@ -178,6 +178,14 @@ struct DigestsReply {  // "digests_ok": followed by 32 * count bytes of digests
   uint64_t count = 0;
   uint64_t body_length() const { return count * sizeof(Digest); }
 };
+struct MkdirRequest {  // "mkdir", version 2
+  std::string path;
+  std::optional<uint32_t> mode;  // absent: 0755
+};
+struct MkdirOk {  // "mkdir_ok"
+  std::string path;
+  bool created = false;  // false: it was there already
+};
 // Either direction. A code this version does not know (from a newer peer) is parsed as
 // kInternal, which is fatal, with the original name kept at the front of the message:
 // `unknown error code "quota_exceeded": <original message>`. Treating the unknown as
@@ -189,16 +197,17 @@ struct ErrorMessage {
 
 using Message = std::variant<Hello, Auth, AuthOk, GetRequest, StatRequest, ListRequest, PingRequest,
                              MsgRequest, FileHeader, End, StatReply, Entries, ListEnd, Pong, MsgOk,
-                             ErrorMessage, PutRequest, PutReady, Data, PutDone, DigestsRequest, DigestsReply>;
+                             ErrorMessage, PutRequest, PutReady, Data, PutDone, DigestsRequest, DigestsReply,
+                             MkdirRequest, MkdirOk>;
 
 // The Message alternatives by name, in variant order, for dispatch tables: a handler
 // table row names the type it handles instead of testing std::get_if in a chain.
 enum class MessageType : uint8_t {
   kHello, kAuth, kAuthOk, kGet, kStat, kList, kPing, kMsg,
   kFile, kEnd, kStatOk, kEntries, kListEnd, kPong, kMsgOk, kError,
-  kPut, kPutReady, kData, kPutDone, kDigests, kDigestsOk,
+  kPut, kPutReady, kData, kPutDone, kDigests, kDigestsOk, kMkdir, kMkdirOk,
 };
-inline constexpr size_t kMessageTypes = 22;
+inline constexpr size_t kMessageTypes = 24;
 static_assert(std::variant_size_v<Message> == kMessageTypes, "MessageType must name every Message alternative");
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kGet), Message>, GetRequest> &&
                   std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kError), Message>,
@@ -273,5 +282,7 @@ bool operator==(const Data& a, const Data& b);
 bool operator==(const PutDone& a, const PutDone& b);
 bool operator==(const DigestsRequest& a, const DigestsRequest& b);
 bool operator==(const DigestsReply& a, const DigestsReply& b);
+bool operator==(const MkdirRequest& a, const MkdirRequest& b);
+bool operator==(const MkdirOk& a, const MkdirOk& b);
 
 }  // namespace protocol

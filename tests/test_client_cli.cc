@@ -87,8 +87,8 @@ Test(client_cli, usage_errors_exit_2_with_the_program_name) {
       {"-Z", "ping"},
       {"ping", "extra"},
       {"get"},
-      {"-r", "put", "a"},  // -r is get's (put -r: not yet)
-      {"-r", "ls"},
+      {"-r", "ls"},  // -r is get's and put's
+      {"-r", "stat", "x"},
       {"stat"},
       {"send"},
       {"send", "one", "two"},

@@ -182,6 +182,10 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   recursive.path = "docs";
   recursive.recursive = true;
   expect_round_trip(recursive);
+  expect_round_trip(MkdirRequest{"a/b", std::nullopt});
+  expect_round_trip(MkdirRequest{"a/b", 0750});
+  expect_round_trip(MkdirOk{"a/b", true});
+  expect_round_trip(MkdirOk{"a", false});
   ListEnd end;
   end.count = 7;
   end.skipped = 1;

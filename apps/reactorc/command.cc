@@ -143,6 +143,20 @@ void ListCommand::on_message(protocol::Message& message) {
   unexpected(message);
 }
 
+MkdirCommand::MkdirCommand(std::string path, std::optional<uint32_t> mode)
+    : Command(kOneReplyDiagram), path_(std::move(path)), mode_(mode) {}
+
+protocol::Message MkdirCommand::request() const { return protocol::MkdirRequest{path_, mode_}; }
+
+const char* MkdirCommand::feature() const { return protocol::kFeatureMkdir; }
+
+void MkdirCommand::on_message(protocol::Message& message) {
+  auto* reply = expect_reply<protocol::MkdirOk>(message);
+  if (reply == nullptr) return;
+  if (reply->path != path_) return fail(kExitProtocol, "the server answered a mkdir for another path");
+  succeed();
+}
+
 TreeListCommand::TreeListCommand(std::string path, TreeListObserver& observer)
     : Command(kStreamedDiagram), path_(std::move(path)), observer_(observer) {}
 

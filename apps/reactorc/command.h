@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -187,6 +188,21 @@ class ListCommand final : public Command {
   std::string path_;
   std::vector<protocol::Entry> entries_;
   uint64_t skipped_ = 0;
+};
+
+// mkdir PATH (put -r): one mkdir_ok.
+class MkdirCommand final : public Command {
+ public:
+  MkdirCommand(std::string path, std::optional<uint32_t> mode);
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "mkdir"; }
+  void on_message(protocol::Message& message) override;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::optional<uint32_t> mode_;
 };
 
 // Told about a recursive listing as it streams in, frame by frame, each already checked

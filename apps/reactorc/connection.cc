@@ -87,6 +87,7 @@ const Connection::Rule Connection::kRules[] = {
     {MessageType::kPutReady, in(S::kReady), &Connection::handle_reply},
     {MessageType::kPutDone, in(S::kReady), &Connection::handle_reply},
     {MessageType::kDigestsOk, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kMkdirOk, in(S::kReady), &Connection::handle_reply},
 };
 
 Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener,

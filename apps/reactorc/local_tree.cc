@@ -26,6 +26,26 @@ std::string join_path(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+std::string normalise_remote(const std::string& remote) {
+  std::string out;
+  size_t i = 0;
+  while (i <= remote.size()) {
+    size_t slash = remote.find('/', i);
+    if (slash == std::string::npos) slash = remote.size();
+    std::string part = remote.substr(i, slash - i);
+    if (!part.empty() && part != ".") out = join_path(out, part);
+    i = slash + 1;
+  }
+  return out;
+}
+
+std::string last_name(const std::string& path) {
+  size_t end = path.find_last_not_of('/');
+  if (end == std::string::npos) return {};
+  size_t slash = path.rfind('/', end);
+  return slash == std::string::npos ? path.substr(0, end + 1) : path.substr(slash + 1, end - slash);
+}
+
 LocalTree::LocalTree(SharedDir top, std::string display) : top_(std::move(top)), display_(std::move(display)) {}
 
 std::string LocalTree::display(const std::vector<std::string>& dir, const std::string& name) const {

@@ -61,5 +61,10 @@ class LocalTree {
 
 // "a/b" + "c" -> "a/b/c"; "" + "c" -> "c".
 std::string join_path(const std::string& dir, const std::string& name);
+// A remote path as get -r and put -r build on it: "docs/", "./docs" -> "docs"; "", ".",
+// "/" -> "" (the served root).
+std::string normalise_remote(const std::string& remote);
+// The last component: "a/b" -> "b", "a" -> "a".
+std::string last_name(const std::string& path);
 
 }  // namespace client

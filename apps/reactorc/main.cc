@@ -20,6 +20,7 @@
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/options.h"
 #include "apps/reactorc/tree_get.h"
+#include "apps/reactorc/tree_put.h"
 #include "protocol/tls.h"
 #include "reactor/event_loop.h"
 #include "reactor/poller.h"
@@ -156,6 +157,9 @@ int main(int argc, char** argv) {
   if (options.verb == client::Verb::kBench) {
     client::Bench bench(*loop, options, secret, tls);
     status = run(*loop, bench, std::move(addresses));
+  } else if (client::TreePut::handles(options)) {
+    client::TreePut tree(*loop, options, secret, tls);
+    status = run(*loop, tree, std::move(addresses));
   } else if (client::TreeGet::handles(options)) {
     client::TreeGet tree(*loop, options, secret, tls);
     status = run(*loop, tree, std::move(addresses));

@@ -24,6 +24,7 @@ const char kUsage[] =
     "Commands:\n"
     "  get REMOTE [LOCAL]   download REMOTE to LOCAL (default: its last component)\n"
     "  get [-r] REMOTE... DIR  download several files, or with -r directories, into DIR\n"
+    "  put [-r] LOCAL... DIR   upload several files, or with -r directories, into DIR\n"
     "  put LOCAL [REMOTE]   upload LOCAL to REMOTE (default: its last component in the\n"
     "                       served root; a REMOTE ending in / is a directory)\n"
     "  stat PATH            show what PATH is on the server\n"
@@ -44,7 +45,7 @@ const char kUsage[] =
     "      --retry N           get, put: after a lost connection, reconnect up to N times,\n"
     "                          1 s, 2 s, 4 s... apart, and resume (default: 3; 0: never)\n"
     "  -p, --preserve          get, put: keep the files' mode and modification time\n"
-    "  -r, --recursive         get: copy directories and everything beneath them\n"
+    "  -r, --recursive         get, put: copy directories and everything beneath them\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"
     "      --tls-ca FILE       trust a server certificate signed by the CAs in FILE\n"
@@ -84,7 +85,7 @@ struct CommandSpec {
 
 const CommandSpec kCommands[] = {
     {"get", Verb::kGet, 1, SIZE_MAX, "get [-r] REMOTE... [LOCAL]"},
-    {"put", Verb::kPut, 1, 2, "put LOCAL [REMOTE]"},
+    {"put", Verb::kPut, 1, SIZE_MAX, "put [-r] LOCAL... [REMOTE]"},
     {"stat", Verb::kStat, 1, 1, "stat PATH"},
     {"ls", Verb::kList, 0, 1, "ls [PATH]"},
     {"ping", Verb::kPing, 0, 0, "ping"},
@@ -175,7 +176,6 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   // preference, accepted everywhere so that an alias or a script can always pass it.
   const char* bench_only = nullptr;
   const char* transfer_only = nullptr;  // get and put
-  const char* get_only = nullptr;
   int c;
   const char* short_options = bench ? ":s:k:fprt:c:n:d:qvhV" : ":s:k:fprt:cn:d:qvhV";
   while ((c = getopt_long(argc, argv, short_options, kLong.data(), nullptr)) != -1) {
@@ -191,7 +191,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kContinue: transfer_only = transfer_only ? transfer_only : "-c/--continue"; break;
       case kRetry: transfer_only = transfer_only ? transfer_only : "--retry"; break;
       case 'p': transfer_only = transfer_only ? transfer_only : "-p/--preserve"; break;
-      case 'r': get_only = get_only ? get_only : "-r/--recursive"; break;
+      case 'r': transfer_only = transfer_only ? transfer_only : "-r/--recursive"; break;
       default: break;
     }
     switch (c) {
@@ -266,8 +266,6 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to bench only, not to %s", bench_only, name);
   if (transfer_only != nullptr && out->verb != Verb::kGet && out->verb != Verb::kPut)
     return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
-  if (get_only != nullptr && out->verb != Verb::kGet)
-    return app::fail_usage("reactorc", "%s applies to get only, not to %s", get_only, name);
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);

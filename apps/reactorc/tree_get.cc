@@ -27,24 +27,6 @@ constexpr auto kKeepaliveInterval = std::chrono::seconds(60);
 // inline, where a thread would cost more than it saves.
 constexpr uint64_t kBackgroundHashing = 16ull << 20;
 
-// "docs/", "./docs" -> "docs"; "", ".", "/" -> "" (the root).
-std::string normalise_remote(const std::string& remote) {
-  std::string out;
-  size_t i = 0;
-  while (i <= remote.size()) {
-    size_t slash = remote.find('/', i);
-    if (slash == std::string::npos) slash = remote.size();
-    std::string part = remote.substr(i, slash - i);
-    if (!part.empty() && part != ".") out = join_path(out, part);
-    i = slash + 1;
-  }
-  return out;
-}
-
-std::string last_name(const std::string& prefix) {
-  size_t slash = prefix.rfind('/');
-  return slash == std::string::npos ? prefix : prefix.substr(slash + 1);
-}
 
 // Hashes the regular file `name` in `dir` the way the server does (its chunk-tree
 // root), for the quick check. False if it cannot be read or changed meanwhile.

@@ -264,4 +264,31 @@ reactor::UniqueFd ServedRoot::open_parent(std::string_view path, std::string* na
   return dir;
 }
 
+bool ServedRoot::make_directory(std::string_view path, uint32_t mode, bool* created, ProtocolError* err) const {
+  std::string name;
+  reactor::UniqueFd parent = open_parent(path, &name, err);
+  if (!parent) return false;
+  *created = mkdirat(parent.get(), name.c_str(), 0700) == 0;
+  if (!*created) {
+    int saved = errno;
+    struct stat st {};
+    if (saved == EEXIST && fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISDIR(st.st_mode)) return true;
+      return refuse(err, ErrorCode::kExists,
+                    quoted(path) + (S_ISLNK(st.st_mode) ? " is a symbolic link" : " exists and is not a directory"));
+    }
+    if (saved == ENOSPC || saved == EDQUOT) return refuse(err, ErrorCode::kNoSpace, "no space for " + quoted(path));
+    return fail_from_errno(saved, path, err);
+  }
+  // Made 0700, then given its mode: the umask must not decide what the client asked for.
+  int dir = openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0 || fchmod(dir, static_cast<mode_t>(mode & 0777)) != 0) {
+    int saved = errno;
+    if (dir >= 0) close(dir);
+    return refuse(err, ErrorCode::kIoError, "set the mode of " + quoted(path) + ": " + std::strerror(saved));
+  }
+  close(dir);
+  return true;
+}
+
 }  // namespace server

@@ -53,6 +53,10 @@ class ServedRoot {
   // beneath the root; the root itself, a temporary's name and the secret's are refused.
   // Nothing is created.
   reactor::UniqueFd open_parent(std::string_view path, std::string* name, protocol::ProtocolError* err) const;
+  // For mkdir: makes the directory with exactly `mode` (the umask does not apply),
+  // in a parent found as open_parent finds it. A directory already there is fine
+  // (*created false); anything else there is refused with exists.
+  bool make_directory(std::string_view path, uint32_t mode, bool* created, protocol::ProtocolError* err) const;
 
   const std::string& display_path() const { return dir_; }
   bool uses_openat2() const { return have_openat2_; }

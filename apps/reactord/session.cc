@@ -125,6 +125,7 @@ const Session::Rule Session::kRules[] = {
     {MessageType::kEnd, in(S::kReceiving), 2, false, &Session::dispatch_as<protocol::End, &Session::handle_upload_end>},
     {MessageType::kDigests, in(S::kReady), 2, false,
      &Session::dispatch_as<protocol::DigestsRequest, &Session::handle_digests>},
+    {MessageType::kMkdir, in(S::kReady), 2, true, &Session::dispatch_as<protocol::MkdirRequest, &Session::handle_mkdir>},
 };
 
 Session::Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
@@ -559,6 +560,17 @@ void Session::handle_stat(const protocol::StatRequest& request) {
   reply.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
   reply.mode = static_cast<uint32_t>(st.st_mode & 07777);
   stream_.send(reply);
+}
+
+void Session::handle_mkdir(const protocol::MkdirRequest& request) {
+  ProtocolError err;
+  bool created = false;
+  if (!server_.root().make_directory(request.path, request.mode.value_or(0755), &created, &err)) return request_error(err);
+  if (created) {
+    app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " mkdir \"%s\"",
+                        app::escape_for_terminal(request.path).c_str());
+  }
+  stream_.send(protocol::MkdirOk{request.path, created});
 }
 
 void Session::handle_list(const protocol::ListRequest& request) {

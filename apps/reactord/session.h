@@ -156,6 +156,7 @@ class Session final : public protocol::StreamHandler, public PartialHolder {
   void start_get(const protocol::GetRequest& request, reactor::UniqueFd file, const struct stat& st,
                  std::optional<protocol::Digest> digest);
   void handle_digests(const protocol::DigestsRequest& request);
+  void handle_mkdir(const protocol::MkdirRequest& request);
   void send_digests(const protocol::DigestsRequest& request, const struct stat& st, const ChunkTree& tree);
   // The cache lacks the file's tree: compute it on the worker, then go on with the
   // request that needed it.

@@ -1,0 +1,209 @@
+// Integration tests of many-file uploads (reactorc put -r, put with several sources;
+// reactor-protocol(7), mkdir): a real, writable reactord and real reactorc processes.
+// Every copy on the server is compared file by file with the local tree.
+
+#include <criterion/criterion.h>
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "tests/support/assertions.h"
+#include "tests/support/client.h"
+#include "tests/support/files.h"
+#include "tests/support/fixture.h"
+#include "tests/support/hmac_auth.h"
+#include "tests/support/raw_client.h"
+#include "tests/support/server.h"
+
+using namespace testsupport;
+
+namespace {
+
+ServeOptions writable(bool writes = true) {
+  ServeOptions o;
+  o.prefix = "tree-put-test";
+  if (writes) o.extra_args = {"-w"};
+  return o;
+}
+
+// A local tree in the test's directory ("src"): files at three levels, a big one, an
+// empty directory, a link pointing out of the tree and a FIFO.
+std::string make_local_tree(const Served& s) {
+  std::string top = s.in_dir("src");
+  cr_assert(make_dirs(top + "/sub/deep"));
+  cr_assert(make_dirs(top + "/empty"));
+  cr_assert(write_file(top + "/a.txt", "alpha\n"));
+  cr_assert(write_file(top + "/sub/b.txt", "bravo\n"));
+  cr_assert(write_file(top + "/sub/deep/c.txt", "charlie\n"));
+  cr_assert(write_file(top + "/zero", ""));
+  make_pattern(top + "/sub/big.bin", 2 * 1024 * 1024 + 3, 9);
+  cr_assert_eq(symlink("/etc/passwd", (top + "/link").c_str()), 0);
+  cr_assert_eq(mkfifo((top + "/pipe").c_str(), 0644), 0);
+  return top;
+}
+
+const std::vector<std::string> kFiles = {"a.txt", "sub/b.txt", "sub/deep/c.txt", "zero", "sub/big.bin"};
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+void assert_copied(const std::string& local, const std::string& remote_copy) {
+  for (const std::string& f : kFiles) {
+    std::string why;
+    cr_assert(files_equal(path_join(local, f), path_join(remote_copy, f), &why), "%s: %s", f.c_str(), why.c_str());
+  }
+  struct stat st {};
+  cr_assert(lstat(path_join(remote_copy, "empty").c_str(), &st) == 0 && S_ISDIR(st.st_mode), "no empty directory");
+  cr_assert_not(exists(path_join(remote_copy, "link")), "a link was uploaded");
+  cr_assert_not(exists(path_join(remote_copy, "pipe")), "a FIFO was uploaded");
+}
+
+size_t puts_logged(const Served& s, size_t from) {
+  std::string log = s.server.stderr_text();
+  return from < log.size() ? count_in(log.substr(from), " put \"") : 0;
+}
+
+ClientResult run(const Served& s, const std::vector<std::string>& args) {
+  return s.server.run_plain_client(args, Millis(60000));
+}
+
+std::string request(RawClient& c, const std::string& header) {
+  cr_assert(c.send_frame(header));
+  ReadResult r = c.read_frame(Millis(10000));
+  cr_assert(r.ok(), "%s", r.describe().c_str());
+  return r.frame.header;
+}
+
+}  // namespace
+
+TestSuite(tree_put, .timeout = 120);
+
+Test(tree_put, put_r_copies_a_tree_and_skips_links_and_special_files) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);
+  ClientResult r = run(s, {"put", "-r", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  assert_copied(local, s.in_root("src"));
+  ASSERT_CONTAINS(r.stderr_text, "symbolic link, which is not followed");
+  ASSERT_CONTAINS(r.stderr_text, "5 files");
+  // Into a directory that exists: inside it; to a name that does not: that name.
+  cr_assert(make_dirs(s.in_root("backup")));
+  r = run(s, {"put", "-r", local, "backup"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  assert_copied(local, s.in_root("backup/src"));
+  r = run(s, {"put", "-r", local, "renamed"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  assert_copied(local, s.in_root("renamed"));
+  stop_cleanly(s);
+}
+
+Test(tree_put, a_rerun_sends_nothing_and_a_difference_needs_force) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);
+  cr_assert(run(s, {"-p", "put", "-r", local}).exited_with(0));
+  size_t mark = s.server.stderr_text().size();
+  ClientResult r = run(s, {"-v", "-p", "put", "-r", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert_eq(puts_logged(s, mark), 0u, "the rerun sent files again");
+  ASSERT_CONTAINS(r.stderr_text, "unchanged (same size and modification time)");
+  // Same size, other bytes: refused without --force, sent with it.
+  cr_assert(write_file(local + "/a.txt", "ALPHA\n"));
+  // Its time in whole seconds (the protocol's) must differ too, or it looks unchanged,
+  // as it would to rsync.
+  set_mtime(local + "/a.txt", kMtime);
+  r = run(s, {"put", "-r", local});
+  cr_assert(r.exited_with(11), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "exists on the server and differs; use --force");
+  ASSERT_STR_EQ(*read_file(s.in_root("src/a.txt")), "alpha\n");
+  r = run(s, {"-f", "put", "-r", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  assert_copied(local, s.in_root("src"));
+  stop_cleanly(s);
+}
+
+Test(tree_put, several_sources_go_into_a_directory_that_exists_on_the_server) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);
+  cr_assert(make_dirs(s.in_root("in")));
+  ClientResult r = run(s, {"put", local + "/a.txt", local + "/sub/big.bin", "in"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  std::string why;
+  cr_assert(files_equal(local + "/a.txt", s.in_root("in/a.txt"), &why), "%s", why.c_str());
+  cr_assert(files_equal(local + "/sub/big.bin", s.in_root("in/big.bin"), &why), "%s", why.c_str());
+  r = run(s, {"put", local + "/a.txt", local + "/zero", "missing"});
+  cr_assert(r.exited_with(5), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "is not a directory on the server");
+  cr_assert_not(exists(s.in_root("missing")));
+  // A directory among them without -r fails alone.
+  r = run(s, {"put", local, local + "/zero", "in"});
+  cr_assert(r.exited_with(11), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "use -r");
+  cr_assert(exists(s.in_root("in/zero")));
+  cr_assert_not(exists(s.in_root("in/src")));
+  stop_cleanly(s);
+}
+
+Test(tree_put, p_keeps_modes_and_a_read_only_server_refuses_every_file) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);
+  cr_assert_eq(chmod((local + "/a.txt").c_str(), 0604), 0);
+  cr_assert_eq(chmod((local + "/sub/deep").c_str(), 0751), 0);
+  ClientResult r = run(s, {"-p", "put", "-r", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  struct stat st {};
+  cr_assert_eq(stat(s.in_root("src/a.txt").c_str(), &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0604u, "mode %o", st.st_mode & 07777);
+  cr_assert_eq(stat(s.in_root("src/sub/deep").c_str(), &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0751u, "mode %o", st.st_mode & 07777);
+  stop_cleanly(s);
+
+  Served ro = serve(writable(false));
+  std::string tree = make_local_tree(ro);
+  r = run(ro, {"put", "-r", tree});
+  cr_assert(r.exited_with(11), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "read_only");
+  cr_assert_not(exists(ro.in_root("src")));
+  stop_cleanly(ro);
+}
+
+Test(tree_put, mkdir_makes_a_directory_beneath_the_root_and_nothing_else) {
+  Served s = serve(writable());
+  cr_assert(write_file(s.in_root("file"), "f"));
+  cr_assert_eq(symlink("/tmp", s.in_root("link").c_str()), 0);
+  RawClient c = connect_authenticated(s, 2);
+  std::string reply = request(c, R"({"type":"mkdir","path":"made","mode":448})");
+  ASSERT_CONTAINS(reply, "\"created\":true");
+  struct stat st {};
+  cr_assert_eq(stat(s.in_root("made").c_str(), &st), 0);
+  cr_assert_eq(st.st_mode & 07777, 0700u, "mode %o: the umask must not apply", st.st_mode & 07777);
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"made"})"), "\"created\":false");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"made/inner"})"), "\"created\":true");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"file"})"), "\"code\":\"exists\"");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"link"})"), "\"code\":\"exists\"");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"no/such/parent"})"), "\"code\":\"not_found\"");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"../escape"})"), "\"code\":\"forbidden\"");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"link/through"})"), "\"code\":\"");
+  cr_assert_not(exists("/tmp/through"), "mkdir went through a link out of the root");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"."})"), "\"code\":\"");
+  c.close();
+  // Version 1 has no mkdir.
+  RawClient old = connect_authenticated(s, 1);
+  ASSERT_CONTAINS(request(old, R"({"type":"mkdir","path":"v1"})"), "unexpected_message");
+  old.close();
+  cr_assert_not(exists(s.in_root("v1")));
+  stop_cleanly(s);
+
+  Served ro = serve(writable(false));
+  RawClient r = connect_authenticated(ro, 2);
+  ASSERT_CONTAINS(request(r, R"({"type":"mkdir","path":"x"})"), "\"code\":\"read_only\"");
+  r.close();
+  cr_assert_not(exists(ro.in_root("x")));
+  stop_cleanly(ro);
+}
