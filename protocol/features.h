@@ -17,17 +17,18 @@ inline constexpr char kFeaturePut[] = "put";        // version 2
 inline constexpr char kFeatureDigests[] = "digests";  // version 2
 inline constexpr char kFeatureTree[] = "tree";        // version 2: list with "recursive"
 inline constexpr char kFeatureMkdir[] = "mkdir";      // version 2
+inline constexpr char kFeatureEagerPut[] = "eager_put";  // version 2: a put's data follows it at once
 
 // What reactord offers in its hello.
 inline std::vector<std::string> server_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests, kFeatureTree, kFeatureMkdir};
+          kFeatureDigests, kFeatureTree, kFeatureMkdir, kFeatureEagerPut};
 }
 
 // What reactorc offers in its auth.
 inline std::vector<std::string> client_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests, kFeatureTree, kFeatureMkdir};
+          kFeatureDigests, kFeatureTree, kFeatureMkdir, kFeatureEagerPut};
 }
 
 }  // namespace protocol

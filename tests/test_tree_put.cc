@@ -207,3 +207,69 @@ Test(tree_put, mkdir_makes_a_directory_beneath_the_root_and_nothing_else) {
   cr_assert_not(exists(ro.in_root("x")));
   stop_cleanly(ro);
 }
+
+namespace {
+
+std::string eager_put(const std::string& path, const std::string& body) {
+  return encode_frame("{\"type\":\"put\",\"path\":" + json_quote(path) + ",\"size\":" + std::to_string(body.size()) + "}") +
+         encode_frame("{\"type\":\"data\",\"body\":" + std::to_string(body.size()) + "}", body) +
+         encode_frame("{\"type\":\"end\",\"root\":\"" + tree_root_hex(body) + "\"}");
+}
+
+}  // namespace
+
+Test(tree_put, an_eager_put_is_stored_and_a_refused_one_is_dropped_with_its_body) {
+  Served s = serve(writable());
+  cr_assert(write_file(s.in_root("taken"), "old"));
+  RawClient c = connect_authenticated(s, 2);
+  // Three puts back to back, each with its data and end, and a ping behind them: the
+  // second is refused (exists), and its body and end must not be taken for requests.
+  std::string body(300000, 'b');
+  cr_assert(c.send_raw(eager_put("one", "first") + eager_put("taken", body) + eager_put("three", "third") +
+                       encode_frame("{\"type\":\"ping\",\"token\":\"after\"}")));
+  expect_frame(c, "put_ready");
+  expect_frame(c, "put_done");
+  Frame refused = expect_frame(c, "error");
+  ASSERT_STR_EQ(refused.code(), "exists");
+  expect_frame(c, "put_ready");
+  expect_frame(c, "put_done");
+  ASSERT_STR_EQ(expect_frame(c, "pong").string_field("token").value_or(""), "after");
+  ASSERT_STR_EQ(*read_file(s.in_root("one")), "first");
+  ASSERT_STR_EQ(*read_file(s.in_root("taken")), "old");
+  ASSERT_STR_EQ(*read_file(s.in_root("three")), "third");
+  // A client that waits after a refusal goes on with a request, as before.
+  cr_assert(c.send_frame("{\"type\":\"put\",\"path\":\"taken\",\"size\":1}"));
+  ASSERT_STR_EQ(expect_frame(c, "error").code(), "exists");
+  cr_assert(c.send_frame("{\"type\":\"ping\"}"));
+  expect_frame(c, "pong");
+  // But a refused put's data followed by anything but its end is a protocol violation.
+  cr_assert(c.send_raw(encode_frame("{\"type\":\"put\",\"path\":\"taken\",\"size\":1}") +
+                       encode_frame("{\"type\":\"data\",\"body\":1}", "x") + encode_frame("{\"type\":\"ping\"}")));
+  ASSERT_STR_EQ(expect_frame(c, "error").code(), "exists");
+  ASSERT_STR_EQ(expect_frame(c, "error").code(), "unexpected_message");
+  c.close();
+  stop_cleanly(s);
+}
+
+Test(tree_put, a_refused_eager_upload_costs_only_its_own_file) {
+  ServeOptions o = writable();
+  o.extra_args = {"-w", "--max-upload", "4K"};
+  Served s = serve(o);
+  std::string top = s.in_dir("src");
+  cr_assert(make_dirs(top));
+  for (int i = 0; i < 20; ++i) cr_assert(write_file(top + "/f" + std::to_string(i), std::string(100, static_cast<char>('a' + i % 26))));
+  make_pattern(top + "/f7", 600 * 1024, 3);  // too large for this server: refused while its body goes out
+  ClientResult r = run(s, {"put", "-r", top});
+  cr_assert(r.exited_with(11), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "too_large");
+  ASSERT_CONTAINS(r.stderr_text, "19 files");
+  for (int i = 0; i < 20; ++i) {
+    std::string name = "src/f" + std::to_string(i);
+    if (i == 7) {
+      cr_assert_not(exists(s.in_root(name)), "the refused file was stored");
+    } else {
+      ASSERT_STR_EQ(*read_file(s.in_root(name)), std::string(100, static_cast<char>('a' + i % 26)));
+    }
+  }
+  stop_cleanly(s);
+}

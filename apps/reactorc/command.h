@@ -78,9 +78,12 @@ class Command {
   void set_protocol_version(uint64_t version) { protocol_version_ = version; }
   uint64_t protocol_version() const { return protocol_version_; }
   virtual void on_produced() {}
-  // Whether nothing may be pipelined behind this command: its request is followed by
-  // more frames of its own (an upload), which a request in between would break.
-  virtual bool exclusive() const { return false; }
+  // The request has just gone out (an eager upload sends its data behind it now).
+  virtual void on_sent() {}
+  // Whether nothing may be pipelined behind this command yet: it still has frames of
+  // its own to send after its request (an upload's data and end), which a request in
+  // between would break.
+  virtual bool sending() const { return false; }
   // After failing: whether the connection can no longer carry requests (an upload
   // stopped in the middle of its body).
   virtual bool broke_stream() const { return false; }

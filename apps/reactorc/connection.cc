@@ -165,7 +165,7 @@ void Connection::submit(Command& command) {
     command.abandon(kExitFailure, "internal error: request before the connection is ready");
     return;
   }
-  if (!waiting_.empty() || (!in_flight_.empty() && in_flight_.back()->exclusive())) {
+  if (!waiting_.empty() || (!in_flight_.empty() && in_flight_.back()->sending())) {
     waiting_.push_back(&command);
     return;
   }
@@ -179,12 +179,24 @@ void Connection::send_request(Command& command) {
   in_flight_.push_back(&command);
   command.set_outbox(this);
   command.set_protocol_version(protocol_version());
-  stream_.send(command.request());
+  if (!stream_.send(command.request())) return;
+  command.on_sent();
+}
+
+void Connection::release_waiting() {
+  // What waited behind an upload goes now, up to the next one that sends more.
+  while (!waiting_.empty() && state() == S::kReady && (in_flight_.empty() || !in_flight_.back()->sending())) {
+    Command* next = waiting_.front();
+    waiting_.pop_front();
+    send_request(*next);
+  }
 }
 
 void Connection::on_produced() {
-  if (!in_flight_.empty()) in_flight_.front()->on_produced();
+  // Only the newest command can be producing: nothing is sent behind one still sending.
+  if (!in_flight_.empty()) in_flight_.back()->on_produced();
   finish_front_if_done(0);
+  release_waiting();
 }
 
 bool Connection::server_offers(const std::string& feature) const {
@@ -372,6 +384,9 @@ void Connection::on_body(const char* data, size_t len, uint64_t remaining) {
 // skipped, so the next command's response starts where it should.
 void Connection::finish_front_if_done(uint64_t body_remaining) {
   if (in_flight_.empty() || !in_flight_.front()->finished()) return;
+  // A refused eager upload still sends the rest of its body and its end, which the
+  // server discards: it leaves once they are out.
+  if (in_flight_.front()->sending() && !in_flight_.front()->broke_stream()) return;
   Command* command = in_flight_.front();
   in_flight_.pop_front();
   if (command->result().exit_code == kExitProtocol) {
@@ -392,12 +407,7 @@ void Connection::finish_front_if_done(uint64_t body_remaining) {
   skipping_trailer_ = owes_trailer_;
   owes_trailer_ = false;
   if (!in_flight_.empty()) waiting_since_ = loop_.now();
-  // What waited behind an exclusive command goes now, up to the next exclusive one.
-  while (!waiting_.empty() && (in_flight_.empty() || !in_flight_.back()->exclusive())) {
-    Command* next = waiting_.front();
-    waiting_.pop_front();
-    send_request(*next);
-  }
+  release_waiting();
   listener_.on_command_done(*this, *command);
 }
 

@@ -110,6 +110,7 @@ class Connection final : public protocol::StreamHandler, private Outbox {
   void start_producing(protocol::Producer& producer) override { stream_.start_producing(producer); }
 
   void send_request(Command& command);
+  void release_waiting();
   void on_connected(reactor::UniqueFd fd, reactor::ConnectError error, const std::string& message);
   void start_handshake_timer();
   void on_error_message(const protocol::ErrorMessage& error);

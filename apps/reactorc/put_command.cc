@@ -69,8 +69,13 @@ bool PutCommand::prepare_resume(std::string* err) {
 const char* PutCommand::feature() const { return protocol::kFeaturePut; }
 
 void PutCommand::on_fail() {
-  // Mid-body, the server waits for the rest and an end that will not come.
-  if (state() == C::kSending) broke_stream_ = true;
+  // Mid-body, the server waits for the rest and an end that will not come; an eager
+  // upload refused by the server sends them all the same (on_produced).
+  if (state() == C::kSending && !(eager_ && producing_)) broke_stream_ = true;
+}
+
+void PutCommand::on_sent() {
+  if (eager_) send_from(0);
 }
 
 void PutCommand::on_message(protocol::Message& message) {
@@ -82,11 +87,21 @@ void PutCommand::on_message(protocol::Message& message) {
       in_progress_ = error.code == protocol::ErrorCode::kInProgress;
       return fail(error.code == protocol::ErrorCode::kDigestMismatch ? kExitVerify : kExitRemote, describe(error));
     }
-    case protocol::MessageType::kPutReady:
+    case protocol::MessageType::kPutReady: {
+      auto& ready = std::get<protocol::PutReady>(message);
+      if (eager_ && !ready_seen_ && (state() == C::kSending || state() == C::kVerifying)) {
+        // The body is on its way already: the go-ahead only has to be the one expected.
+        if (ready.path != remote_ || ready.offset != 0 || ready.count != 0)
+          return fail(kExitProtocol, "unexpected put_ready from the server");
+        ready_seen_ = true;
+        return;
+      }
       if (state() != C::kRequested) return unexpected(message);
-      return on_ready(std::get<protocol::PutReady>(message));
+      ready_seen_ = true;
+      return on_ready(ready);
+    }
     case protocol::MessageType::kPutDone:
-      if (state() != C::kVerifying) return unexpected(message);
+      if (state() != C::kVerifying || !ready_seen_) return unexpected(message);
       return on_done(std::get<protocol::PutDone>(message));
     default:
       return unexpected(message);
@@ -128,10 +143,18 @@ void PutCommand::send_from(uint64_t offset) {
   protocol::Data data{source_->body_length(), std::nullopt};
   if (resume_) data.offset = offset;
   if (!outbox_->send(data)) return;
+  producing_ = true;
   outbox_->start_producing(*source_);
 }
 
 void PutCommand::on_produced() {
+  producing_ = false;
+  if (finished() && eager_ && !broke_stream_) {
+    // Refused while the body went out: the server drops this end with the body.
+    protocol::Message trailer = source_->trailer();
+    outbox_->send(std::holds_alternative<protocol::End>(trailer) ? trailer : protocol::Message(protocol::End{std::nullopt, protocol::Digest{}}));
+    return;
+  }
   if (finished() || state() != C::kSending) return;
   protocol::Message trailer = source_->trailer();
   if (auto* error = std::get_if<protocol::ErrorMessage>(&trailer)) {

@@ -3,6 +3,7 @@
 //
 //   Requested --put_ready--> Sending --body and end sent--> Verifying --put_done--> Done
 //   Requested --put_ready with digests--> Receiving --digests--> Sending (put -c)
+//   Requested --request sent--> Sending ... (eager: put_ready arrives while sending)
 //   (any of them) --error, local failure, lost connection--> Failed
 //
 // The file is opened and checked (a regular file) before the connection starts, and
@@ -47,6 +48,11 @@ class PutCommand final : public Command {
   // put -c: hashes the whole file (its chunk digests and root). False + *err when it
   // cannot be read.
   bool prepare_resume(std::string* err);
+  // Send the data and end right behind the request, without waiting for put_ready
+  // (reactor-protocol(7), eager_put): for small files of a tree, a round trip each
+  // saved. Not with resume. A refusal then comes while the body goes out; the body and
+  // end still go, and the server drops them.
+  void set_eager(bool eager) { eager_ = eager && !resume_; }
   void on_body(const char* data, size_t len, uint64_t remaining) override;
 
   protocol::Message request() const override;
@@ -54,7 +60,11 @@ class PutCommand final : public Command {
   const char* name() const override { return "put"; }
   void on_message(protocol::Message& message) override;
   void on_produced() override;
-  bool exclusive() const override { return true; }
+  void on_sent() override;
+  // Until its end is out: put_ready awaited, the digests received, the body produced.
+  bool sending() const override {
+    return producing_ || (!finished() && state() != CommandState::kVerifying);
+  }
   bool broke_stream() const override { return broke_stream_; }
 
   uint64_t size() const { return static_cast<uint64_t>(st_.st_size); }
@@ -89,6 +99,9 @@ class PutCommand final : public Command {
   std::string server_digests_;            // put_ready's body
   uint64_t start_ = 0;
   bool in_progress_ = false;
+  bool eager_ = false;
+  bool ready_seen_ = false;
+  bool producing_ = false;
 };
 
 }  // namespace client

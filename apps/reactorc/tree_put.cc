@@ -69,7 +69,10 @@ bool TreePut::prepare() {
 void TreePut::start(std::vector<reactor::SocketAddress> addresses) {
   report_.start(sources_, dest_.empty() ? "." : dest_);
   tick_timer_ = loop_.run_every(std::chrono::milliseconds(100), [this] {
-    report_.received(bytes_before_ + (sending_ != nullptr ? sending_->sent() : 0));
+    uint64_t going = 0;  // of the uploads under way
+    for (const auto& [command, flight] : flights_)
+      if (flight.step == Step::kPut) going += static_cast<const PutCommand*>(command)->sent();
+    report_.received(bytes_before_ + going);
     report_.tick();
   });
   connection_ = std::make_unique<Connection>(loop_, secret_, *this, tls_);
@@ -250,7 +253,6 @@ void TreePut::on_command_done(Connection&, Command& command) {
       break;
     case Step::kPut: {
       auto& put = static_cast<PutCommand&>(command);
-      if (sending_ == &put) sending_ = nullptr;
       bytes_before_ += put.sent();
       report_.received(bytes_before_);
       if (put.succeeded()) {
@@ -306,7 +308,10 @@ void TreePut::submit_put(const std::shared_ptr<Job>& job) {
     return report_.file_failed(job->remote, job->local, "is no longer a regular file");
   auto put = std::make_unique<PutCommand>(std::move(fd), st, job->remote, options_.force && job->exists,
                                           options_.preserve, this);
-  if (sending_ == nullptr) sending_ = put.get();
+  // Small files go eagerly, their data right behind the request; a big one waits for
+  // the go-ahead, so that a refusal does not cost its whole body.
+  put->set_eager(connection_->server_offers(protocol::kFeatureEagerPut) &&
+                 static_cast<uint64_t>(st.st_size) <= kEagerLimit);
   submit(Step::kPut, std::move(put), job);
 }
 

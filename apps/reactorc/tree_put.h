@@ -35,6 +35,7 @@ namespace client {
 class TreePut final : public ConnectionListener, public PutObserver {
  public:
   static constexpr size_t kWindowRequests = 64;
+  static constexpr uint64_t kEagerLimit = 1 << 20;  // files sent without waiting for put_ready
 
   TreePut(reactor::EventLoop& loop, const Options& options, const app::Secret& secret,
           std::shared_ptr<protocol::TlsContext> tls);
@@ -101,8 +102,7 @@ class TreePut final : public ConnectionListener, public PutObserver {
   bool started_ = false;
 
   std::map<Command*, Flight> flights_;
-  uint64_t bytes_before_ = 0;      // of finished puts
-  PutCommand* sending_ = nullptr;  // the put whose body is going out
+  uint64_t bytes_before_ = 0;  // of finished puts
   reactor::EventLoop::TimerId tick_timer_ = 0;
   int exit_code_ = 1;
   bool done_ = false;

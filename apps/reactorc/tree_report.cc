@@ -194,6 +194,12 @@ void TreeReport::finish(int status, const std::string& fatal) {
   }
   if (!fatal.empty()) say(std::string("reactorc: ") + app::escape_for_terminal(fatal));
   if (!bar_) return;
+  // Stopped before anything was known: the reason above says it all.
+  if (!fatal.empty() && files_total_ == 0 && failed_ == 0 && skipped_ == 0) {
+    bar_->clear();
+    bar_.reset();
+    return;
+  }
   std::string detail;
   if (unchanged_ > 0) detail += plural(unchanged_, "unchanged", "unchanged");
   if (skipped_ > 0) detail += (detail.empty() ? "" : ", ") + plural(skipped_, "skipped", "skipped");

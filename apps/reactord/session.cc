@@ -209,14 +209,43 @@ bool Session::accepting_input() const {
   return state() == S::kAwaitAuth || state() == S::kReady || state() == S::kReceiving;
 }
 
+bool Session::drop_refused_upload(const protocol::Message& message) {
+  MessageType type = protocol::type_of(message);
+  if (refused_upload_ == RefusedUpload::kMayFollow) {
+    if (type == MessageType::kData) {
+      refused_upload_ = RefusedUpload::kDiscardingBody;
+      return true;
+    }
+    refused_upload_ = RefusedUpload::kNone;  // the client waited for the verdict: a request
+    return false;
+  }
+  if (type == MessageType::kEnd) {
+    refused_upload_ = RefusedUpload::kNone;
+    return true;
+  }
+  refused_upload_ = RefusedUpload::kNone;
+  fatal(ErrorCode::kUnexpectedMessage,
+        std::string("expected the end of the refused upload's data, got ") + protocol::type_name(message));
+  return true;
+}
+
+void Session::refuse_put(const protocol::PutRequest& request, const ProtocolError& error) {
+  // An eager client (reactor-protocol(7), eager_put) has sent the data and end already.
+  if (!request.resume) refused_upload_ = RefusedUpload::kMayFollow;
+  request_error(error);
+}
+
 void Session::on_message(protocol::Message& message) {
   MessageType type = protocol::type_of(message);
+  if (refused_upload_ != RefusedUpload::kNone && state() == S::kReady && drop_refused_upload(message)) return;
   if (state() == S::kReady) ++requests_;
   for (const Rule& rule : kRules) {
     if (rule.type != type) continue;
     if ((rule.states & in(state())) == 0 || rule.since > proto_) break;
     if (rule.writes && !server_.options().writable) {
-      return request_error({ErrorCode::kReadOnly, "this server is read-only: it takes no uploads (reactord -w allows them)"});
+      ProtocolError read_only{ErrorCode::kReadOnly, "this server is read-only: it takes no uploads (reactord -w allows them)"};
+      if (type == MessageType::kPut) return refuse_put(std::get<protocol::PutRequest>(message), read_only);
+      return request_error(read_only);
     }
     (this->*rule.handle)(message);
     return;
@@ -243,6 +272,7 @@ void Session::refuse_unexpected(const protocol::Message& message) {
 }
 
 void Session::on_body(const char* data, size_t len, uint64_t) {
+  if (refused_upload_ == RefusedUpload::kDiscardingBody) return;  // a refused eager put's
   // Only an upload's data frame has a body; parse_message rejects one on any other.
   if (state() != S::kReceiving || !response_ || !response_->data_seen) {
     fatal(ErrorCode::kInternal, "unexpected body bytes");
@@ -615,7 +645,7 @@ void Session::handle_put(const protocol::PutRequest& request) {
   ProtocolError err;
   std::unique_ptr<Upload> upload =
       Upload::begin(request, server_.root(), server_.options(), server_.upload_space(), this, &err);
-  if (!upload) return request_error(err);
+  if (!upload) return refuse_put(request, err);
   response_ = std::make_unique<Response>();
   response_->upload = std::move(upload);
   response_->path = app::escape_for_terminal(request.path);

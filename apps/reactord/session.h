@@ -222,6 +222,13 @@ class Session final : public protocol::StreamHandler, public PartialHolder {
   bool closing_after_response_ = false;
   uint8_t proto_ = static_cast<uint8_t>(protocol::kProtocolVersion);
   uint64_t requests_ = 0;
+  // After a refused put (reactor-protocol(7), eager_put): the data and end an eager
+  // client sent behind it are read and dropped, if they come.
+  enum class RefusedUpload : uint8_t { kNone, kMayFollow, kDiscardingBody };
+  RefusedUpload refused_upload_ = RefusedUpload::kNone;
+  // Whether `message` belongs to a refused eager put, and has been dropped.
+  bool drop_refused_upload(const protocol::Message& message);
+  void refuse_put(const protocol::PutRequest& request, const protocol::ProtocolError& error);
   std::string close_reason_;  // mid_upload()'s text, alive while close() logs it
 };
 
