@@ -703,10 +703,11 @@ def scenario_6():
 def start_rsyncd(path):
     """An rsync daemon with one writable module, "up", at path (rsyncd.conf(5))."""
     port = free_port()
-    conf = os.path.join(TMP, "rsyncd.conf")
+    # Files of its own per daemon (scenario T runs two at once), named by its port.
+    conf = os.path.join(TMP, "rsyncd-%d.conf" % port)
     with open(conf, "w") as f:
-        f.write("port = %d\naddress = 127.0.0.1\nuse chroot = no\npid file = %s/rsyncd.pid\n"
-                "[up]\n  path = %s\n  read only = no\n  uid = root\n  gid = root\n" % (port, TMP, path))
+        f.write("port = %d\naddress = 127.0.0.1\nuse chroot = no\npid file = %s/rsyncd-%d.pid\n"
+                "[up]\n  path = %s\n  read only = no\n  uid = root\n  gid = root\n" % (port, TMP, port, path))
     p = start(["rsync", "--daemon", "--no-detach", "--config=" + conf], stderr=open(TMP + "/rsyncd.log", "ab"))
     wait_port(port, p)
     return p, port
