@@ -1,5 +1,6 @@
 #include "apps/common/file_hash.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +32,16 @@ ReadOutcome hash_file(int fd, uint64_t size, protocol::ContentHash* hash, const 
     pos += want;
   }
   return ReadOutcome::kOk;
+}
+
+bool tree_root_at(int dir, const std::string& name, uint64_t size, protocol::Digest* root) {
+  int fd = openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  protocol::ContentHash hash(protocol::DigestKind::kTree);
+  bool ok = hash_file(fd, size, &hash) == ReadOutcome::kOk && hash.ok();
+  close(fd);
+  if (ok) *root = hash.finish();
+  return ok;
 }
 
 }  // namespace app

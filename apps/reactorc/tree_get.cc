@@ -28,16 +28,6 @@ constexpr auto kKeepaliveInterval = std::chrono::seconds(60);
 constexpr uint64_t kBackgroundHashing = 16ull << 20;
 
 
-// Hashes the regular file `name` in `dir` the way the server does (its chunk-tree
-// root), for the quick check. False if it cannot be read or changed meanwhile.
-bool local_root(int dir, const std::string& name, uint64_t size, protocol::Digest* root) {
-  reactor::UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return false;
-  protocol::ContentHash hash(protocol::DigestKind::kTree);
-  if (app::hash_file(fd.get(), size, &hash) != app::ReadOutcome::kOk || !hash.ok()) return false;
-  *root = hash.finish();
-  return true;
-}
 
 }  // namespace
 
@@ -418,7 +408,7 @@ void TreeGet::on_quick_check(Flight& flight) {
   if (!digests.succeeded()) return fail_file(job, digests.result().message);
   const protocol::DigestsReply& reply = digests.reply();
   protocol::Digest root{};
-  if (reply.size == job.size && local_root(job.dir->get(), job.name, job.size, &root) && root == reply.root) {
+  if (reply.size == job.size && app::tree_root_at(job.dir->get(), job.name, job.size, &root) && root == reply.root) {
     if (options_.preserve) {
       // Same content: only the time (and mode) are brought in line.
       struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(reply.mtime), 0}};

@@ -19,19 +19,6 @@
 #include "reactor/errors.h"
 
 namespace client {
-namespace {
-
-// The chunk-tree root of the local file, as the server computes it for its own.
-bool local_root(const SharedDir& parent, const std::string& name, uint64_t size, protocol::Digest* root) {
-  reactor::UniqueFd fd(openat(parent->get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return false;
-  protocol::ContentHash hash(protocol::DigestKind::kTree);
-  if (app::hash_file(fd.get(), size, &hash) != app::ReadOutcome::kOk || !hash.ok()) return false;
-  *root = hash.finish();
-  return true;
-}
-
-}  // namespace
 
 bool TreePut::handles(const Options& options) {
   return options.verb == Verb::kPut && (options.recursive || options.operands.size() > 2);
@@ -292,7 +279,7 @@ void TreePut::on_digests(const std::shared_ptr<Job>& job, Command& command) {
   if (!digests.succeeded()) return report_.file_failed(job->remote, job->local, digests.result().message);
   protocol::Digest root{};
   uint64_t size = static_cast<uint64_t>(job->st.st_size);
-  if (digests.reply().size == size && local_root(job->parent, job->name, size, &root) && root == digests.reply().root)
+  if (digests.reply().size == size && app::tree_root_at(job->parent->get(), job->name, size, &root) && root == digests.reply().root)
     return report_.file_unchanged(job->remote, job->local, size, "unchanged (same content)");
   if (!options_.force)
     return report_.file_failed(job->remote, job->local, "exists on the server and differs; use --force to replace it");
