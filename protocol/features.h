@@ -18,17 +18,18 @@ inline constexpr char kFeatureDigests[] = "digests";  // version 2
 inline constexpr char kFeatureTree[] = "tree";        // version 2: list with "recursive"
 inline constexpr char kFeatureMkdir[] = "mkdir";      // version 2
 inline constexpr char kFeatureEagerPut[] = "eager_put";  // version 2: a put's data follows it at once
+inline constexpr char kFeatureLinks[] = "links";         // version 2: list with "links", the symlink request
 
 // What reactord offers in its hello.
 inline std::vector<std::string> server_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests, kFeatureTree, kFeatureMkdir, kFeatureEagerPut};
+          kFeatureDigests, kFeatureTree, kFeatureMkdir, kFeatureEagerPut, kFeatureLinks};
 }
 
 // What reactorc offers in its auth.
 inline std::vector<std::string> client_features() {
   return {kFeatureGet, kFeatureStat, kFeatureList, kFeaturePing, kFeatureMsg, kFeatureResume, kFeaturePut,
-          kFeatureDigests, kFeatureTree, kFeatureMkdir, kFeatureEagerPut};
+          kFeatureDigests, kFeatureTree, kFeatureMkdir, kFeatureEagerPut, kFeatureLinks};
 }
 
 }  // namespace protocol

@@ -18,6 +18,7 @@ constexpr const char* kTypeNames[] = {
     "hello", "auth",  "auth_ok", "get",     "stat",     "list", "ping",   "msg",
     "file",  "end",   "stat_ok", "entries", "list_end", "pong", "msg_ok", "error",
     "put",   "put_ready", "data",  "put_done", "digests", "digests_ok", "mkdir", "mkdir_ok",
+    "symlink", "symlink_ok",
 };
 static_assert(std::size(kTypeNames) == std::variant_size_v<Message>,
               "kTypeNames must name every Message alternative");
@@ -104,7 +105,8 @@ bool parse(FieldReader& r, GetRequest* m) {
 
 bool parse(FieldReader& r, StatRequest* m) { return r.read_string("path", kMaxPathLen, &m->path); }
 bool parse(FieldReader& r, ListRequest* m) {
-  return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_bool("recursive", &m->recursive);
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_optional_bool("recursive", &m->recursive) &&
+         r.read_optional_bool("links", &m->links);
 }
 
 bool parse(FieldReader& r, PingRequest* m) {
@@ -160,11 +162,32 @@ bool parse(FieldReader& r, MkdirRequest* m) {
     if (!read_mode(r, &mode)) return false;
     m->mode = mode;
   }
+  if (r.find("mtime") != nullptr) {
+    int64_t mtime = 0;
+    if (!r.read_int("mtime", &mtime)) return false;
+    m->mtime = mtime;
+  }
   return true;
 }
 
 bool parse(FieldReader& r, MkdirOk* m) {
   return r.read_string("path", kMaxPathLen, &m->path) && r.read_bool("created", &m->created);
+}
+
+bool read_target(FieldReader& r, std::string* target) {
+  if (!r.read_string("target", kMaxPathLen, target)) return false;
+  if (target->empty()) return r.fail(ErrorCode::kBadSize, "target", ": empty");
+  return true;
+}
+
+bool parse(FieldReader& r, SymlinkRequest* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && read_target(r, &m->target) &&
+         r.read_optional_bool("force", &m->force);
+}
+
+bool parse(FieldReader& r, SymlinkOk* m) {
+  return r.read_string("path", kMaxPathLen, &m->path) && r.read_bool("replaced", &m->replaced) &&
+         r.read_optional_bool("unchanged", &m->unchanged);
 }
 
 bool parse(FieldReader& r, DigestsReply* m, uint64_t body_length) {
@@ -238,6 +261,11 @@ bool parse_entry(const cJSON& item, size_t index, ProtocolError* err, Entry* e) 
     if (!read_mode(r, &mode)) return false;
     e->mode = mode;
   }
+  if (e->kind == EntryKind::kLink) {
+    std::string target;
+    if (!read_target(r, &target)) return false;
+    e->target = std::move(target);
+  }
   if (e->name.empty()) return r.fail(ErrorCode::kBadSize, "name", ": empty");
   return true;
 }
@@ -269,7 +297,7 @@ bool parse(FieldReader& r, ProtocolError* err, Entries* m) {
 
 bool parse(FieldReader& r, ListEnd* m) {
   return r.read_size("count", &m->count) && r.read_size("skipped", &m->skipped) &&
-         r.read_optional_size("unreadable", &m->unreadable);
+         r.read_optional_size("unreadable", &m->unreadable) && r.read_optional_size("vanished", &m->vanished);
 }
 
 bool parse(FieldReader& r, Pong* m) {
@@ -386,6 +414,7 @@ struct ToJson {
   void operator()(const ListRequest& m) const {
     add_string(obj, "path", m.path);
     if (m.recursive) checked(cJSON_AddTrueToObject(obj, "recursive"));
+    if (m.links) checked(cJSON_AddTrueToObject(obj, "links"));
   }
   void operator()(const PingRequest& m) const {
     if (m.token) add_string(obj, "token", *m.token);
@@ -421,6 +450,7 @@ struct ToJson {
       add_uint(item, "size", e.size);
       add_int(item, "mtime", e.mtime);
       if (e.mode) add_uint(item, "mode", *e.mode);
+      if (e.target) add_string(item, "target", *e.target);
     }
     if (m.dir) add_string(obj, "dir", *m.dir);
   }
@@ -428,6 +458,7 @@ struct ToJson {
     add_uint(obj, "count", m.count);
     add_uint(obj, "skipped", m.skipped);
     if (m.unreadable != 0) add_uint(obj, "unreadable", m.unreadable);
+    if (m.vanished != 0) add_uint(obj, "vanished", m.vanished);
   }
   void operator()(const Pong& m) const {
     if (m.token) add_string(obj, "token", *m.token);
@@ -483,10 +514,21 @@ struct ToJson {
   void operator()(const MkdirRequest& m) const {
     add_string(obj, "path", m.path);
     if (m.mode) add_uint(obj, "mode", *m.mode);
+    if (m.mtime) add_int(obj, "mtime", *m.mtime);
   }
   void operator()(const MkdirOk& m) const {
     add_string(obj, "path", m.path);
     checked(cJSON_AddBoolToObject(obj, "created", m.created ? 1 : 0));
+  }
+  void operator()(const SymlinkRequest& m) const {
+    add_string(obj, "path", m.path);
+    add_string(obj, "target", m.target);
+    if (m.force) checked(cJSON_AddTrueToObject(obj, "force"));
+  }
+  void operator()(const SymlinkOk& m) const {
+    add_string(obj, "path", m.path);
+    checked(cJSON_AddBoolToObject(obj, "replaced", m.replaced ? 1 : 0));
+    if (m.unchanged) checked(cJSON_AddTrueToObject(obj, "unchanged"));
   }
 };
 
@@ -515,6 +557,8 @@ const char* to_string(EntryKind kind) {
       return "file";
     case EntryKind::kDir:
       return "dir";
+    case EntryKind::kLink:
+      return "link";
     case EntryKind::kOther:
       break;
   }
@@ -524,6 +568,7 @@ const char* to_string(EntryKind kind) {
 EntryKind entry_kind_from_string(std::string_view name) {
   if (name == "file") return EntryKind::kFile;
   if (name == "dir") return EntryKind::kDir;
+  if (name == "link") return EntryKind::kLink;
   return EntryKind::kOther;
 }
 
@@ -618,6 +663,10 @@ std::optional<Message> parse_message(const cJSON& header, uint64_t body_length,
       return parse_as<MkdirRequest>(r);
     case kIndex<MkdirOk>:
       return parse_as<MkdirOk>(r);
+    case kIndex<SymlinkRequest>:
+      return parse_as<SymlinkRequest>(r);
+    case kIndex<SymlinkOk>:
+      return parse_as<SymlinkOk>(r);
     default:
       break;
   }
@@ -650,6 +699,7 @@ size_t encoded_entry_size(const Entry& entry) {
   size_t size = kFixed + json_string_size(entry.name) + json_string_size(to_string(entry.kind)) +
                 std::to_string(entry.size).size() + std::to_string(entry.mtime).size();
   if (entry.mode) size += sizeof(R"(,"mode":)") - 1 + std::to_string(*entry.mode).size();
+  if (entry.target) size += sizeof(R"(,"target":)") - 1 + json_string_size(*entry.target);
   return size;
 }
 
@@ -669,7 +719,7 @@ bool operator==(const GetRequest& a, const GetRequest& b) {
 }
 bool operator==(const StatRequest& a, const StatRequest& b) { return a.path == b.path; }
 bool operator==(const ListRequest& a, const ListRequest& b) {
-  return a.path == b.path && a.recursive == b.recursive;
+  return a.path == b.path && a.recursive == b.recursive && a.links == b.links;
 }
 bool operator==(const PingRequest& a, const PingRequest& b) { return a.token == b.token; }
 bool operator==(const MsgRequest& a, const MsgRequest& b) { return a.text == b.text; }
@@ -683,11 +733,12 @@ bool operator==(const StatReply& a, const StatReply& b) {
          a.mode == b.mode;
 }
 bool operator==(const Entry& a, const Entry& b) {
-  return a.name == b.name && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime && a.mode == b.mode;
+  return a.name == b.name && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime && a.mode == b.mode &&
+         a.target == b.target;
 }
 bool operator==(const Entries& a, const Entries& b) { return a.entries == b.entries && a.dir == b.dir; }
 bool operator==(const ListEnd& a, const ListEnd& b) {
-  return a.count == b.count && a.skipped == b.skipped && a.unreadable == b.unreadable;
+  return a.count == b.count && a.skipped == b.skipped && a.unreadable == b.unreadable && a.vanished == b.vanished;
 }
 bool operator==(const Pong& a, const Pong& b) { return a.token == b.token; }
 bool operator==(const MsgOk& a, const MsgOk& b) { return a.bytes == b.bytes; }
@@ -708,8 +759,16 @@ bool operator==(const PutDone& a, const PutDone& b) {
 bool operator==(const DigestsRequest& a, const DigestsRequest& b) {
   return a.path == b.path && a.from == b.from && a.count == b.count;
 }
-bool operator==(const MkdirRequest& a, const MkdirRequest& b) { return a.path == b.path && a.mode == b.mode; }
+bool operator==(const MkdirRequest& a, const MkdirRequest& b) {
+  return a.path == b.path && a.mode == b.mode && a.mtime == b.mtime;
+}
 bool operator==(const MkdirOk& a, const MkdirOk& b) { return a.path == b.path && a.created == b.created; }
+bool operator==(const SymlinkRequest& a, const SymlinkRequest& b) {
+  return a.path == b.path && a.target == b.target && a.force == b.force;
+}
+bool operator==(const SymlinkOk& a, const SymlinkOk& b) {
+  return a.path == b.path && a.replaced == b.replaced && a.unchanged == b.unchanged;
+}
 bool operator==(const DigestsReply& a, const DigestsReply& b) {
   return a.path == b.path && a.size == b.size && a.mtime == b.mtime && a.chunk == b.chunk && a.root == b.root &&
          a.from == b.from && a.count == b.count;

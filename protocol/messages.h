@@ -46,8 +46,8 @@ inline constexpr size_t kMaxKindLen = 64;           // stat_ok/entries "kind"
 inline constexpr size_t kMaxErrorMessageLen = 8192; // error "message"; encode() truncates
 inline constexpr uint32_t kMaxMode = 07777;         // permission bits only
 
-enum class EntryKind { kFile, kDir, kOther };
-const char* to_string(EntryKind kind);  // "file", "dir", "other"
+enum class EntryKind { kFile, kDir, kOther, kLink };
+const char* to_string(EntryKind kind);  // "file", "dir", "other", "link"
 // Unknown names map to kOther: a newer server may distinguish more kinds, and to this
 // client anything that is neither a file nor a directory is "other".
 EntryKind entry_kind_from_string(std::string_view name);
@@ -83,6 +83,7 @@ struct StatRequest {
 struct ListRequest {
   std::string path;
   bool recursive = false;  // version 2, feature "tree"
+  bool links = false;      // version 2, feature "links": symbolic links as kind link, with their target
 };
 struct PingRequest {
   std::optional<std::string> token;
@@ -136,6 +137,7 @@ struct Entry {  // one element of "entries"
   uint64_t size = 0;
   int64_t mtime = 0;
   std::optional<uint32_t> mode;  // recursive listings only
+  std::optional<std::string> target = std::nullopt;  // kind link only: the link's contents
 };
 struct Entries {
   std::vector<Entry> entries;
@@ -145,6 +147,7 @@ struct ListEnd {
   uint64_t count = 0;
   uint64_t skipped = 0;
   uint64_t unreadable = 0;  // recursive listings: directories not descended into
+  uint64_t vanished = 0;    // names gone between readdir and stat
 };
 struct Pong {
   std::optional<std::string> token;
@@ -181,10 +184,21 @@ struct DigestsReply {  // "digests_ok": followed by 32 * count bytes of digests
 struct MkdirRequest {  // "mkdir", version 2
   std::string path;
   std::optional<uint32_t> mode;  // absent: 0755
+  std::optional<int64_t> mtime = std::nullopt;  // absent: left as it is
 };
 struct MkdirOk {  // "mkdir_ok"
   std::string path;
   bool created = false;  // false: it was there already
+};
+struct SymlinkRequest {  // "symlink", version 2, feature "links"
+  std::string path;
+  std::string target;  // relative; must stay beneath the served root
+  bool force = false;  // replace a file or link already there
+};
+struct SymlinkOk {  // "symlink_ok"
+  std::string path;
+  bool replaced = false;   // something else was there
+  bool unchanged = false;  // the same link was there already
 };
 // Either direction. A code this version does not know (from a newer peer) is parsed as
 // kInternal, which is fatal, with the original name kept at the front of the message:
@@ -198,16 +212,16 @@ struct ErrorMessage {
 using Message = std::variant<Hello, Auth, AuthOk, GetRequest, StatRequest, ListRequest, PingRequest,
                              MsgRequest, FileHeader, End, StatReply, Entries, ListEnd, Pong, MsgOk,
                              ErrorMessage, PutRequest, PutReady, Data, PutDone, DigestsRequest, DigestsReply,
-                             MkdirRequest, MkdirOk>;
+                             MkdirRequest, MkdirOk, SymlinkRequest, SymlinkOk>;
 
 // The Message alternatives by name, in variant order, for dispatch tables: a handler
 // table row names the type it handles instead of testing std::get_if in a chain.
 enum class MessageType : uint8_t {
   kHello, kAuth, kAuthOk, kGet, kStat, kList, kPing, kMsg,
   kFile, kEnd, kStatOk, kEntries, kListEnd, kPong, kMsgOk, kError,
-  kPut, kPutReady, kData, kPutDone, kDigests, kDigestsOk, kMkdir, kMkdirOk,
+  kPut, kPutReady, kData, kPutDone, kDigests, kDigestsOk, kMkdir, kMkdirOk, kSymlink, kSymlinkOk,
 };
-inline constexpr size_t kMessageTypes = 24;
+inline constexpr size_t kMessageTypes = 26;
 static_assert(std::variant_size_v<Message> == kMessageTypes, "MessageType must name every Message alternative");
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kGet), Message>, GetRequest> &&
                   std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MessageType::kError), Message>,
@@ -284,5 +298,7 @@ bool operator==(const DigestsRequest& a, const DigestsRequest& b);
 bool operator==(const DigestsReply& a, const DigestsReply& b);
 bool operator==(const MkdirRequest& a, const MkdirRequest& b);
 bool operator==(const MkdirOk& a, const MkdirOk& b);
+bool operator==(const SymlinkRequest& a, const SymlinkRequest& b);
+bool operator==(const SymlinkOk& a, const SymlinkOk& b);
 
 }  // namespace protocol

@@ -191,6 +191,26 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   end.skipped = 1;
   end.unreadable = 2;
   expect_round_trip(end);
+  end.vanished = 3;
+  expect_round_trip(end);
+  // Links: asked for in the list, carried as kind link with a target; the symlink request.
+  ListRequest with_links;
+  with_links.path = "docs";
+  with_links.recursive = true;
+  with_links.links = true;
+  expect_round_trip(with_links);
+  Entries links;
+  links.dir = "";
+  links.entries.push_back({"latest", EntryKind::kLink, 2, 9, 0777, std::string("v2")});
+  links.entries.push_back({"odd", EntryKind::kLink, 1, 9, 0777, std::string("../with \"quote\"/\x01")});
+  expect_round_trip(links);
+  expect_round_trip(MkdirRequest{"a/b", 0750, int64_t{1764633600}});
+  expect_round_trip(MkdirRequest{"a/b", std::nullopt, int64_t{-1}});
+  expect_round_trip(SymlinkRequest{"docs/latest", "v2/index.html", false});
+  expect_round_trip(SymlinkRequest{"docs/latest", "../x", true});
+  expect_round_trip(SymlinkOk{"docs/latest", false, false});
+  expect_round_trip(SymlinkOk{"docs/latest", true, false});
+  expect_round_trip(SymlinkOk{"docs/latest", false, true});
 
   expect_round_trip(ListEnd{3, 1});
   expect_round_trip(Pong{});
@@ -206,6 +226,23 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   Digest d{};
   d[0] = 0xab;
   expect_round_trip(PutDone{"in/a.bin", 6, d});
+}
+
+Test(messages, link_fields_are_checked, .timeout = kTimeout) {
+  // A link entry without its target, or with an empty one, is malformed.
+  expect_error(R"({"type":"entries","entries":[{"name":"l","kind":"link","size":1,"mtime":0}]})",
+               ErrorCode::kMissingField);
+  expect_error(R"({"type":"entries","entries":[{"name":"l","kind":"link","size":1,"mtime":0,"target":""}]})",
+               ErrorCode::kBadSize);
+  expect_error(R"({"type":"symlink","path":"a"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"symlink","path":"a","target":""})", ErrorCode::kBadSize);
+  expect_error(R"({"type":"symlink","path":"a","target":7})", ErrorCode::kWrongType);
+  expect_error(R"({"type":"symlink_ok","path":"a"})", ErrorCode::kMissingField);
+  expect_error(R"({"type":"mkdir","path":"a","mtime":"now"})", ErrorCode::kWrongType);
+  // Optional fields stay off the wire when unset.
+  cr_assert(encode(SymlinkRequest{"a", "b", false}).substr(4) == R"({"type":"symlink","path":"a","target":"b"})");
+  cr_assert(encode(ListEnd{3, 0}).substr(4) == R"({"type":"list_end","count":3,"skipped":0})");
+  cr_assert_eq(entry_kind_from_string("link"), EntryKind::kLink);
 }
 
 Test(messages, put_fields_are_checked, .timeout = kTimeout) {
@@ -485,6 +522,8 @@ Test(messages, entry_size_is_exact, .timeout = kTimeout) {
       {"with mode", EntryKind::kFile, 1, 1, 0644},
       {"mode 0", EntryKind::kDir, 1, 1, 0},
       {"mode max", EntryKind::kDir, 1, 1, 07777},
+      {"link", EntryKind::kLink, 2, 1, 0777, std::string("v2")},
+      {"odd link", EntryKind::kLink, 9, 1, std::nullopt, std::string("../\"q\"\\\x01/caf\xc3\xa9")},
   };
   Entries all;
   size_t sum = 0;
