@@ -208,6 +208,55 @@ Test(tree, a_symlink_planted_in_the_destination_is_never_followed) {
   stop_cleanly(s);
 }
 
+std::string link_at(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+Test(tree, links_recreates_the_links_that_stay_inside_the_tree_and_skips_the_others) {
+  Served s = serve_tree();  // docs/link -> ../health.txt leads out of docs
+  cr_assert_eq(symlink("a.txt", s.in_root("docs/to_a").c_str()), 0);
+  cr_assert_eq(symlink("../a.txt", s.in_root("docs/sub/up").c_str()), 0);
+  cr_assert_eq(symlink("deep", s.in_root("docs/sub/to_dir").c_str()), 0);
+  cr_assert_eq(symlink("missing/inside", s.in_root("docs/dangling").c_str()), 0);
+  cr_assert_eq(symlink("/etc/passwd", s.in_root("docs/sub/absolute").c_str()), 0);
+  cr_assert_eq(symlink("../../../x", s.in_root("docs/sub/climbs").c_str()), 0);
+  ClientResult r = run(s, {"-v", "get", "-r", "--links", "docs", s.downloads});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  std::string copy = s.in_downloads("docs");
+  cr_assert_str_eq(link_at(copy + "/to_a").c_str(), "a.txt");
+  cr_assert_str_eq(link_at(copy + "/sub/up").c_str(), "../a.txt");
+  cr_assert_str_eq(link_at(copy + "/sub/to_dir").c_str(), "deep");
+  cr_assert_str_eq(link_at(copy + "/dangling").c_str(), "missing/inside");
+  for (const char* out : {"link", "sub/absolute", "sub/climbs"})
+    cr_assert_not(exists(copy + "/" + out), "%s, which leads out, was made", out);
+  ASSERT_CONTAINS(r.stderr_text, "which is absolute");
+  ASSERT_CONTAINS(r.stderr_text, "leads out of the copied tree");
+  ASSERT_CONTAINS(r.stderr_text, "4 links");
+  // The files are copied as without --links, and a link's target is not fetched again.
+  for (const std::string& f : kDocsFiles) assert_same(s.in_root("docs/" + f), path_join(copy, f));
+  // Again: the same links are left as they are.
+  r = run(s, {"-v", "get", "-r", "--links", "docs", s.downloads});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "unchanged (the same link)");
+  // A link changed on the server: another thing at its name locally is kept without -f.
+  cr_assert_eq(unlink(s.in_root("docs/to_a").c_str()), 0);
+  cr_assert_eq(symlink("zero", s.in_root("docs/to_a").c_str()), 0);
+  r = run(s, {"get", "-r", "--links", "docs", s.downloads});
+  cr_assert(r.exited_with(11), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "use --force");
+  cr_assert_str_eq(link_at(copy + "/to_a").c_str(), "a.txt");
+  r = run(s, {"-f", "get", "-r", "--links", "docs", s.downloads});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert_str_eq(link_at(copy + "/to_a").c_str(), "zero");
+  // --links belongs to trees.
+  r = run(s, {"get", "--links", "docs/a.txt", s.downloads});
+  cr_assert(r.exited_with(2), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "use it with -r");
+  stop_cleanly(s);
+}
+
 Test(tree, one_file_failing_does_not_stop_the_others) {
   Served s = serve_tree();
   cr_assert(make_dirs(s.in_downloads("docs/a.txt")));  // a directory where a file goes
@@ -386,6 +435,28 @@ Test(tree, a_listing_with_a_name_that_climbs_out_is_refused_and_nothing_is_made)
     auto inside = list_dir(path_join(t.downloads, "docs"));
     cr_assert(inside && inside->empty(), "name %s: something was created", evil);
   }
+}
+
+Test(tree, a_lying_servers_link_targets_are_judged_by_the_client) {
+  // A server that says every link stays inside: the client checks each target itself,
+  // and a link it does make is never written through by a file of the same listing.
+  Impostor t;
+  auto link = [](const std::string& name, const std::string& target) {
+    return "{\"name\":" + quote(name) + ",\"kind\":\"link\",\"size\":1,\"mtime\":0,\"mode\":511,\"target\":" +
+           quote(target) + "}";
+  };
+  std::string frame = "{\"type\":\"entries\",\"dir\":\"\",\"entries\":[" + link("abs", "/etc/passwd") + "," +
+                      link("up", "../outside") + "," + link("sneaky", "a/../../../etc") + "," + link("fine", "a/b") +
+                      "," + link("self", ".") + "]}";
+  FakeServer fake(std::string(64, 'k') + "\n", lister({frame}),
+                  {"get", "stat", "list", "ping", "resume", "digests", "tree", "links"});
+  ClientResult r = t.run(fake, {"-v", "get", "-r", "--links", "docs", t.downloads});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  std::string copy = path_join(t.downloads, "docs");
+  for (const char* out : {"abs", "up", "sneaky"}) cr_assert_not(exists(copy + "/" + out), "%s was made", out);
+  cr_assert_str_eq(link_at(copy + "/fine").c_str(), "a/b");
+  cr_assert_str_eq(link_at(copy + "/self").c_str(), ".");
+  t.assert_nothing_created({"docs"});
 }
 
 Test(tree, a_listing_that_jumps_into_a_directory_it_did_not_announce_is_refused) {

@@ -208,6 +208,132 @@ Test(tree_put, mkdir_makes_a_directory_beneath_the_root_and_nothing_else) {
   stop_cleanly(ro);
 }
 
+Test(tree_put, p_gives_directories_their_times_once_their_files_are_in) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);
+  set_mtime(local + "/sub/deep", kMtime);
+  set_mtime(local + "/sub", kMtime + 60);
+  set_mtime(local + "/empty", kMtime + 120);
+  set_mtime(local, kMtime + 180);
+  ClientResult r = run(s, {"-p", "put", "-r", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  struct stat st {};
+  for (const auto& [dir, want] : std::vector<std::pair<std::string, int64_t>>{
+           {"src/sub/deep", kMtime}, {"src/sub", kMtime + 60}, {"src/empty", kMtime + 120}, {"src", kMtime + 180}}) {
+    cr_assert_eq(stat(s.in_root(dir).c_str(), &st), 0);
+    cr_assert_eq(st.st_mtime, want, "%s: time %ld, not %ld", dir.c_str(), long(st.st_mtime), long(want));
+  }
+  // Without -p the server's own times stand.
+  r = run(s, {"put", "-r", local, "plain"});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert_eq(stat(s.in_root("plain/sub").c_str(), &st), 0);
+  cr_assert_neq(st.st_mtime, kMtime + 60);
+  stop_cleanly(s);
+}
+
+Test(tree_put, mkdir_with_mtime_sets_the_time_of_a_new_or_existing_directory) {
+  Served s = serve(writable());
+  cr_assert(make_dirs(s.in_root("there")));
+  RawClient c = connect_authenticated(s, 2);
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"there","mtime":1000000000})"), "\"created\":false");
+  ASSERT_CONTAINS(request(c, R"({"type":"mkdir","path":"new","mode":493,"mtime":1000000001})"), "\"created\":true");
+  c.close();
+  struct stat st {};
+  cr_assert_eq(stat(s.in_root("there").c_str(), &st), 0);
+  cr_assert_eq(st.st_mtime, 1000000000);
+  cr_assert_eq(stat(s.in_root("new").c_str(), &st), 0);
+  cr_assert_eq(st.st_mtime, 1000000001);
+  stop_cleanly(s);
+}
+
+namespace {
+
+std::string link_at(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+Test(tree_put, links_uploads_the_links_that_stay_inside_the_tree) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);  // src/link -> /etc/passwd
+  cr_assert_eq(symlink("a.txt", (local + "/to_a").c_str()), 0);
+  cr_assert_eq(symlink("../a.txt", (local + "/sub/up").c_str()), 0);
+  cr_assert_eq(symlink("../../x", (local + "/sub/climbs").c_str()), 0);
+  ClientResult r = run(s, {"-v", "put", "-r", "--links", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert_str_eq(link_at(s.in_root("src/to_a")).c_str(), "a.txt");
+  cr_assert_str_eq(link_at(s.in_root("src/sub/up")).c_str(), "../a.txt");
+  cr_assert_not(exists(s.in_root("src/link")), "an absolute link was made");
+  cr_assert_not(exists(s.in_root("src/sub/climbs")), "a link out of the tree was made");
+  ASSERT_CONTAINS(r.stderr_text, "2 links");
+  for (const std::string& f : kFiles) {
+    std::string why;
+    cr_assert(files_equal(path_join(local, f), s.in_root("src/" + f), &why), "%s: %s", f.c_str(), why.c_str());
+  }
+  // A rerun changes nothing; a changed link needs --force.
+  size_t mark = s.server.stderr_text().size();
+  r = run(s, {"-v", "put", "-r", "--links", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "unchanged (the same link)");
+  cr_assert_eq(count_in(s.server.stderr_text().substr(mark), " symlink \""), 0u, "a rerun made links again");
+  cr_assert_eq(unlink((local + "/to_a").c_str()), 0);
+  cr_assert_eq(symlink("zero", (local + "/to_a").c_str()), 0);
+  r = run(s, {"put", "-r", "--links", local});
+  cr_assert(r.exited_with(11), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "exists");
+  cr_assert_str_eq(link_at(s.in_root("src/to_a")).c_str(), "a.txt");
+  r = run(s, {"-f", "put", "-r", "--links", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert_str_eq(link_at(s.in_root("src/to_a")).c_str(), "zero");
+  stop_cleanly(s);
+}
+
+Test(tree_put, the_symlink_request_never_makes_a_link_out_of_the_root) {
+  Served s = serve(writable());
+  cr_assert(make_dirs(s.in_root("d/e")));
+  cr_assert(write_file(s.in_root("file"), "f"));
+  RawClient c = connect_authenticated(s, 2);
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"d/e/ok","target":"../../file"})"), "\"replaced\":false");
+  cr_assert_str_eq(link_at(s.in_root("d/e/ok")).c_str(), "../../file");
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"d/e/ok","target":"../../file"})"), "\"unchanged\":true");
+  for (const char* bad : {R"({"type":"symlink","path":"abs","target":"/etc/passwd"})",
+                          R"({"type":"symlink","path":"d/up","target":"../../etc"})",
+                          R"({"type":"symlink","path":"d/e/sneaky","target":"x/../../../../etc"})",
+                          R"({"type":"symlink","path":"top","target":".."})"}) {
+    ASSERT_CONTAINS(request(c, bad), "\"code\":\"forbidden\"");
+  }
+  cr_assert_not(exists(s.in_root("abs")));
+  cr_assert_not(exists(s.in_root("d/up")));
+  cr_assert_not(exists(s.in_root("d/e/sneaky")));
+  cr_assert_not(exists(s.in_root("top")));
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"file","target":"d"})"), "\"code\":\"exists\"");
+  cr_assert(read_file(s.in_root("file")) == std::optional<std::string>("f"), "the file was replaced without force");
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"d","target":"file"})"), "\"code\":\"is_directory\"");
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"d/e/ok","target":"../../d","force":true})"),
+                  "\"replaced\":true");
+  cr_assert_str_eq(link_at(s.in_root("d/e/ok")).c_str(), "../../d");
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"no/such/x","target":"y"})"), "\"code\":\"not_found\"");
+  // A link that leads out of the root is never gone through to make another.
+  cr_assert_eq(symlink(s.in_dir("").c_str(), s.in_root("out").c_str()), 0);
+  ASSERT_CONTAINS(request(c, R"({"type":"symlink","path":"out/x","target":"y"})"), "\"code\":\"forbidden\"");
+  cr_assert_not(exists(s.in_dir("x")));
+  // No temporary is left behind.
+  auto names = list_dir(s.in_root("d/e"));
+  cr_assert(names && names->size() == 1, "d/e holds %zu names", names ? names->size() : 0);
+  c.close();
+  stop_cleanly(s);
+
+  Served ro = serve(writable(false));
+  RawClient r = connect_authenticated(ro, 2);
+  ASSERT_CONTAINS(request(r, R"({"type":"symlink","path":"x","target":"y"})"), "\"code\":\"read_only\"");
+  r.close();
+  cr_assert_not(exists(ro.in_root("x")));
+  stop_cleanly(ro);
+}
+
 namespace {
 
 std::string eager_put(const std::string& path, const std::string& body) {

@@ -39,8 +39,9 @@ uint64_t next_random() {
   return z ^ (z >> 31);
 }
 
-// ".NAME.XXXXXX.part", the six characters random, as mkstemp(3) makes them. Uniqueness,
-// not secrecy, is what matters; O_EXCL catches a collision.
+}  // namespace
+
+// Uniqueness, not secrecy, is what matters; O_EXCL catches a collision.
 std::string temp_name_for(const std::string& name) {
   static const char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   uint64_t random = next_random();
@@ -51,6 +52,8 @@ std::string temp_name_for(const std::string& name) {
   }
   return "." + name + "." + suffix + ".part";
 }
+
+namespace {
 
 // The process's umask, read once: umask(2) can only be read by setting it, and doing
 // that twice per file would cost two system calls each (and race another thread's

@@ -35,6 +35,9 @@ namespace app {
 // letters or digits, or of a resumable upload's, ".NAME.<24 hex digits>.resume":
 // reactord never lists, serves or overwrites such a name.
 bool is_temp_name(std::string_view name);
+// A fresh temporary name for `name`, ".NAME.XXXXXX.part", the six characters random as
+// mkstemp(3) makes them: what a file (or link) is made under before it is renamed.
+std::string temp_name_for(const std::string& name);
 bool is_resume_name(std::string_view name);
 // The name of the kept partial of a resumable upload (put -c) of a file of `size` bytes
 // and chunk-tree `root` to `name`: derived from the three, so that only the same file

@@ -143,10 +143,10 @@ void ListCommand::on_message(protocol::Message& message) {
   unexpected(message);
 }
 
-MkdirCommand::MkdirCommand(std::string path, std::optional<uint32_t> mode)
-    : Command(kOneReplyDiagram), path_(std::move(path)), mode_(mode) {}
+MkdirCommand::MkdirCommand(std::string path, std::optional<uint32_t> mode, std::optional<int64_t> mtime)
+    : Command(kOneReplyDiagram), path_(std::move(path)), mode_(mode), mtime_(mtime) {}
 
-protocol::Message MkdirCommand::request() const { return protocol::MkdirRequest{path_, mode_}; }
+protocol::Message MkdirCommand::request() const { return protocol::MkdirRequest{path_, mode_, mtime_}; }
 
 const char* MkdirCommand::feature() const { return protocol::kFeatureMkdir; }
 
@@ -157,13 +157,29 @@ void MkdirCommand::on_message(protocol::Message& message) {
   succeed();
 }
 
-TreeListCommand::TreeListCommand(std::string path, TreeListObserver& observer)
-    : Command(kStreamedDiagram), path_(std::move(path)), observer_(observer) {}
+SymlinkCommand::SymlinkCommand(std::string path, std::string target, bool force)
+    : Command(kOneReplyDiagram), path_(std::move(path)), target_(std::move(target)), force_(force) {}
+
+protocol::Message SymlinkCommand::request() const { return protocol::SymlinkRequest{path_, target_, force_}; }
+
+const char* SymlinkCommand::feature() const { return protocol::kFeatureLinks; }
+
+void SymlinkCommand::on_message(protocol::Message& message) {
+  auto* reply = expect_reply<protocol::SymlinkOk>(message);
+  if (reply == nullptr) return;
+  if (reply->path != path_) return fail(kExitProtocol, "the server answered a symlink for another path");
+  unchanged_ = reply->unchanged;
+  succeed();
+}
+
+TreeListCommand::TreeListCommand(std::string path, bool links, TreeListObserver& observer)
+    : Command(kStreamedDiagram), path_(std::move(path)), links_(links), observer_(observer) {}
 
 protocol::Message TreeListCommand::request() const {
   protocol::ListRequest list;
   list.path = path_;
   list.recursive = true;
+  list.links = links_;
   return list;
 }
 

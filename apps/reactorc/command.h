@@ -193,10 +193,11 @@ class ListCommand final : public Command {
   uint64_t skipped_ = 0;
 };
 
-// mkdir PATH (put -r): one mkdir_ok.
+// mkdir PATH (put -r): one mkdir_ok. With `mtime`, also (or only: the directory is
+// there already) sets the directory's time, as put -r -p does once its files are in.
 class MkdirCommand final : public Command {
  public:
-  MkdirCommand(std::string path, std::optional<uint32_t> mode);
+  MkdirCommand(std::string path, std::optional<uint32_t> mode, std::optional<int64_t> mtime = std::nullopt);
   protocol::Message request() const override;
   const char* feature() const override;
   const char* name() const override { return "mkdir"; }
@@ -206,6 +207,25 @@ class MkdirCommand final : public Command {
  private:
   std::string path_;
   std::optional<uint32_t> mode_;
+  std::optional<int64_t> mtime_;
+};
+
+// symlink PATH TARGET (put -r --links): one symlink_ok.
+class SymlinkCommand final : public Command {
+ public:
+  SymlinkCommand(std::string path, std::string target, bool force);
+  protocol::Message request() const override;
+  const char* feature() const override;
+  const char* name() const override { return "symlink"; }
+  void on_message(protocol::Message& message) override;
+  const std::string& target() const { return target_; }
+  bool unchanged() const { return unchanged_; }
+
+ private:
+  std::string path_;
+  std::string target_;
+  bool force_;
+  bool unchanged_ = false;
 };
 
 // Told about a recursive listing as it streams in, frame by frame, each already checked
@@ -223,7 +243,8 @@ class TreeListObserver {
 // fails the command (a lying server): nothing after it is acted on.
 class TreeListCommand final : public Command {
  public:
-  TreeListCommand(std::string path, TreeListObserver& observer);
+  // `links`: ask for symbolic links as kind link with their targets (feature links).
+  TreeListCommand(std::string path, bool links, TreeListObserver& observer);
   protocol::Message request() const override;
   const char* feature() const override;
   const char* name() const override { return "list"; }
@@ -233,6 +254,7 @@ class TreeListCommand final : public Command {
 
  private:
   std::string path_;
+  bool links_;
   TreeListObserver& observer_;
   protocol::TreeListingCheck check_;
   protocol::ListEnd end_;

@@ -28,6 +28,7 @@ const char* kind_name(protocol::EntryKind kind) {
     case protocol::EntryKind::kFile: return "file";
     case protocol::EntryKind::kDir: return "directory";
     case protocol::EntryKind::kOther: return "other";
+    case protocol::EntryKind::kLink: return "link";
   }
   return "?";
 }

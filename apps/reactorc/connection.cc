@@ -88,6 +88,7 @@ const Connection::Rule Connection::kRules[] = {
     {MessageType::kPutDone, in(S::kReady), &Connection::handle_reply},
     {MessageType::kDigestsOk, in(S::kReady), &Connection::handle_reply},
     {MessageType::kMkdirOk, in(S::kReady), &Connection::handle_reply},
+    {MessageType::kSymlinkOk, in(S::kReady), &Connection::handle_reply},
 };
 
 Connection::Connection(reactor::EventLoop& loop, const app::Secret& secret, ConnectionListener& listener,

@@ -14,7 +14,7 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--progress STYLE]\n"
+    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--links] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
@@ -46,6 +46,8 @@ const char kUsage[] =
     "                          1 s, 2 s, 4 s... apart, and resume (default: 3; 0: never)\n"
     "  -p, --preserve          get, put: keep the files' mode and modification time\n"
     "  -r, --recursive         get, put: copy directories and everything beneath them\n"
+    "      --links             get, put (with -r): recreate symbolic links, never followed, whose\n"
+    "                          relative target stays inside the copied tree; others are skipped\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
     "      --plain             the plain protocol: no TLS, nothing encrypted\n"
     "      --tls-ca FILE       trust a server certificate signed by the CAs in FILE\n"
@@ -71,7 +73,7 @@ const char kUsage[] =
 namespace {
 
 enum LongOnly {
-  kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections, kRetry,
+  kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections, kRetry, kLinks,
 };
 
 
@@ -153,6 +155,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"force", no_argument, nullptr, 'f'},
       {"preserve", no_argument, nullptr, 'p'},
       {"recursive", no_argument, nullptr, 'r'},
+      {"links", no_argument, nullptr, kLinks},
       {"timeout", required_argument, nullptr, 't'},
       {"progress", required_argument, nullptr, kProgress},
       {"connections", required_argument, nullptr, kConnections},
@@ -192,6 +195,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kRetry: transfer_only = transfer_only ? transfer_only : "--retry"; break;
       case 'p': transfer_only = transfer_only ? transfer_only : "-p/--preserve"; break;
       case 'r': transfer_only = transfer_only ? transfer_only : "-r/--recursive"; break;
+      case kLinks: transfer_only = transfer_only ? transfer_only : "--links"; break;
       default: break;
     }
     switch (c) {
@@ -200,6 +204,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'f': out->force = true; break;
       case 'p': out->preserve = true; break;
       case 'r': out->recursive = true; break;
+      case kLinks: out->links = true; break;
       case kContinue: out->resume = true; break;
       case kRetry:
         if (!app::parse_count(optarg, 0, 100, &out->retry))
@@ -266,6 +271,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to bench only, not to %s", bench_only, name);
   if (transfer_only != nullptr && out->verb != Verb::kGet && out->verb != Verb::kPut)
     return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
+  if (out->links && !out->recursive)
+    return app::fail_usage("reactorc", "%s", "--links recreates the links inside a tree: use it with -r");
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);

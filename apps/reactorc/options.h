@@ -21,6 +21,7 @@ struct Options : app::CommonOptions {
   bool force = false;
   bool preserve = false;    // -p: keep the mode and mtime (put: send them; get: apply them)
   bool recursive = false;   // -r: copy directories, recursively
+  bool links = false;       // --links (with -r): recreate symbolic links that stay inside the tree
   bool resume = false;      // get -c: continue a partial download, verified chunk by chunk
   uint64_t retry = 3;       // get, put: reconnect this many times after a lost connection
   bool progress_given = false;

@@ -10,6 +10,7 @@
 #include "apps/common/body_sink.h"
 #include "apps/common/file_hash.h"
 #include "apps/common/log.h"
+#include "apps/common/symlink_at.h"
 #include "apps/common/terminal_text.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/local_path.h"
@@ -225,7 +226,11 @@ void TreeGet::on_stat(StatCommand& stat) {
     std::string ignored;
     tree_->make_dir(parent, {}, name, reply.mode, reply.mtime, true, &ignored);
   }
-  listing_step_ = std::make_unique<TreeListCommand>(source.remote, *this);
+  bool links = options_.links && lister_->server_offers(protocol::kFeatureLinks);
+  if (options_.links && !links)
+    report_.file_skipped(source.remote, display,
+                         "the server cannot describe symbolic links (it does not offer \"links\"): they are skipped");
+  listing_step_ = std::make_unique<TreeListCommand>(source.remote, links, *this);
   lister_->submit(*listing_step_);
 }
 
@@ -250,8 +255,14 @@ void TreeGet::on_tree_entries(const std::vector<std::string>& dir, std::vector<p
         report_.failed(remote, why);
       continue;
     }
+    if (entry.kind == protocol::EntryKind::kLink) {
+      make_link(local, dir, entry, remote, shown);
+      continue;
+    }
     if (entry.kind != protocol::EntryKind::kFile) {
-      report_.file_skipped(remote, shown, "not a regular file or directory (a symbolic link or a special file)");
+      report_.file_skipped(remote, shown,
+                           options_.links ? "a special file, or a symbolic link whose target a listing cannot carry"
+                                          : "a symbolic link or a special file (--links recreates links)");
       continue;
     }
     ++files;
@@ -274,6 +285,35 @@ void TreeGet::keepalive() {
   keepalives_.push_back(std::move(ping));
 }
 
+void TreeGet::make_link(const SharedDir& local, const std::vector<std::string>& dir, const protocol::Entry& entry,
+                        const std::string& remote, const std::string& shown) {
+  // A server lists links as kind link only when asked (--links), and then always with a
+  // target (the parser requires it); what it points to is the server's word, so it is
+  // judged here, by the same rule the server applies to uploads.
+  const std::string& target = entry.target.value_or(std::string());
+  if (!options_.links) return report_.file_skipped(remote, shown, "a symbolic link (--links recreates links)");
+  if (!app::link_stays_within(dir.size(), target)) {
+    return report_.file_skipped(remote, shown, "a symbolic link to \"" + target + "\", which " +
+                                                   (!target.empty() && target.front() == '/' ? "is absolute"
+                                                                                             : "leads out of the copied tree"));
+  }
+  bool replaced = false;
+  std::string why;
+  switch (app::make_symlink_at(local->get(), entry.name, target, options_.force, shown, &replaced, &why)) {
+    case app::SymlinkResult::kMade:
+      return report_.link_done(remote, shown, target, false);
+    case app::SymlinkResult::kUnchanged:
+      return report_.link_done(remote, shown, target, true);
+    case app::SymlinkResult::kExists:
+      return report_.file_failed(remote, shown, "exists and is not this link; use --force to replace it");
+    case app::SymlinkResult::kIsDirectory:
+      return report_.file_failed(remote, shown, "a directory is in the way of the symbolic link; not replaced");
+    case app::SymlinkResult::kFailed:
+      break;
+  }
+  report_.file_failed(remote, shown, why);
+}
+
 void TreeGet::on_listed(TreeListCommand& list) {
   const Source& source = sources_[next_source_];
   if (!list.succeeded()) {
@@ -294,6 +334,9 @@ void TreeGet::on_listed(TreeListCommand& list) {
     if (end.skipped > 0)
       report_.file_skipped(source.remote, tree_->display({}),
                            std::to_string(end.skipped) + " names that are not valid UTF-8 were left out by the server");
+    if (end.vanished > 0)
+      report_.file_skipped(source.remote, tree_->display({}),
+                           std::to_string(end.vanished) + " names vanished on the server while it listed them");
   }
   // Its directories get their times once every file in them is written: at the end.
   done_trees_.push_back(std::move(tree_));

@@ -91,6 +91,9 @@ class TreeGet final : public ConnectionListener, public TreeListObserver, public
   void next_source();
   void on_stat(StatCommand& stat);
   void on_listed(TreeListCommand& list);
+  // --links: recreates the link `entry` (in `dir` beneath the tree's top) in `local`.
+  void make_link(const SharedDir& local, const std::vector<std::string>& dir, const protocol::Entry& entry,
+                 const std::string& remote, const std::string& shown);
   void queue_file(FileJob job);
   void pump();
   void start_job(FileJob job);

@@ -9,6 +9,7 @@
 
 #include "apps/common/file_hash.h"
 #include "apps/common/log.h"
+#include "apps/common/symlink_at.h"
 #include "apps/common/terminal_text.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/local_path.h"
@@ -161,12 +162,18 @@ bool TreePut::start_source() {
   }
   walk_local_ = local;
   walk_remote_ = remote;
-  if (!remote.empty()) {
-    std::optional<uint32_t> mode;
-    if (options_.preserve) mode = static_cast<uint32_t>(st.st_mode & 0777);
-    submit(Step::kMkdir, std::make_unique<MkdirCommand>(remote, mode), nullptr, remote);
-  }
+  if (!remote.empty()) submit_mkdir(remote, st);
   return true;
+}
+
+void TreePut::submit_mkdir(const std::string& remote, const struct stat& st) {
+  std::optional<uint32_t> mode;
+  std::optional<int64_t> mtime;
+  if (options_.preserve) {
+    mode = static_cast<uint32_t>(st.st_mode & 0777);
+    mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
+  }
+  submit(Step::kMkdir, std::make_unique<MkdirCommand>(remote, mode), nullptr, remote, mtime);
 }
 
 void TreePut::pump() {
@@ -185,12 +192,9 @@ void TreePut::pump() {
     std::string local = join_path(walk_local_, item.path);
     std::string remote = join_path(walk_remote_, item.path);
     switch (item.kind) {
-      case LocalWalk::Item::kDir: {
-        std::optional<uint32_t> mode;
-        if (options_.preserve) mode = static_cast<uint32_t>(item.st.st_mode & 0777);
-        submit(Step::kMkdir, std::make_unique<MkdirCommand>(remote, mode), nullptr, remote);
+      case LocalWalk::Item::kDir:
+        submit_mkdir(remote, item.st);
         break;
-      }
       case LocalWalk::Item::kFile: {
         auto job = std::make_shared<Job>();
         job->local = local;
@@ -203,19 +207,52 @@ void TreePut::pump() {
         break;
       }
       case LocalWalk::Item::kOther:
-        report_.file_skipped(remote, local, item.why);
+        if (S_ISLNK(item.st.st_mode)) {
+          put_link(item, local, remote);
+        } else {
+          report_.file_skipped(remote, local, item.why);
+        }
         break;
       case LocalWalk::Item::kUnreadable:
         report_.failed(local, "not copied: " + item.why);
         break;
     }
   }
+  // Everything is in: the directories' times, deepest first (the reverse of the walk's
+  // pre-order puts every directory after those inside it).
+  if (!done_ && started_ && !walk_ && next_source_ >= sources_.size() && flights_.empty()) setting_times_ = true;
+  while (setting_times_ && !done_ && !dir_times_.empty() && flights_.size() < kWindowRequests) {
+    DirTime last = std::move(dir_times_.back());
+    dir_times_.pop_back();
+    submit(Step::kDirTime, std::make_unique<MkdirCommand>(last.remote, std::nullopt, last.mtime), nullptr, last.remote);
+  }
   maybe_finish();
 }
 
-void TreePut::submit(Step step, std::unique_ptr<Command> command, std::shared_ptr<Job> job, std::string what) {
+void TreePut::put_link(const LocalWalk::Item& item, const std::string& local, const std::string& remote) {
+  if (!options_.links) return report_.file_skipped(remote, local, item.why + " (--links recreates links)");
+  char buf[protocol::kMaxPathLen + 1];
+  ssize_t n = readlinkat(item.parent->get(), item.name.c_str(), buf, sizeof buf);
+  if (n < 0) return report_.file_failed(remote, local, reactor::sys_error("readlink", local));
+  if (n == 0 || static_cast<size_t>(n) > protocol::kMaxPathLen)
+    return report_.file_skipped(remote, local, "a symbolic link whose target is longer than the protocol carries");
+  std::string target(buf, static_cast<size_t>(n));
+  if (!app::link_stays_within(app::depth_of(item.path), target)) {
+    return report_.file_skipped(remote, local, "a symbolic link to \"" + target + "\", which " +
+                                                   (target.front() == '/' ? "is absolute" : "leads out of the copied tree"));
+  }
+  if (!connection_->server_offers(protocol::kFeatureLinks))
+    return report_.file_skipped(remote, local, "a symbolic link, and the server cannot make links (no \"links\")");
+  auto job = std::make_shared<Job>();
+  job->local = local;
+  job->remote = remote;
+  submit(Step::kSymlink, std::make_unique<SymlinkCommand>(remote, target, options_.force), job);
+}
+
+void TreePut::submit(Step step, std::unique_ptr<Command> command, std::shared_ptr<Job> job, std::string what,
+                     std::optional<int64_t> dir_mtime) {
   Command& ref = *command;
-  flights_[&ref] = Flight{std::move(command), step, std::move(job), std::move(what)};
+  flights_[&ref] = Flight{std::move(command), step, std::move(job), std::move(what), dir_mtime};
   connection_->submit(ref);
 }
 
@@ -230,8 +267,24 @@ void TreePut::on_command_done(Connection&, Command& command) {
       on_destination(static_cast<StatCommand&>(command));
       return;
     case Step::kMkdir:
-      if (!command.succeeded()) report_.failed(flight.what, command.result().message);
+      if (!command.succeeded()) {
+        report_.failed(flight.what, command.result().message);
+      } else if (flight.dir_mtime) {
+        dir_times_.push_back(DirTime{flight.what, *flight.dir_mtime});
+      }
       break;
+    case Step::kDirTime:
+      if (!command.succeeded()) report_.failed(flight.what, "set its time: " + command.result().message);
+      break;
+    case Step::kSymlink: {
+      auto& link = static_cast<SymlinkCommand&>(command);
+      if (link.succeeded()) {
+        report_.link_done(flight.job->remote, flight.job->local, link.target(), link.unchanged());
+      } else {
+        report_.file_failed(flight.job->remote, flight.job->local, link.result().message);
+      }
+      break;
+    }
     case Step::kStat:
       on_stat(flight.job, static_cast<StatCommand&>(command));
       break;
@@ -303,7 +356,7 @@ void TreePut::submit_put(const std::shared_ptr<Job>& job) {
 }
 
 void TreePut::maybe_finish() {
-  if (done_ || !started_ || walk_ || next_source_ < sources_.size() || !flights_.empty()) return;
+  if (done_ || !started_ || walk_ || next_source_ < sources_.size() || !flights_.empty() || !dir_times_.empty()) return;
   finish(report_.failures() > 0 ? kExitPartial : kExitOk);
 }
 

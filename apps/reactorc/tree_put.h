@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,21 +67,30 @@ class TreePut final : public ConnectionListener, public PutObserver {
     struct stat st {};
     bool exists = false;  // the server has a file by that name
   };
-  enum class Step { kDestination, kMkdir, kStat, kDigests, kPut };
+  enum class Step { kDestination, kMkdir, kStat, kDigests, kPut, kSymlink, kDirTime };
   struct Flight {
     std::unique_ptr<Command> command;
     Step step;
-    std::shared_ptr<Job> job;  // kStat, kDigests, kPut
-    std::string what;          // kMkdir: the remote directory, for messages
+    std::shared_ptr<Job> job;  // kStat, kDigests, kPut, kSymlink
+    std::string what;          // kMkdir, kDirTime: the remote directory, for messages
+    std::optional<int64_t> dir_mtime;  // kMkdir with -p: the time to give it at the end
+  };
+  struct DirTime {
+    std::string remote;
+    int64_t mtime;
   };
 
   void on_destination(StatCommand& stat);
   void pump();
   bool start_source();
-  void submit(Step step, std::unique_ptr<Command> command, std::shared_ptr<Job> job, std::string what = {});
+  void submit(Step step, std::unique_ptr<Command> command, std::shared_ptr<Job> job, std::string what = {},
+              std::optional<int64_t> dir_mtime = std::nullopt);
   void on_stat(const std::shared_ptr<Job>& job, StatCommand& stat);
   void on_digests(const std::shared_ptr<Job>& job, Command& digests);
   void submit_put(const std::shared_ptr<Job>& job);
+  void submit_mkdir(const std::string& remote, const struct stat& st);
+  // --links: a symbolic link met in the walk, made on the server if it stays inside the tree.
+  void put_link(const LocalWalk::Item& item, const std::string& local, const std::string& remote);
   void maybe_finish();
   void finish(int status, const std::string& fatal = {});
 
@@ -102,6 +112,10 @@ class TreePut final : public ConnectionListener, public PutObserver {
   bool started_ = false;
 
   std::map<Command*, Flight> flights_;
+  // -p: the directories made, in walk order; their times are set last, deepest first,
+  // once every file in them is in (each file put changes its directory's time).
+  std::vector<DirTime> dir_times_;
+  bool setting_times_ = false;  // every put, mkdir and symlink is answered: dir_times_ go now
   uint64_t bytes_before_ = 0;  // of finished puts
   reactor::EventLoop::TimerId tick_timer_ = 0;
   int exit_code_ = 1;

@@ -31,6 +31,10 @@ struct Json {
     cJSON_AddNumberToObject(object, key, value);
     return *this;
   }
+  Json& boolean(const char* key, bool value) {
+    cJSON_AddBoolToObject(object, key, value ? 1 : 0);
+    return *this;
+  }
   std::string text() const {
     char* printed = cJSON_PrintUnformatted(object);
     std::string out = printed != nullptr ? printed : "{}";
@@ -149,6 +153,27 @@ void TreeReport::file_failed(const std::string& remote, const std::string& local
       app::escape_for_terminal(why));
 }
 
+void TreeReport::link_done(const std::string& remote, const std::string& local, const std::string& target,
+                           bool unchanged) {
+  ++links_;
+  if (json_) {
+    emit(Json()
+             .str("event", "link_done")
+             .str("path", remote)
+             .str("local", local)
+             .str("target", target)
+             .boolean("unchanged", unchanged)
+             .text());
+    return;
+  }
+  update_bar();
+  if (verbosity_ > 0) {
+    std::string mark = unchanged ? "- " : app::locale_is_utf8() ? "\u2713 " : "OK ";
+    say(mark + app::escape_for_terminal(local) + " -> " + app::escape_for_terminal(target) +
+        (unchanged ? "  unchanged (the same link)" : ""));
+  }
+}
+
 void TreeReport::failed(const std::string& what, const std::string& why) {
   ++failed_;
   if (json_) {
@@ -186,6 +211,7 @@ void TreeReport::finish(int status, const std::string& fatal) {
         .num("unchanged", double(unchanged_))
         .num("skipped", double(skipped_))
         .num("failed", double(failed_))
+        .num("links", double(links_))
         .num("elapsed", elapsed())
         .num("status", status);
     if (!fatal.empty()) event.str("error", fatal);
@@ -201,7 +227,8 @@ void TreeReport::finish(int status, const std::string& fatal) {
     return;
   }
   std::string detail;
-  if (unchanged_ > 0) detail += plural(unchanged_, "unchanged", "unchanged");
+  if (links_ > 0) detail += plural(links_, "link", "links");
+  if (unchanged_ > 0) detail += (detail.empty() ? "" : ", ") + plural(unchanged_, "unchanged", "unchanged");
   if (skipped_ > 0) detail += (detail.empty() ? "" : ", ") + plural(skipped_, "skipped", "skipped");
   if (failed_ > 0) detail += (detail.empty() ? "" : ", ") + plural(failed_, "failed", "failed");
   bar_->set_label(plural(done_, "file", "files"));

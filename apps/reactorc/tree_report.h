@@ -18,7 +18,8 @@
 //   {"event":"file_done","path":"docs/a.txt","local":"out/docs/a.txt","size":6}
 //   {"event":"file_skipped","path":"docs/link","local":"out/docs/link","reason":"..."}
 //   {"event":"file_failed","path":"docs/b.txt","local":"out/docs/b.txt","reason":"..."}
-//   {"event":"summary","files":40,"bytes":4096,"unchanged":3,"skipped":1,"failed":0,"elapsed":0.96,"status":0}
+//   {"event":"link_done","path":"docs/latest","local":"out/docs/latest","target":"v2","unchanged":false}
+//   {"event":"summary","files":40,"bytes":4096,"unchanged":3,"skipped":1,"failed":0,"links":1,"elapsed":0.96,"status":0}
 // "progress" at most four times a second; every event on one line, flushed at once.
 
 #include <cstdint>
@@ -48,6 +49,8 @@ class TreeReport {
   void file_unchanged(const std::string& remote, const std::string& local, uint64_t size, const std::string& why);
   void file_skipped(const std::string& remote, const std::string& local, const std::string& why);
   void file_failed(const std::string& remote, const std::string& local, const std::string& why);
+  // A symbolic link recreated (--links), or found already there (`unchanged`).
+  void link_done(const std::string& remote, const std::string& local, const std::string& target, bool unchanged);
   // Something that is not one file's: a source that cannot be fetched, a directory that
   // could not be listed. Counted as a failure.
   void failed(const std::string& what, const std::string& why);
@@ -78,6 +81,7 @@ class TreeReport {
   uint64_t unchanged_ = 0;   // already there
   uint64_t skipped_ = 0;     // cannot be copied
   uint64_t failed_ = 0;
+  uint64_t links_ = 0;       // symbolic links made or already there (--links)
   uint64_t bytes_done_ = 0;  // of files finished, transferred or unchanged
   uint64_t bytes_received_ = 0;
   uint64_t bytes_in_finished_ = 0;  // received bytes belonging to finished files

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -29,9 +30,20 @@ protocol::EntryKind kind_of(const struct stat& st) {
                                : protocol::EntryKind::kOther;
 }
 
+// A link's contents, if a listing can carry them: at most kMaxPathLen bytes of valid
+// UTF-8 (JSON strings are UTF-8, and the contract caps "target" there).
+std::optional<std::string> link_target(int dir, const char* name) {
+  char buf[protocol::kMaxPathLen + 1];
+  ssize_t n = readlinkat(dir, name, buf, sizeof buf);
+  if (n <= 0 || static_cast<size_t>(n) > protocol::kMaxPathLen) return std::nullopt;
+  std::string target(buf, static_cast<size_t>(n));
+  if (!protocol::valid_utf8(target)) return std::nullopt;
+  return target;
+}
+
 }  // namespace
 
-std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRoot& root, bool recursive,
+std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRoot& root, Options options,
                                            std::string* err) {
   struct stat st {};
   if (fstat(dir.get(), &st) != 0) {
@@ -48,10 +60,11 @@ std::unique_ptr<DirLister> DirLister::open(reactor::UniqueFd dir, const ServedRo
   top.dir.reset(stream);
   top.dev = st.st_dev;
   top.ino = st.st_ino;
-  return std::unique_ptr<DirLister>(new DirLister(std::move(top), root, recursive));
+  return std::unique_ptr<DirLister>(new DirLister(std::move(top), root, options));
 }
 
-DirLister::DirLister(Level top, const ServedRoot& root, bool recursive) : root_(root), recursive_(recursive) {
+DirLister::DirLister(Level top, const ServedRoot& root, Options options)
+    : root_(root), recursive_(options.recursive), links_(options.links) {
   stack_.push_back(std::move(top));
 }
 
@@ -99,7 +112,10 @@ bool DirLister::read_entry(Pending* next, int* read_error) {
       continue;
     }
     struct stat st {};
-    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished
+    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      ++vanished_;  // removed since readdir saw it (or unreadable in a way stat tells)
+      continue;
+    }
     if (root_.is_hidden(st)) continue;
     next->entry = protocol::Entry{};
     next->entry.name = std::move(name);
@@ -107,6 +123,10 @@ bool DirLister::read_entry(Pending* next, int* read_error) {
     next->entry.size = static_cast<uint64_t>(st.st_size);
     next->entry.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
     next->subdir.reset();
+    if (links_ && S_ISLNK(st.st_mode)) {
+      // Replaced by something else since the stat: described as it was, kind other.
+      if ((next->entry.target = link_target(dirfd(dir), entry->d_name))) next->entry.kind = protocol::EntryKind::kLink;
+    }
     if (recursive_) {
       next->entry.mode = static_cast<uint32_t>(st.st_mode & 07777);
       if (next->entry.kind == protocol::EntryKind::kDir) open_subdir(next->entry.name, next);
@@ -180,6 +200,7 @@ size_t DirLister::produce(reactor::Buffer& out, size_t) {
     end.count = count_;
     end.skipped = skipped_;
     end.unreadable = unreadable_;
+    end.vanished = vanished_;
     produced += append(out, end);
   }
   return produced;

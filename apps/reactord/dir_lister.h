@@ -11,7 +11,11 @@
 // one that cannot be opened, or would loop (a bind mount of an ancestor), or is too
 // deep, is listed and counted as unreadable instead. Subdirectories are opened with
 // O_NOFOLLOW relative to their parent: the walk never follows a symbolic link, so it
-// cannot leave the served root.
+// cannot leave the served root. Asked for links, it reads each link's contents
+// (readlinkat) to describe it, and still never follows one.
+//
+// A name readdir returned that is gone by the time it is described (stat) is left out
+// and counted: a listing of a directory being changed under it is not an error.
 
 #include <dirent.h>
 #include <sys/types.h>
@@ -37,7 +41,11 @@ class DirLister final : public protocol::Producer {
   // directory (each holds a descriptor while its subtree is listed).
   static constexpr size_t kMaxDepth = 64;
 
-  static std::unique_ptr<DirLister> open(reactor::UniqueFd dir, const ServedRoot& root, bool recursive,
+  struct Options {
+    bool recursive = false;  // the whole tree (feature tree)
+    bool links = false;      // symbolic links as kind link, with their target (feature links)
+  };
+  static std::unique_ptr<DirLister> open(reactor::UniqueFd dir, const ServedRoot& root, Options options,
                                          std::string* err);
 
   // Appends the next frame to `out` and returns its size; finished() once the final
@@ -48,6 +56,7 @@ class DirLister final : public protocol::Producer {
 
   uint64_t count() const { return count_; }
   uint64_t unreadable() const { return unreadable_; }
+  uint64_t vanished() const { return vanished_; }
 
  private:
   struct DirCloser {
@@ -69,7 +78,7 @@ class DirLister final : public protocol::Producer {
     ino_t ino = 0;
   };
 
-  DirLister(Level top, const ServedRoot& root, bool recursive);
+  DirLister(Level top, const ServedRoot& root, Options options);
   // Reads the top level's next entry into *next; false at its end (or when reading it
   // failed: *read_error then holds the errno).
   bool read_entry(Pending* next, int* read_error);
@@ -81,9 +90,11 @@ class DirLister final : public protocol::Producer {
   std::vector<Level> stack_;
   const ServedRoot& root_;
   bool recursive_;
+  bool links_;
   uint64_t count_ = 0;
   uint64_t skipped_ = 0;
   uint64_t unreadable_ = 0;
+  uint64_t vanished_ = 0;
   bool done_ = false;
   std::optional<Pending> pending_;
 };

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "apps/common/body_sink.h"
+#include "apps/common/symlink_at.h"
 #include "reactor/errors.h"
 
 namespace server {
@@ -264,7 +265,8 @@ reactor::UniqueFd ServedRoot::open_parent(std::string_view path, std::string* na
   return dir;
 }
 
-bool ServedRoot::make_directory(std::string_view path, uint32_t mode, bool* created, ProtocolError* err) const {
+bool ServedRoot::make_directory(std::string_view path, uint32_t mode, std::optional<int64_t> mtime, bool* created,
+                                ProtocolError* err) const {
   std::string name;
   reactor::UniqueFd parent = open_parent(path, &name, err);
   if (!parent) return false;
@@ -272,23 +274,59 @@ bool ServedRoot::make_directory(std::string_view path, uint32_t mode, bool* crea
   if (!*created) {
     int saved = errno;
     struct stat st {};
-    if (saved == EEXIST && fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      if (S_ISDIR(st.st_mode)) return true;
+    if (saved != EEXIST || fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (saved == ENOSPC || saved == EDQUOT) return refuse(err, ErrorCode::kNoSpace, "no space for " + quoted(path));
+      return fail_from_errno(saved, path, err);
+    }
+    if (!S_ISDIR(st.st_mode)) {
       return refuse(err, ErrorCode::kExists,
                     quoted(path) + (S_ISLNK(st.st_mode) ? " is a symbolic link" : " exists and is not a directory"));
     }
-    if (saved == ENOSPC || saved == EDQUOT) return refuse(err, ErrorCode::kNoSpace, "no space for " + quoted(path));
-    return fail_from_errno(saved, path, err);
+    if (!mtime) return true;
   }
+  // O_NOFOLLOW: a link swapped in since mkdirat or fstatat is refused, never followed.
+  reactor::UniqueFd dir(openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir) return refuse(err, ErrorCode::kIoError, reactor::sys_error("open", path));
   // Made 0700, then given its mode: the umask must not decide what the client asked for.
-  int dir = openat(parent.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir < 0 || fchmod(dir, static_cast<mode_t>(mode & 0777)) != 0) {
-    int saved = errno;
-    if (dir >= 0) close(dir);
-    return refuse(err, ErrorCode::kIoError, "set the mode of " + quoted(path) + ": " + std::strerror(saved));
+  if (*created && fchmod(dir.get(), static_cast<mode_t>(mode & 0777)) != 0)
+    return refuse(err, ErrorCode::kIoError, reactor::sys_error("set the mode of", path));
+  if (mtime) {
+    struct timespec times[2] = {{0, UTIME_OMIT}, {static_cast<time_t>(*mtime), 0}};
+    if (futimens(dir.get(), times) != 0) return refuse(err, ErrorCode::kIoError, reactor::sys_error("set the time of", path));
   }
-  close(dir);
   return true;
+}
+
+bool ServedRoot::make_symlink(std::string_view path, const std::string& target, bool force, bool* replaced,
+                              bool* unchanged, ProtocolError* err) const {
+  std::string normalized;
+  if (!normalize_request_path(path, &normalized, err)) return false;
+  if (!app::link_stays_within(app::depth_of(normalized), target)) {
+    return refuse(err, ErrorCode::kForbidden,
+                  "symbolic link " + quoted(path) + " -> " + quoted(target) + " refused: its target " +
+                      (!target.empty() && target.front() == '/' ? "is absolute" : "leads out of the served root"));
+  }
+  std::string name;
+  reactor::UniqueFd parent = open_parent(normalized, &name, err);
+  if (!parent) return false;
+  struct stat st {};
+  if (fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && is_hidden(st))
+    return refuse(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
+  std::string why;
+  switch (app::make_symlink_at(parent.get(), name, target, force, std::string(path), replaced, &why)) {
+    case app::SymlinkResult::kMade:
+      return true;
+    case app::SymlinkResult::kUnchanged:
+      *unchanged = true;
+      return true;
+    case app::SymlinkResult::kExists:
+      return refuse(err, ErrorCode::kExists, quoted(path) + " exists; force replaces it");
+    case app::SymlinkResult::kIsDirectory:
+      return refuse(err, ErrorCode::kIsDirectory, quoted(path) + " is a directory");
+    case app::SymlinkResult::kFailed:
+      break;
+  }
+  return refuse(err, ErrorCode::kIoError, why);
 }
 
 }  // namespace server

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -55,8 +56,18 @@ class ServedRoot {
   reactor::UniqueFd open_parent(std::string_view path, std::string* name, protocol::ProtocolError* err) const;
   // For mkdir: makes the directory with exactly `mode` (the umask does not apply),
   // in a parent found as open_parent finds it. A directory already there is fine
-  // (*created false); anything else there is refused with exists.
-  bool make_directory(std::string_view path, uint32_t mode, bool* created, protocol::ProtocolError* err) const;
+  // (*created false); anything else there is refused with exists. With `mtime`, the
+  // directory, made or found, is given that modification time.
+  bool make_directory(std::string_view path, uint32_t mode, std::optional<int64_t> mtime, bool* created,
+                      protocol::ProtocolError* err) const;
+  // For symlink: makes `path` a symbolic link to `target`, in a parent found as
+  // open_parent finds it. The target must be relative and, read from the link's
+  // directory, stay beneath the root (forbidden otherwise); a directory at the path is
+  // refused with is_directory, a file or link with exists unless `force`, the secret
+  // file always.
+  // The same link already there is left as it is (*unchanged).
+  bool make_symlink(std::string_view path, const std::string& target, bool force, bool* replaced, bool* unchanged,
+                    protocol::ProtocolError* err) const;
 
   const std::string& display_path() const { return dir_; }
   bool uses_openat2() const { return have_openat2_; }

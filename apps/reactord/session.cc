@@ -126,6 +126,8 @@ const Session::Rule Session::kRules[] = {
     {MessageType::kDigests, in(S::kReady), 2, false,
      &Session::dispatch_as<protocol::DigestsRequest, &Session::handle_digests>},
     {MessageType::kMkdir, in(S::kReady), 2, true, &Session::dispatch_as<protocol::MkdirRequest, &Session::handle_mkdir>},
+    {MessageType::kSymlink, in(S::kReady), 2, true,
+     &Session::dispatch_as<protocol::SymlinkRequest, &Session::handle_symlink>},
 };
 
 Session::Session(SessionHost& server, uint64_t id, reactor::UniqueFd fd, const reactor::SocketAddress& peer,
@@ -595,12 +597,26 @@ void Session::handle_stat(const protocol::StatRequest& request) {
 void Session::handle_mkdir(const protocol::MkdirRequest& request) {
   ProtocolError err;
   bool created = false;
-  if (!server_.root().make_directory(request.path, request.mode.value_or(0755), &created, &err)) return request_error(err);
+  if (!server_.root().make_directory(request.path, request.mode.value_or(0755), request.mtime, &created, &err))
+    return request_error(err);
   if (created) {
     app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " mkdir \"%s\"",
                         app::escape_for_terminal(request.path).c_str());
   }
   stream_.send(protocol::MkdirOk{request.path, created});
+}
+
+void Session::handle_symlink(const protocol::SymlinkRequest& request) {
+  ProtocolError err;
+  bool replaced = false;
+  bool unchanged = false;
+  if (!server_.root().make_symlink(request.path, request.target, request.force, &replaced, &unchanged, &err))
+    return request_error(err);
+  if (!unchanged)
+    app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " symlink \"%s\" -> \"%s\"%s",
+                      app::escape_for_terminal(request.path).c_str(), app::escape_for_terminal(request.target).c_str(),
+                      replaced ? " (replaced)" : "");
+  stream_.send(protocol::SymlinkOk{request.path, replaced, unchanged});
 }
 
 void Session::handle_list(const protocol::ListRequest& request) {
@@ -610,8 +626,11 @@ void Session::handle_list(const protocol::ListRequest& request) {
   std::string why;
   // A version 1 peer cannot mean "recursive" (the field is version 2's), and a version 1
   // server ignores what it does not know.
-  bool recursive = request.recursive && proto_ >= 2;
-  std::unique_ptr<DirLister> listing = DirLister::open(std::move(dir), server_.root(), recursive, &why);
+  DirLister::Options options;
+  options.recursive = request.recursive && proto_ >= 2;
+  options.links = request.links && proto_ >= 2;
+  bool recursive = options.recursive;
+  std::unique_ptr<DirLister> listing = DirLister::open(std::move(dir), server_.root(), options, &why);
   if (!listing) {
     err.code = ErrorCode::kIoError;
     err.message = why;

@@ -157,6 +157,7 @@ class Session final : public protocol::StreamHandler, public PartialHolder {
                  std::optional<protocol::Digest> digest);
   void handle_digests(const protocol::DigestsRequest& request);
   void handle_mkdir(const protocol::MkdirRequest& request);
+  void handle_symlink(const protocol::SymlinkRequest& request);
   void send_digests(const protocol::DigestsRequest& request, const struct stat& st, const ChunkTree& tree);
   // The cache lacks the file's tree: compute it on the worker, then go on with the
   // request that needed it.
