@@ -49,6 +49,8 @@ class GetCommand final : public Command {
   void keep_mode(bool keep) { keep_mode_ = keep; }
   // After failing: whether the partial download was kept for a resume, and its size.
   bool kept_partial() const { return kept_partial_; }
+  // The first byte asked for: what a resumed download already held.
+  uint64_t offset() const { return offset_; }
 
   protocol::Message request() const override;
   const char* feature() const override;

@@ -384,17 +384,27 @@ void TreeGet::start_job(FileJob job) {
     Flight flight;
     flight.command = std::make_unique<DigestsCommand>(job.remote, 0, 0);
     flight.job = std::move(job);
-    flight.quick_check = true;
-    Command& command = *flight.command;
-    flights_.push_back(std::move(flight));
-    data_->submit(command);
-    return;
+    flight.purpose = Purpose::kQuickCheck;
+    return submit_flight(std::move(flight));
   }
   if (!options_.force) return fail_file(job, "exists and differs; use --force to replace it");
   submit_get(std::move(job));
 }
 
+void TreeGet::submit_flight(Flight flight) {
+  Command& command = *flight.command;
+  flights_.push_back(std::move(flight));
+  data_->submit(command);
+}
+
 void TreeGet::submit_get(FileJob job) {
+  // Resuming needs the chunk tree (version 2's digests); small files are simply fetched
+  // again, which costs less than a partial and its note would.
+  if (job.size > protocol::kChunkSize && data_->protocol_version() >= protocol::kTreeVersion &&
+      data_->server_offers(protocol::kFeatureDigests)) {
+    submit_partial_get(job);
+    return;
+  }
   auto sink = std::make_unique<app::BodySink>(
       job.size >= kBackgroundHashing ? app::BodySink::Hashing::kBackground : app::BodySink::Hashing::kInline,
       protocol::digest_kind_for(data_->protocol_version()));
@@ -413,9 +423,86 @@ void TreeGet::submit_get(FileJob job) {
   flight.command = std::move(get);
   bytes_in_flight_ += job.size;
   flight.job = std::move(job);
-  Command& command = *flight.command;
-  flights_.push_back(std::move(flight));
-  data_->submit(command);
+  submit_flight(std::move(flight));
+}
+
+bool TreeGet::submit_partial_get(FileJob& job) {
+  auto partial = std::make_unique<PartialDownload>();
+  std::string err;
+  if (!PartialDownload::open(job.dir->get(), job.name, job.local, partial.get(), &err)) {
+    fail_file(job, err);
+    return false;
+  }
+  if (partial->held() == 0) {
+    submit_get_into(std::move(job), std::move(partial), 0, {});
+    return true;
+  }
+  // What an earlier run left: its chunks are worth keeping only where their digests
+  // match the server's, so those come first (one for each chunk held, and the next).
+  Flight flight;
+  flight.command =
+      std::make_unique<DigestsCommand>(job.remote, 0, partial->held() / protocol::kChunkSize + 1);
+  flight.job = std::move(job);
+  flight.purpose = Purpose::kResumeCheck;
+  flight.partial = std::move(partial);
+  submit_flight(std::move(flight));
+  return true;
+}
+
+void TreeGet::on_resume_check(Flight& flight) {
+  auto& digests = static_cast<DigestsCommand&>(*flight.command);
+  FileJob& job = flight.job;
+  PartialDownload& partial = *flight.partial;
+  if (!digests.succeeded()) return fail_file(job, digests.result().message);
+  const protocol::DigestsReply& reply = digests.reply();
+  std::string err;
+  // Held for another path, or another version of this one (the note says), or the file
+  // changed since the listing: nothing of it is this file's.
+  const std::optional<PartialSource>& was = partial.note();
+  bool same_file = reply.size == job.size && (!was || (was->path == job.remote && was->size == reply.size &&
+                                                       was->mtime == reply.mtime));
+  uint64_t kept = 0;
+  std::vector<protocol::Digest> verified;
+  if (same_file) {
+    ChunkCheck check;
+    if (!check_chunks(partial.fd(), std::min(partial.held(), reply.size), reply.size, digests.leaves(), &check, &err))
+      return fail_file(job, err);
+    // The verified prefix is kept; from the first chunk that differs on, the file is
+    // fetched again (a tree's files are fetched whole or resumed from one place).
+    uint64_t good = check.bad.empty() ? check.checked : check.bad.front();
+    kept = std::min(good * protocol::kChunkSize, reply.size);
+    verified.assign(digests.leaves().begin(), digests.leaves().begin() + static_cast<std::ptrdiff_t>(good));
+  }
+  if (!partial.truncate(kept, &err)) return fail_file(job, err);
+  report_.file_resumed(job.remote, job.local, partial.held(), kept, job.size);
+  submit_get_into(std::move(job), std::move(flight.partial), kept, verified);
+}
+
+void TreeGet::submit_get_into(FileJob job, std::unique_ptr<PartialDownload> partial, uint64_t offset,
+                              const std::vector<protocol::Digest>& leaves) {
+  std::string err;
+  auto sink = std::make_unique<app::BodySink>(
+      job.size >= kBackgroundHashing ? app::BodySink::Hashing::kBackground : app::BodySink::Hashing::kInline,
+      protocol::DigestKind::kTree);
+  reactor::UniqueFd dir(fcntl(job.dir->get(), F_DUPFD_CLOEXEC, 0));
+  if (!dir) return fail_file(job, reactor::sys_error("dup"));
+  reactor::UniqueFd file = partial->dup_fd(&err);
+  if (!file) return fail_file(job, err);
+  struct stat st {};
+  bool overwrite = options_.force && fstatat(job.dir->get(), job.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!sink->adopt(std::move(dir), job.name, job.local, overwrite, partial->file_name(), std::move(file), leaves, offset,
+                   &err))
+    return fail_file(job, err);
+  auto get = std::make_unique<GetCommand>(job.remote, std::move(sink), this, offset);
+  get->use_partial(partial.get(), options_.server);
+  if (job.listed) get->expect_size(job.size);
+  get->keep_mode(options_.preserve);
+  Flight flight;
+  flight.command = std::move(get);
+  bytes_in_flight_ += job.size - offset;
+  flight.job = std::move(job);
+  flight.partial = std::move(partial);
+  submit_flight(std::move(flight));
 }
 
 void TreeGet::on_received(uint64_t bytes) {
@@ -427,11 +514,13 @@ void TreeGet::on_data_done(Command& command) {
   if (flights_.empty() || flights_.front().command.get() != &command) return;  // not ours: cannot happen
   Flight flight = std::move(flights_.front());
   flights_.pop_front();
-  if (flight.quick_check) {
+  if (flight.purpose == Purpose::kQuickCheck) {
     on_quick_check(flight);
+  } else if (flight.purpose == Purpose::kResumeCheck) {
+    on_resume_check(flight);
   } else {
     auto& get = static_cast<GetCommand&>(*flight.command);
-    bytes_in_flight_ -= std::min(bytes_in_flight_, flight.job.size);
+    bytes_in_flight_ -= std::min(bytes_in_flight_, flight.job.size - get.offset());
     received_before_ += get.received();
     received_now_ = 0;
     report_.received(received_before_);

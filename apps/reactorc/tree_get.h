@@ -34,6 +34,7 @@
 #include "apps/reactorc/get_command.h"
 #include "apps/reactorc/local_tree.h"
 #include "apps/reactorc/options.h"
+#include "apps/reactorc/partial_download.h"
 #include "apps/reactorc/tree_report.h"
 #include "reactor/event_loop.h"
 
@@ -82,10 +83,20 @@ class TreeGet final : public ConnectionListener, public TreeListObserver, public
     int64_t mtime = 0;
     bool listed = false;  // from a listing: the size must match
   };
+  // What a flight's command is for.
+  enum class Purpose {
+    kGet,          // fetching the file (or, resumed, its rest)
+    kQuickCheck,   // digests: is the local copy already the server's?
+    kResumeCheck,  // digests: which chunks of a partial download can be kept?
+  };
   struct Flight {
+    // A file of more than a chunk goes into a partial download (partial_download.h),
+    // kept if the run is cut short so that the next run resumes it. Heap-held, and
+    // declared before the command so that it outlives it: the get refers to it.
+    std::unique_ptr<PartialDownload> partial;
     std::unique_ptr<Command> command;
     FileJob job;
-    bool quick_check = false;  // a digests request, deciding whether to fetch
+    Purpose purpose = Purpose::kGet;
   };
 
   void next_source();
@@ -98,6 +109,14 @@ class TreeGet final : public ConnectionListener, public TreeListObserver, public
   void pump();
   void start_job(FileJob job);
   void submit_get(FileJob job);
+  // A big file: opens its partial download and resumes it (a digests request first) or
+  // starts it; false when it could not be opened (the file has failed).
+  bool submit_partial_get(FileJob& job);
+  void on_resume_check(Flight& flight);
+  // Sends the get for `job` into `partial` from `offset`, the `leaves` of what is held verified.
+  void submit_get_into(FileJob job, std::unique_ptr<PartialDownload> partial, uint64_t offset,
+                       const std::vector<protocol::Digest>& leaves);
+  void submit_flight(Flight flight);
   void on_data_done(Command& command);
   void on_quick_check(Flight& flight);
   void fail_file(const FileJob& job, const std::string& why);

@@ -153,6 +153,27 @@ void TreeReport::file_failed(const std::string& remote, const std::string& local
       app::escape_for_terminal(why));
 }
 
+void TreeReport::file_resumed(const std::string& remote, const std::string& local, uint64_t held, uint64_t kept,
+                              uint64_t size) {
+  // What is kept counts as done: the bar's bytes are the files' bytes in place.
+  bytes_done_ += kept;
+  if (json_) {
+    emit(Json()
+             .str("event", "file_resumed")
+             .str("path", remote)
+             .str("local", local)
+             .num("held", double(held))
+             .num("kept", double(kept))
+             .num("size", double(size))
+             .text());
+    return;
+  }
+  update_bar();
+  if (verbosity_ > 0)
+    say("~ " + app::escape_for_terminal(local) + "  resuming: " + app::format_bytes(kept) + " of the " +
+        app::format_bytes(held) + " held verified and kept, " + app::format_bytes(size - kept) + " to fetch");
+}
+
 void TreeReport::link_done(const std::string& remote, const std::string& local, const std::string& target,
                            bool unchanged) {
   ++links_;

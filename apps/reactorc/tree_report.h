@@ -18,6 +18,7 @@
 //   {"event":"file_done","path":"docs/a.txt","local":"out/docs/a.txt","size":6}
 //   {"event":"file_skipped","path":"docs/link","local":"out/docs/link","reason":"..."}
 //   {"event":"file_failed","path":"docs/b.txt","local":"out/docs/b.txt","reason":"..."}
+//   {"event":"file_resumed","path":"docs/big.iso","local":"out/docs/big.iso","held":5242880,"kept":4194304,"size":9999}
 //   {"event":"link_done","path":"docs/latest","local":"out/docs/latest","target":"v2","unchanged":false}
 //   {"event":"summary","files":40,"bytes":4096,"unchanged":3,"skipped":1,"failed":0,"links":1,"elapsed":0.96,"status":0}
 // "progress" at most four times a second; every event on one line, flushed at once.
@@ -49,6 +50,9 @@ class TreeReport {
   void file_unchanged(const std::string& remote, const std::string& local, uint64_t size, const std::string& why);
   void file_skipped(const std::string& remote, const std::string& local, const std::string& why);
   void file_failed(const std::string& remote, const std::string& local, const std::string& why);
+  // A partial download left by an earlier run: `held` bytes of it, `kept` of them
+  // verified and kept, the file `size` bytes. Said with -v.
+  void file_resumed(const std::string& remote, const std::string& local, uint64_t held, uint64_t kept, uint64_t size);
   // A symbolic link recreated (--links), or found already there (`unchanged`).
   void link_done(const std::string& remote, const std::string& local, const std::string& target, bool unchanged);
   // Something that is not one file's: a source that cannot be fetched, a directory that
