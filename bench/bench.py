@@ -965,6 +965,61 @@ def scenario_t():
     return result
 
 
+def make_empty_tree(top, dirs, per_dir, mtime):
+    """`dirs` directories of `per_dir` empty files under top, every file given `mtime`."""
+    for d in range(dirs):
+        sub = os.path.join(top, "d%04d" % d)
+        os.makedirs(sub, exist_ok=True)
+        for i in range(per_dir):
+            path = os.path.join(sub, "f%04d" % i)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+            os.utime(path, (mtime, mtime))
+
+
+@scenario("L")
+def scenario_l():
+    """Ping latency while a client walks a recursive listing of 1,000,000 entries (1,000
+    directories of 1,000 empty files, all already at the client with the same size and
+    time, so that the run only lists and checks), against the same pings alone; and the
+    server's and the client's peak memory over that listing."""
+    src = os.path.join(ROOT, "tree-million")
+    out = os.path.join(OUTDIR, "million")
+    for top in (src, os.path.join(out, "tree-million")):
+        make_empty_tree(top, 1000, 1000, 1700000000)
+    rd, addr = start_reactord(log_name="reactord-list.log")
+    runs = []
+    for run in range(RUNS):
+        log("scenario L run %d/%d" % (run + 1, RUNS))
+        idle = bench_json(measure(reactorc(addr, "bench", "--json", "-c", "1", "-d", "1", "ping")))
+        clear_hwm(rd.pid)
+        base_kib = vm_kib(rd.pid, "VmRSS")
+        walk = tempfile.TemporaryFile(dir=TMP)
+        t0 = time.monotonic()
+        walker = start(reactorc(addr, "-q", "get", "-r", "tree-million", out), stderr=walk)
+        time.sleep(0.2)
+        r = measure(reactorc(addr, "bench", "--json", "-c", "1", "-d", "1", "ping"))
+        busy = walker.poll() is None
+        _, status, ru = os.wait4(walker.pid, 0)
+        walk_s = time.monotonic() - t0
+        walker.returncode = os.waitstatus_to_exitcode(status)
+        if walker.returncode != 0:
+            walk.seek(0)
+            raise RuntimeError("get -r of the million entries: exit %d: %s" % (
+                walker.returncode, walk.read().decode(errors="replace")[-300:]))
+        if not busy:
+            PROBLEMS.append("scenario L run %d: the listing ended before the pings did (%.2f s)" % (run + 1, walk_s))
+        j = bench_json(r)
+        runs.append({"p50": j["latency_ms"]["p50"], "p99": j["latency_ms"]["p99"], "max": j["latency_ms"]["max"],
+                     "pings": j["requests"], "idle_p99": idle["latency_ms"]["p99"], "walk_s": walk_s,
+                     "server_peak_mib": (vm_kib(rd.pid, "VmHWM") - base_kib) / 1024.0,
+                     "client_peak_mib": ru.ru_maxrss / 1024.0})
+    stop(rd)
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return {k: median([x[k] for x in runs])
+            for k in ("p50", "p99", "max", "pings", "idle_p99", "walk_s", "server_peak_mib", "client_peak_mib")}
+
+
 @scenario("P")
 def scenario_p():
     """Ping latency while four 1 GiB uploads go to a disk and commit (fsync, rename, fsync
@@ -1646,6 +1701,16 @@ def write_report(machine, sha_mbps, elapsed):
                      met(check_ratio is not None and check_ratio >= 0.9)))
     else:
         L.append("| R | resumed download | did not run | <= 1.05x, >= 90%% of openssl speed | see notes |")
+    sl = RESULTS.get("L")
+    if sl:
+        L.append("| L | ping while a client walks a recursive listing of 1,000,000 entries (`get -r`, nothing to fetch; "
+                 "%s s) | p99 **%s ms** (p50 %s, max %s; %s pings); the same pings alone: p99 %s ms; server memory "
+                 "above idle at most %s MiB, client at most %s MiB | p99 < 5 ms | %s |" % (
+                     fmt(sl["walk_s"], "%.1f"), fmt(sl["p99"], "%.3f"), fmt(sl["p50"], "%.3f"), fmt(sl["max"], "%.3f"),
+                     fmt(sl["pings"]), fmt(sl["idle_p99"], "%.3f"), fmt(sl["server_peak_mib"], "%.1f"),
+                     fmt(sl["client_peak_mib"], "%.1f"), met(sl["p99"] < 5)))
+    else:
+        L.append("| L | ping during a million-entry listing | did not run | p99 < 5 ms | see notes |")
     st = RESULTS.get("T")
     if st:
         for name, label in (("small", "10,000 files of 4 KiB in 20 directories"),
@@ -1807,11 +1872,11 @@ def main():
         return
     make_files()
     sha = sha256_speed()
-    only = os.environ.get("BENCH_ONLY", "123456789UPRT")
+    only = os.environ.get("BENCH_ONLY", "123456789UPRTL")
     for name, fn in (("1", scenario_1), ("2", scenario_2), ("3", scenario_3), ("4", scenario_4),
                      ("5", scenario_5), ("6", scenario_6), ("7", scenario_7), ("8", scenario_8),
                      ("9", scenario_9), ("U", scenario_u), ("P", scenario_p), ("R", scenario_r),
-                     ("T", scenario_t)):
+                     ("T", scenario_t), ("L", scenario_l)):
         if name in only:
             fn()
     elapsed = time.monotonic() - t0

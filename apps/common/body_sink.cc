@@ -123,14 +123,25 @@ BodySink::~BodySink() { discard(); }
 
 bool BodySink::open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                          std::string* err) {
-  dir_ = std::move(dir);
-  if (!check_target(name, display, overwrite, err)) return false;
+  return open_file(std::make_shared<const reactor::UniqueFd>(std::move(dir)), name, display, overwrite, false, err);
+}
+
+bool BodySink::open_file(std::shared_ptr<const reactor::UniqueFd> in, const std::string& name,
+                         const std::string& display, bool overwrite, bool known_absent, std::string* err) {
+  dir_ = std::move(in);
+  if (known_absent) {
+    name_ = name;
+    display_ = display;
+    overwrite_ = overwrite;
+  } else if (!check_target(name, display, overwrite, err)) {
+    return false;
+  }
   // Mode 0600 while incomplete, so nobody can read a half-written file; commit() widens
   // it to what the umask allows, like any new file. O_NOFOLLOW: a symlink planted under
   // the temporary's name is refused, never written through.
   for (int attempt = 0; attempt < 100; ++attempt) {
     std::string candidate = temp_name_for(name);
-    int fd = openat(dir_.get(), candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(dir(), candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       file_.reset(fd);
       temp_name_ = candidate;
@@ -152,7 +163,7 @@ bool BodySink::check_target(const std::string& name, const std::string& display,
   display_ = display;
   overwrite_ = overwrite;
   struct stat st {};
-  if (fstatat(dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (fstatat(dir(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     // A directory first: --force would not help, so do not suggest it.
     *err = S_ISDIR(st.st_mode) ? "\"" + display + "\" is a directory"
            : overwrite        ? std::string()
@@ -168,7 +179,7 @@ bool BodySink::check_target(const std::string& name, const std::string& display,
 bool BodySink::adopt(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                      const std::string& temp, reactor::UniqueFd file, const std::vector<protocol::Digest>& leaves,
                      uint64_t held, std::string* err) {
-  dir_ = std::move(dir);
+  dir_ = std::make_shared<const reactor::UniqueFd>(std::move(dir));
   if (!check_target(name, display, overwrite, err)) return false;
   file_ = std::move(file);
   temp_name_ = temp;
@@ -270,12 +281,12 @@ bool BodySink::commit(const CommitOptions& options, std::string* err) {
   // rename makes the file visible.
   if (close(file_.release()) != 0) return fail("close");
   if (streaming_) return true;  // nothing to rename
-  int rc = overwrite_ ? renameat(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str())
-                      : renameat2(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str(), RENAME_NOREPLACE);
+  int rc = overwrite_ ? renameat(dir(), temp_name_.c_str(), dir(), name_.c_str())
+                      : renameat2(dir(), temp_name_.c_str(), dir(), name_.c_str(), RENAME_NOREPLACE);
   if (rc != 0 && !overwrite_ && (errno == EINVAL || errno == ENOSYS)) {
     // A file system without RENAME_NOREPLACE: link() also refuses to replace.
-    rc = linkat(dir_.get(), temp_name_.c_str(), dir_.get(), name_.c_str(), 0);
-    if (rc == 0) unlinkat(dir_.get(), temp_name_.c_str(), 0);
+    rc = linkat(dir(), temp_name_.c_str(), dir(), name_.c_str(), 0);
+    if (rc == 0) unlinkat(dir(), temp_name_.c_str(), 0);
   }
   if (rc != 0) {
     errno_ = errno;
@@ -286,14 +297,14 @@ bool BodySink::commit(const CommitOptions& options, std::string* err) {
   temp_name_.clear();
   // The rename is durable only once the directory is: without this, a crash can bring
   // back the old name (ext4 and XFS document it).
-  if (options.durable && fsync(dir_.get()) != 0) return fail("fsync the directory of");
+  if (options.durable && fsync(dir()) != 0) return fail("fsync the directory of");
   return true;
 }
 
 void BodySink::discard() {
   file_.reset();
   if (!temp_name_.empty()) {
-    unlinkat(dir_.get(), temp_name_.c_str(), 0);
+    unlinkat(dir(), temp_name_.c_str(), 0);
     temp_name_.clear();
   }
 }

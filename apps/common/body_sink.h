@@ -62,6 +62,12 @@ class BodySink {
   // if it is a directory, or if the directory is not writable.
   bool open_file(reactor::UniqueFd dir, const std::string& name, const std::string& display, bool overwrite,
                  std::string* err);
+  // The same in a directory the caller shares (many files into one directory, as get -r
+  // makes them: no descriptor is duplicated per file). `known_absent`: the caller has
+  // just seen that `name` does not exist, so it is not looked up again (a file that
+  // appears meanwhile is still not replaced: the rename refuses to).
+  bool open_file(std::shared_ptr<const reactor::UniqueFd> dir, const std::string& name, const std::string& display,
+                 bool overwrite, bool known_absent, std::string* err);
 
   // Like open_file, but the file is the caller's: `file`, named `temp` in `dir` (a
   // partial download, already created, locked and cut to its verified length), written
@@ -123,7 +129,9 @@ class BodySink {
   protocol::DigestKind kind_;
   protocol::ContentHash inline_hash_;
   std::unique_ptr<BackgroundSha256> background_hash_;
-  reactor::UniqueFd dir_;
+  int dir() const { return dir_ ? dir_->get() : -1; }
+
+  std::shared_ptr<const reactor::UniqueFd> dir_;
   reactor::UniqueFd file_;
   std::string name_;
   std::string display_;

@@ -82,6 +82,7 @@ class TreeGet final : public ConnectionListener, public TreeListObserver, public
     uint64_t size = 0;
     int64_t mtime = 0;
     bool listed = false;  // from a listing: the size must match
+    bool absent = false;  // start_job found no local file by that name
   };
   // What a flight's command is for.
   enum class Purpose {

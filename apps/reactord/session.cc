@@ -612,10 +612,11 @@ void Session::handle_symlink(const protocol::SymlinkRequest& request) {
   bool unchanged = false;
   if (!server_.root().make_symlink(request.path, request.target, request.force, &replaced, &unchanged, &err))
     return request_error(err);
-  if (!unchanged)
+  if (!unchanged) {
     app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " symlink \"%s\" -> \"%s\"%s",
-                      app::escape_for_terminal(request.path).c_str(), app::escape_for_terminal(request.target).c_str(),
-                      replaced ? " (replaced)" : "");
+                        app::escape_for_terminal(request.path).c_str(),
+                        app::escape_for_terminal(request.target).c_str(), replaced ? " (replaced)" : "");
+  }
   stream_.send(protocol::SymlinkOk{request.path, replaced, unchanged});
 }
 
