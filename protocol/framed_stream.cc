@@ -231,6 +231,7 @@ bool FramedStream::deliver_input() {
 
 void FramedStream::pump() {
   if (closed_) return;
+  yielded_ = false;
   ++depth_;
   for (int round = 0; round < kMaxRounds && !closed_; ++round) {
     bool held_back = deliver_input();
@@ -264,7 +265,8 @@ void FramedStream::shut_after_drain() {
 
 void FramedStream::produce() {
   size_t budget = limits_.write_budget;
-  while (producer_ != nullptr && !closed_ && out_.readable() < limits_.produce_low_water && budget > 0) {
+  while (producer_ != nullptr && !closed_ && !yielded_ && out_.readable() < limits_.produce_low_water &&
+         budget > 0) {
     if (producer_->finished()) {
       finish_producing();
       continue;
@@ -278,7 +280,8 @@ void FramedStream::produce() {
       finish_producing();
       continue;
     }
-    if (done == 0) break;  // the output is at its limit: wait for the socket
+    // The output at its limit (wait for the socket), or the producer yielding its turn.
+    if (done == 0) yielded_ = true;
   }
 }
 

@@ -51,7 +51,9 @@ class Producer {
   virtual ~Producer() = default;
   // Adds up to about `budget` bytes to `out`, or does that much work without output
   // (hashing a prefix that is not sent). Returns the bytes processed; 0 when `out`
-  // has no room left.
+  // has no room left, or to yield: the producer has done a pass's worth of work (a
+  // listing's frame costs a stat per entry), and the stream calls it again on its next
+  // pass, after the loop has served the other connections.
   virtual size_t produce(reactor::Buffer& out, size_t budget) = 0;
   virtual bool finished() const = 0;
   // Zero copy. The stream calls allow_zero_copy() once, with whether its transport can
@@ -230,6 +232,7 @@ class FramedStream {
   bool end_pending_ = false;  // input ended and all of it delivered; output still to go
   bool end_reported_ = false;
   int depth_ = 0;  // > 0 while inside on_events() or pump(): callbacks may be running
+  bool yielded_ = false;  // the producer returned 0 this pass: not called again until the next
   Clock::time_point last_activity_{};
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;

@@ -136,8 +136,18 @@ bool DirLister::read_entry(Pending* next, int* read_error) {
   }
 }
 
-size_t DirLister::produce(reactor::Buffer& out, size_t) {
+size_t DirLister::produce(reactor::Buffer& out, size_t budget) {
   if (done_) return 0;
+  if (yield_next_) {
+    yield_next_ = false;
+    return 0;
+  }
+  size_t produced = frames(out, budget);
+  yield_next_ = produced > 0 && !done_;
+  return produced;
+}
+
+size_t DirLister::frames(reactor::Buffer& out, size_t) {
   size_t produced = 0;
   while (!done_) {
     protocol::Entries frame;
@@ -158,7 +168,8 @@ size_t DirLister::produce(reactor::Buffer& out, size_t) {
         break;
       }
       size_t cost = protocol::encoded_entry_size(next.entry) + (frame.entries.empty() ? 0 : 1);
-      if (used + cost > protocol::kMaxHeaderLen && !frame.entries.empty()) {
+      bool full = used + cost > protocol::kMaxHeaderLen || frame.entries.size() >= kEntriesPerFrame;
+      if (full && !frame.entries.empty()) {
         pending_ = std::move(next);  // opens the next frame
         break;
       }

@@ -40,6 +40,10 @@ class DirLister final : public protocol::Producer {
   // reactor-protocol(7), LIMITS AND TIMERS: levels descended beneath the listed
   // directory (each holds a descriptor while its subtree is listed).
   static constexpr size_t kMaxDepth = 64;
+  // Entries in one frame at most, below what 64 KiB could hold: each costs a stat, and a
+  // frame is the work of one pass of the loop, so this bounds how long another
+  // connection waits behind a listing (a ping's p99: bench scenario L).
+  static constexpr size_t kEntriesPerFrame = 256;
 
   struct Options {
     bool recursive = false;  // the whole tree (feature tree)
@@ -50,7 +54,9 @@ class DirLister final : public protocol::Producer {
 
   // Appends the next frame to `out` and returns its size; finished() once the final
   // frame (list_end, or an io_error if reading a plain listing's directory failed) is
-  // appended. `budget` is not split: a frame is at most one 64 KiB header.
+  // appended. `budget` is not split: a frame is at most one 64 KiB header and
+  // kEntriesPerFrame entries. After a frame the next call yields (returns 0), so that
+  // the stream's pass ends and the loop serves the others before the next.
   size_t produce(reactor::Buffer& out, size_t budget) override;
   bool finished() const override { return done_; }
 
@@ -82,6 +88,8 @@ class DirLister final : public protocol::Producer {
   // Reads the top level's next entry into *next; false at its end (or when reading it
   // failed: *read_error then holds the errno).
   bool read_entry(Pending* next, int* read_error);
+  // The frames of one produce() call (one, or the last ones of the listing).
+  size_t frames(reactor::Buffer& out, size_t budget);
   // For an entry of kind dir in a recursive listing: opens it to descend into, unless
   // it cannot be (then it is counted as unreadable).
   void open_subdir(const std::string& name, Pending* next);
@@ -96,6 +104,7 @@ class DirLister final : public protocol::Producer {
   uint64_t unreadable_ = 0;
   uint64_t vanished_ = 0;
   bool done_ = false;
+  bool yield_next_ = false;
   std::optional<Pending> pending_;
 };
 
