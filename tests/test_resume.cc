@@ -54,23 +54,6 @@ void write_note(const Served& s, const std::string& local, const std::string& re
   cr_assert(write_file(note_of(s, local), note));
 }
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
-// The body bytes the server's log says it sent for get requests, in the log after
-// byte `from`: each get line reads ` get "NAME" (N of S bytes from offset O...`.
-uint64_t body_bytes_sent(const std::string& log, size_t from) {
-  uint64_t total = 0;
-  for (size_t at = log.find(" get \"", from); at != std::string::npos; at = log.find(" get \"", at + 1)) {
-    size_t open = log.find("\" (", at + 6);
-    if (open == std::string::npos) break;
-    total += std::strtoull(log.c_str() + open + 3, nullptr, 10);
-  }
-  return total;
-}
-
 ClientResult resume(const Served& s, const std::string& remote, const std::string& local,
                     const std::vector<std::string>& more = {}) {
   std::vector<std::string> args = {"-c", "get", remote, s.in_downloads(local)};

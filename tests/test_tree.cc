@@ -63,11 +63,6 @@ Served serve_tree() {
   return s;
 }
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
 void assert_same(const std::string& a, const std::string& b) {
   std::string why;
   cr_assert(files_equal(a, b, &why), "%s vs %s: %s", a.c_str(), b.c_str(), why.c_str());
@@ -206,12 +201,6 @@ Test(tree, a_symlink_planted_in_the_destination_is_never_followed) {
   // What is not beneath the link was still copied.
   assert_same(s.in_root("docs/a.txt"), s.in_downloads("docs/a.txt"));
   stop_cleanly(s);
-}
-
-std::string link_at(const std::string& path) {
-  char buf[4096];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
-  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
 }
 
 Test(tree, links_recreates_the_links_that_stay_inside_the_tree_and_skips_the_others) {

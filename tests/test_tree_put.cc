@@ -49,11 +49,6 @@ std::string make_local_tree(const Served& s) {
 
 const std::vector<std::string> kFiles = {"a.txt", "sub/b.txt", "sub/deep/c.txt", "zero", "sub/big.bin"};
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
 void assert_copied(const std::string& local, const std::string& remote_copy) {
   for (const std::string& f : kFiles) {
     std::string why;
@@ -245,16 +240,6 @@ Test(tree_put, mkdir_with_mtime_sets_the_time_of_a_new_or_existing_directory) {
   cr_assert_eq(st.st_mtime, 1000000001);
   stop_cleanly(s);
 }
-
-namespace {
-
-std::string link_at(const std::string& path) {
-  char buf[4096];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
-  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
-}
-
-}  // namespace
 
 Test(tree_put, links_uploads_the_links_that_stay_inside_the_tree) {
   Served s = serve(writable());

@@ -44,23 +44,6 @@ Served serve_docs(uint64_t big) {
 
 std::string partial_of(const Served& s) { return s.in_downloads("docs/sub/.big.bin.reactor-partial"); }
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
-// The body bytes the server's log says it sent for gets after byte `from` of the log:
-// each get line reads ` get "NAME" (N of S bytes from offset O...`.
-uint64_t body_bytes_sent(const std::string& log, size_t from) {
-  uint64_t total = 0;
-  for (size_t at = log.find(" get \"", from); at != std::string::npos; at = log.find(" get \"", at + 1)) {
-    size_t open = log.find("\" (", at + 6);
-    if (open == std::string::npos) break;
-    total += std::strtoull(log.c_str() + open + 3, nullptr, 10);
-  }
-  return total;
-}
-
 void assert_complete(const Served& s) {
   for (const char* f : {"docs/a.txt", "docs/sub/b.txt", "docs/sub/big.bin"}) {
     std::string why;

@@ -67,11 +67,6 @@ std::string kept_partial(const Served& s, const std::string& remote, const std::
   return s.in_root(resume_name(remote, size, tree_root_file_hex(local).value_or("")));
 }
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return lstat(path.c_str(), &st) == 0;
-}
-
 Proxy proxy_to(const Served& s, const FaultSpec& f = {}) {
   std::string err;
   auto proxy = Proxy::start(s.server.plain_address(), f, &err);

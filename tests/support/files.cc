@@ -433,4 +433,15 @@ std::optional<std::vector<std::string>> list_dir(const std::string& path, std::s
   return names;
 }
 
+bool exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+std::string link_at(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof buf);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
 }  // namespace testsupport

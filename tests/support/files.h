@@ -48,6 +48,11 @@ std::string sha256_hex(std::string_view bytes);
 std::string tree_root_hex(std::string_view bytes);
 std::optional<std::string> tree_root_file_hex(const std::string& path, std::string* err = nullptr);
 
+// Whether anything (a dangling symbolic link too) has this name: lstat(2) succeeds.
+bool exists(const std::string& path);
+// What a symbolic link holds; "" if `path` is not one.
+std::string link_at(const std::string& path);
+
 // Entry names of a directory (without "." and ".."), sorted.
 std::optional<std::vector<std::string>> list_dir(const std::string& path,
                                                  std::string* err = nullptr);

@@ -1,5 +1,7 @@
 #include "tests/support/fixture.h"
 
+#include <cstdlib>
+
 #include "tests/support/binaries.h"
 
 #include <criterion/criterion.h>
@@ -131,6 +133,16 @@ size_t count_in(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
   return n;
+}
+
+uint64_t body_bytes_sent(const std::string& log, size_t from) {
+  uint64_t total = 0;
+  for (size_t at = log.find(" get \"", from); at != std::string::npos; at = log.find(" get \"", at + 1)) {
+    size_t open = log.find("\" (", at + 6);
+    if (open == std::string::npos) break;
+    total += std::strtoull(log.c_str() + open + 3, nullptr, 10);
+  }
+  return total;
 }
 
 }  // namespace testsupport

@@ -82,6 +82,10 @@ std::vector<std::string> plain_args_via(const Served& s, const std::string& addr
 // How many times NEEDLE occurs in TEXT (overlaps counted).
 size_t count_in(const std::string& text, const std::string& needle);
 
+// The body bytes reactord's log says it sent for get requests, in LOG after byte FROM:
+// each get line reads ` get "NAME" (N of S bytes from offset O...`.
+uint64_t body_bytes_sent(const std::string& log, size_t from);
+
 // TEXT split at '\n'; a final line without '\n' counts, an empty last one does not.
 std::vector<std::string> lines_of(const std::string& text);
 
