@@ -51,6 +51,12 @@ void Command::fail(int exit_code, std::string message) {
   transition(C::kFailed);
 }
 
+void Command::refused(const protocol::ErrorMessage& error, const std::string& more) {
+  if (finished()) return;
+  result_.remote_code = error.code;
+  fail(kExitRemote, describe(error) + more);
+}
+
 void Command::abandon(int exit_code, const std::string& message) {
   if (finished()) return;
   abandoned_ = true;
@@ -127,7 +133,7 @@ const char* ListCommand::feature() const { return protocol::kFeatureList; }
 
 void ListCommand::on_message(protocol::Message& message) {
   if (finished()) return;
-  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return refused(*error);
   if (auto* batch = std::get_if<protocol::Entries>(&message)) {
     if (entries_.size() + batch->entries.size() > kMaxEntries) {
       return fail(kExitProtocol, "the listing is larger than 10,000,000 entries; giving up");
@@ -187,7 +193,7 @@ const char* TreeListCommand::feature() const { return protocol::kFeatureTree; }
 
 void TreeListCommand::on_message(protocol::Message& message) {
   if (finished()) return;
-  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return fail(kExitRemote, describe(*error));
+  if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) return refused(*error);
   if (auto* batch = std::get_if<protocol::Entries>(&message)) {
     std::string why;
     if (!check_.accept(*batch, &why)) return fail(kExitProtocol, "refused the server's listing: it sent " + why);

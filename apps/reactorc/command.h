@@ -37,6 +37,7 @@ const char* to_string(CommandState state);
 struct CommandResult {
   int exit_code = 0;  // 0: success
   std::string message;
+  std::optional<protocol::ErrorCode> remote_code;  // the server refused: its error code
 };
 
 // "not_found: \"x\" does not exist": a server's error as the user sees it, its text
@@ -104,6 +105,9 @@ class Command {
   bool transition(CommandState next);
   void succeed() { transition(CommandState::kDone); }
   void fail(int exit_code, std::string message);
+  // The server's error answered the request: fails with status kExitRemote, the error
+  // described (and `more` after it), and its code in result().remote_code.
+  void refused(const protocol::ErrorMessage& error, const std::string& more = {});
   // A reply this command does not expect at this point.
   void unexpected(const protocol::Message& message);
   // For a command answered by one message: that message as a Reply, or nullptr when the
@@ -113,7 +117,7 @@ class Command {
   Reply* expect_reply(protocol::Message& message) {
     if (finished()) return nullptr;
     if (auto* error = std::get_if<protocol::ErrorMessage>(&message)) {
-      fail(kExitRemote, describe(*error));
+      refused(*error);
       return nullptr;
     }
     auto* reply = std::get_if<Reply>(&message);

@@ -54,7 +54,7 @@ void GetCommand::on_message(protocol::Message& message) {
     case protocol::MessageType::kError:
       // Before the header: a refusal (not_found, ...). After it: an error trailer
       // (file_changed, io_error), and what arrived is not the file.
-      return fail(kExitRemote, describe(std::get<protocol::ErrorMessage>(message)));
+      return refused(std::get<protocol::ErrorMessage>(message));
     case protocol::MessageType::kFile:
       // A header from another offset, or for less than the rest, answers another request.
       if (state() != C::kRequested || std::get<protocol::FileHeader>(message).offset != offset_ ||

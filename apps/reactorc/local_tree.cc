@@ -74,14 +74,12 @@ SharedDir LocalTree::open(const std::vector<std::string>& dir, std::string* err)
   return open_fds_.empty() ? top_ : open_fds_.back();
 }
 
-bool LocalTree::make_dir(const SharedDir& parent, const std::vector<std::string>& parent_path, const std::string& name,
-                         uint32_t mode, int64_t mtime, bool preserve, std::string* err) {
-  std::string shown = display(parent_path, name);
-  bool created = mkdirat(parent->get(), name.c_str(), 0777) == 0;
+bool make_local_dir(int parent, const std::string& name, const std::string& shown, std::string* err) {
+  bool created = mkdirat(parent, name.c_str(), 0777) == 0;
   if (!created) {
     int errnum = errno;
     struct stat st {};
-    if (errnum != EEXIST || fstatat(parent->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errnum != EEXIST || fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       *err = describe_errno("create directory " + shown, errnum);
       return false;
     }
@@ -94,8 +92,20 @@ bool LocalTree::make_dir(const SharedDir& parent, const std::vector<std::string>
       return false;
     }
   }
-  if (preserve) fixups_.push_back(Fixup{parent, name, shown, mode & 07777, mtime});
   return true;
+}
+
+bool LocalTree::make_dir(const SharedDir& parent, const std::vector<std::string>& parent_path, const std::string& name,
+                         uint32_t mode, int64_t mtime, bool preserve, std::string* err) {
+  std::string shown = display(parent_path, name);
+  if (!make_local_dir(parent->get(), name, shown, err)) return false;
+  if (preserve) keep_meta(parent, name, shown, mode, mtime);
+  return true;
+}
+
+void LocalTree::keep_meta(const SharedDir& parent, const std::string& name, const std::string& shown, uint32_t mode,
+                          int64_t mtime) {
+  fixups_.push_back(Fixup{parent, name, shown, mode & 07777, mtime});
 }
 
 void LocalTree::finish(std::vector<std::string>* errors) {

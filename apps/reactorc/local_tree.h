@@ -37,6 +37,11 @@ class LocalTree {
   // created with the default mode, so that the copy can write into it.
   bool make_dir(const SharedDir& parent, const std::vector<std::string>& parent_path, const std::string& name,
                 uint32_t mode, int64_t mtime, bool preserve, std::string* err);
+  // Remembers to give the directory `name` in `parent` (`shown` in messages) `mode` and
+  // `mtime` in finish(): what make_dir does with `preserve`, for a directory made
+  // otherwise (the top of the copy).
+  void keep_meta(const SharedDir& parent, const std::string& name, const std::string& shown, uint32_t mode,
+                 int64_t mtime);
   // get -p: gives the directories made their mode and modification time, innermost
   // first (creating files inside changed their times). Errors are reported, not fatal.
   void finish(std::vector<std::string>* errors);
@@ -58,6 +63,11 @@ class LocalTree {
   std::vector<SharedDir> open_fds_;     // open_fds_[i]: the directory open_path_[0..i]
   std::vector<Fixup> fixups_;
 };
+
+// Creates `name` in the directory `parent` unless a directory is already there; anything
+// else there (a file, a symbolic link, which is never followed) is refused. `shown`:
+// the path in messages.
+bool make_local_dir(int parent, const std::string& name, const std::string& shown, std::string* err);
 
 // "a/b" + "c" -> "a/b/c"; "" + "c" -> "c".
 std::string join_path(const std::string& dir, const std::string& name);

@@ -83,7 +83,7 @@ void PutCommand::on_message(protocol::Message& message) {
   switch (protocol::type_of(message)) {
     case protocol::MessageType::kError: {
       auto& error = std::get<protocol::ErrorMessage>(message);
-      if (error.code == protocol::ErrorCode::kExists) return fail(kExitRemote, describe(error) + "; use --force to replace it");
+      if (error.code == protocol::ErrorCode::kExists) return refused(error, "; use --force to replace it");
       in_progress_ = error.code == protocol::ErrorCode::kInProgress;
       return fail(error.code == protocol::ErrorCode::kDigestMismatch ? kExitVerify : kExitRemote, describe(error));
     }

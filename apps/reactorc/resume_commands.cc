@@ -80,7 +80,7 @@ void ChunkGetCommand::on_message(protocol::Message& message) {
   if (finished()) return;
   switch (protocol::type_of(message)) {
     case protocol::MessageType::kError:
-      return fail(kExitRemote, describe(std::get<protocol::ErrorMessage>(message)));
+      return refused(std::get<protocol::ErrorMessage>(message));
     case protocol::MessageType::kFile: {
       const auto& header = std::get<protocol::FileHeader>(message);
       if (state() != C::kRequested || header.offset != chunk_.offset || header.body_length() != chunk_.length)

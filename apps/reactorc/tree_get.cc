@@ -184,7 +184,8 @@ void TreeGet::on_stat(StatCommand& stat) {
     if (name.empty()) name = last_name(source.prefix);
     FileJob job{source.prefix, parent, name, display, reply.size, reply.mtime, false};
     report_.listed(1, reply.size);
-    queue_file(std::move(job));
+    queue_.push_back(std::move(job));
+    pump();
     ++next_source_;
     return next_source();
   }
@@ -205,8 +206,7 @@ void TreeGet::on_stat(StatCommand& stat) {
   }
   SharedDir top = parent;
   if (!name.empty()) {
-    LocalTree maker(parent, into_dir_ ? dest_ : ".");
-    if (!maker.make_dir(parent, {}, name, 0, 0, false, &err)) {
+    if (!make_local_dir(parent->get(), name, display, &err)) {
       report_.failed(source.remote, err);
       ++next_source_;
       return next_source();
@@ -221,11 +221,8 @@ void TreeGet::on_stat(StatCommand& stat) {
   }
   tree_ = std::make_unique<LocalTree>(top, display);
   tree_prefix_ = source.prefix;
-  if (options_.preserve && !name.empty()) {
-    // The top directory's own mode and time, applied last like the others'.
-    std::string ignored;
-    tree_->make_dir(parent, {}, name, reply.mode, reply.mtime, true, &ignored);
-  }
+  // The top directory's own mode and time, applied last like the others'.
+  if (options_.preserve && !name.empty()) tree_->keep_meta(parent, name, display, reply.mode, reply.mtime);
   bool links = options_.links && lister_->server_offers(protocol::kFeatureLinks);
   if (options_.links && !links)
     report_.file_skipped(source.remote, display,
@@ -342,11 +339,6 @@ void TreeGet::on_listed(TreeListCommand& list) {
   done_trees_.push_back(std::move(tree_));
   ++next_source_;
   next_source();
-}
-
-void TreeGet::queue_file(FileJob job) {
-  queue_.push_back(std::move(job));
-  pump();
 }
 
 void TreeGet::pump() {

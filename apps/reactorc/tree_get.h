@@ -106,7 +106,6 @@ class TreeGet final : public ConnectionListener, public TreeListObserver, public
   // --links: recreates the link `entry` (in `dir` beneath the tree's top) in `local`.
   void make_link(const SharedDir& local, const std::vector<std::string>& dir, const protocol::Entry& entry,
                  const std::string& remote, const std::string& shown);
-  void queue_file(FileJob job);
   void pump();
   void start_job(FileJob job);
   void submit_get(FileJob job);

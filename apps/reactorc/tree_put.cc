@@ -86,7 +86,7 @@ void TreePut::on_destination(StatCommand& stat) {
   // cp's rule: with several sources REMOTE is a directory that exists; with one, it is
   // the copy's name unless it is a directory.
   bool is_dir = stat.succeeded() && stat.reply().kind == protocol::EntryKind::kDir;
-  bool missing = !stat.succeeded() && stat.result().message.find("not_found") == 0;
+  bool missing = !stat.succeeded() && stat.result().remote_code == protocol::ErrorCode::kNotFound;
   if (sources_.size() > 1 && !is_dir) {
     return finish(kExitRemote, "target \"" + app::escape_for_terminal(dest_) + "\" is not a directory on the server" +
                                    (missing ? " (it does not exist)" : ""));
@@ -308,7 +308,7 @@ void TreePut::on_command_done(Connection&, Command& command) {
 
 void TreePut::on_stat(const std::shared_ptr<Job>& job, StatCommand& stat) {
   if (!stat.succeeded()) {
-    if (stat.result().message.find("not_found") == 0) return submit_put(job);
+    if (stat.result().remote_code == protocol::ErrorCode::kNotFound) return submit_put(job);
     return report_.file_failed(job->remote, job->local, stat.result().message);
   }
   const protocol::StatReply& reply = stat.reply();
