@@ -238,19 +238,12 @@ void FramedStream::pump() {
     if (closed_) break;
     bool was_producing = producer_ != nullptr;
     produce();
-    if (closed_) break;
+    if (closed_ || !flush()) break;
     // Round again only if this one made room for queued input: a response finished, or
     // output that held input back has drained.
-    auto again = [&] {
-      bool room = !draining_ && handler_.accepting_input() && in_.readable() > 0 &&
-                  out_.readable() < limits_.output_high_water;
-      return room && (was_producing || held_back) && round + 1 < kMaxRounds;
-    };
-    // Pipelined small responses (get -r's files, pings) go out together: while another
-    // round follows at once and little is queued, its responses join this one's in
-    // one send instead of a system call each.
-    if (out_.readable() < limits_.produce_low_water && again()) continue;
-    if (!flush() || !again()) break;
+    bool room = !draining_ && handler_.accepting_input() && in_.readable() > 0 &&
+                out_.readable() < limits_.output_high_water;
+    if (!(room && (was_producing || held_back))) break;
   }
   --depth_;
   if (closed_) return;
