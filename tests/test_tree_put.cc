@@ -276,6 +276,23 @@ Test(tree_put, links_uploads_the_links_that_stay_inside_the_tree) {
   stop_cleanly(s);
 }
 
+Test(tree_put, a_link_whose_target_no_request_can_carry_is_skipped_and_the_rest_goes) {
+  Served s = serve(writable());
+  std::string local = make_local_tree(s);
+  // Not valid UTF-8: a JSON string cannot hold it, so it must not reach the wire (the
+  // server would take the frame for a broken one and end the connection).
+  std::string bad = "caf\xe9";
+  cr_assert_eq(symlink(bad.c_str(), (local + "/latin1").c_str()), 0);
+  cr_assert_eq(symlink("a.txt", (local + "/to_a").c_str()), 0);
+  ClientResult r = run(s, {"put", "-r", "--links", local});
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "cannot carry");
+  cr_assert_not(exists(s.in_root("src/latin1")));
+  cr_assert(link_at(s.in_root("src/to_a")) == "a.txt", "the link is -> %s", link_at(s.in_root("src/to_a")).c_str());
+  assert_copied(local, s.in_root("src"));
+  stop_cleanly(s);
+}
+
 Test(tree_put, the_symlink_request_never_makes_a_link_out_of_the_root) {
   Served s = serve(writable());
   cr_assert(make_dirs(s.in_root("d/e")));

@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "apps/common/body_sink.h"
+#include "protocol/messages.h"
+#include "protocol/utf8.h"
 
 namespace app {
 
@@ -28,6 +30,21 @@ bool link_stays_within(size_t depth, std::string_view target) {
     }
   }
   return true;
+}
+
+std::string link_escape_reason(std::string_view target, const char* top) {
+  return !target.empty() && target.front() == '/' ? "is absolute" : std::string("leads out of ") + top;
+}
+
+std::optional<std::string> read_link_target(int dir, const char* name, int* errnum) {
+  if (errnum != nullptr) *errnum = 0;
+  char buf[protocol::kMaxPathLen + 1];
+  ssize_t n = readlinkat(dir, name, buf, sizeof buf);
+  if (n < 0 && errnum != nullptr) *errnum = errno;
+  if (n <= 0 || static_cast<size_t>(n) > protocol::kMaxPathLen) return std::nullopt;
+  std::string target(buf, static_cast<size_t>(n));
+  if (!protocol::valid_utf8(target)) return std::nullopt;
+  return target;
 }
 
 size_t depth_of(std::string_view relative_path) {

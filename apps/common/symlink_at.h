@@ -2,6 +2,7 @@
 // Symbolic links for get --links and the symlink request: the one containment rule both
 // ends apply to a link's target, and making a link atomically in a directory descriptor.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,15 @@ namespace app {
 // answer could change after the check. "a/../../x" at depth 1 stays; "../x" at depth 0
 // does not; an absolute or empty target never does.
 bool link_stays_within(size_t depth, std::string_view target);
+
+// Why a target fails link_stays_within, for a message: "is absolute", or "leads out of "
+// followed by `top` ("the copied tree", "the served root").
+std::string link_escape_reason(std::string_view target, const char* top);
+
+// The contents of the symbolic link `name` in `dir`, if the protocol can carry them as a
+// "target": 1 to kMaxPathLen bytes of valid UTF-8 (a JSON string). nullopt otherwise,
+// with *errnum the readlinkat error if that is why (0 when it read but cannot be carried).
+std::optional<std::string> read_link_target(int dir, const char* name, int* errnum = nullptr);
 
 // The number of directories a relative path's last component is below its top:
 // "a" is 0, "a/b" 1, "a//b/c" 2.

@@ -291,8 +291,7 @@ void TreeGet::make_link(const SharedDir& local, const std::vector<std::string>& 
   if (!options_.links) return report_.file_skipped(remote, shown, "a symbolic link (--links recreates links)");
   if (!app::link_stays_within(dir.size(), target)) {
     return report_.file_skipped(remote, shown, "a symbolic link to \"" + target + "\", which " +
-                                                   (!target.empty() && target.front() == '/' ? "is absolute"
-                                                                                             : "leads out of the copied tree"));
+                                                   app::link_escape_reason(target, "the copied tree"));
   }
   bool replaced = false;
   std::string why;

@@ -231,15 +231,18 @@ void TreePut::pump() {
 
 void TreePut::put_link(const LocalWalk::Item& item, const std::string& local, const std::string& remote) {
   if (!options_.links) return report_.file_skipped(remote, local, item.why + " (--links recreates links)");
-  char buf[protocol::kMaxPathLen + 1];
-  ssize_t n = readlinkat(item.parent->get(), item.name.c_str(), buf, sizeof buf);
-  if (n < 0) return report_.file_failed(remote, local, reactor::sys_error("readlink", local));
-  if (n == 0 || static_cast<size_t>(n) > protocol::kMaxPathLen)
-    return report_.file_skipped(remote, local, "a symbolic link whose target is longer than the protocol carries");
-  std::string target(buf, static_cast<size_t>(n));
+  int errnum = 0;
+  std::optional<std::string> read = app::read_link_target(item.parent->get(), item.name.c_str(), &errnum);
+  if (!read && errnum != 0) return report_.file_failed(remote, local, reactor::sys_error(errnum, "readlink", local));
+  if (!read) {
+    return report_.file_skipped(remote, local,
+                                "a symbolic link whose target the protocol cannot carry (longer than 4096 bytes, "
+                                "or not valid UTF-8)");
+  }
+  const std::string& target = *read;
   if (!app::link_stays_within(app::depth_of(item.path), target)) {
     return report_.file_skipped(remote, local, "a symbolic link to \"" + target + "\", which " +
-                                                   (target.front() == '/' ? "is absolute" : "leads out of the copied tree"));
+                                                   app::link_escape_reason(target, "the copied tree"));
   }
   if (!connection_->server_offers(protocol::kFeatureLinks))
     return report_.file_skipped(remote, local, "a symbolic link, and the server cannot make links (no \"links\")");

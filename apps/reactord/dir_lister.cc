@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "apps/common/body_sink.h"
+#include "apps/common/symlink_at.h"
 #include "apps/reactord/served_root.h"
 #include "protocol/frame.h"
 #include "protocol/messages.h"
@@ -28,17 +29,6 @@ protocol::EntryKind kind_of(const struct stat& st) {
   return S_ISREG(st.st_mode)   ? protocol::EntryKind::kFile
          : S_ISDIR(st.st_mode) ? protocol::EntryKind::kDir
                                : protocol::EntryKind::kOther;
-}
-
-// A link's contents, if a listing can carry them: at most kMaxPathLen bytes of valid
-// UTF-8 (JSON strings are UTF-8, and the contract caps "target" there).
-std::optional<std::string> link_target(int dir, const char* name) {
-  char buf[protocol::kMaxPathLen + 1];
-  ssize_t n = readlinkat(dir, name, buf, sizeof buf);
-  if (n <= 0 || static_cast<size_t>(n) > protocol::kMaxPathLen) return std::nullopt;
-  std::string target(buf, static_cast<size_t>(n));
-  if (!protocol::valid_utf8(target)) return std::nullopt;
-  return target;
 }
 
 }  // namespace
@@ -125,7 +115,8 @@ bool DirLister::read_entry(Pending* next, int* read_error) {
     next->subdir.reset();
     if (links_ && S_ISLNK(st.st_mode)) {
       // Replaced by something else since the stat: described as it was, kind other.
-      if ((next->entry.target = link_target(dirfd(dir), entry->d_name))) next->entry.kind = protocol::EntryKind::kLink;
+      next->entry.target = app::read_link_target(dirfd(dir), entry->d_name);
+      if (next->entry.target) next->entry.kind = protocol::EntryKind::kLink;
     }
     if (recursive_) {
       next->entry.mode = static_cast<uint32_t>(st.st_mode & 07777);

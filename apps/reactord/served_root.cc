@@ -304,7 +304,7 @@ bool ServedRoot::make_symlink(std::string_view path, const std::string& target, 
   if (!app::link_stays_within(app::depth_of(normalized), target)) {
     return refuse(err, ErrorCode::kForbidden,
                   "symbolic link " + quoted(path) + " -> " + quoted(target) + " refused: its target " +
-                      (!target.empty() && target.front() == '/' ? "is absolute" : "leads out of the served root"));
+                      app::link_escape_reason(target, "the served root"));
   }
   std::string name;
   reactor::UniqueFd parent = open_parent(normalized, &name, err);
