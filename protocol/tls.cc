@@ -293,7 +293,14 @@ class TlsTransport final : public reactor::Transport {
   }
 
   bool authenticates_peer() const override { return true; }
-  bool awaiting_first_byte() const override { return context_.is_server() && !seen_a_byte_; }
+  // Asks the socket as well as our own record of reads: a loaded server may not have
+  // read yet from a socket whose ClientHello has long been waiting in the kernel, and
+  // such a client is no silent plain one.
+  bool awaiting_first_byte() const override {
+    if (!context_.is_server() || seen_a_byte_) return false;
+    char first;
+    return ::recv(fd_, &first, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
 
   std::string describe() const override { return description_; }
   std::string last_error() const override { return last_error_; }
