@@ -136,7 +136,7 @@ struct Entry {  // one element of "entries"
   EntryKind kind = EntryKind::kOther;
   uint64_t size = 0;
   int64_t mtime = 0;
-  std::optional<uint32_t> mode;  // recursive listings only
+  std::optional<uint32_t> mode;  // reactord sends it in every listing; older servers in recursive ones only
   std::optional<std::string> target = std::nullopt;  // kind link only: the link's contents
 };
 struct Entries {

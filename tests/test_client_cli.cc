@@ -626,10 +626,29 @@ Test(client_cli, options_of_another_command_are_refused) {
       {{"--pipeline", "2", "stat", "x"}, "--pipeline applies to bench only"},
       {{"-f", "ls"}, "-f/--force applies to get and put only, not to ls"},
       {{"--force", "bench", "ping"}, "-f/--force applies to get and put only, not to bench"},
+      {{"-l", "stat", "a"}, "-l/--long applies to ls only, not to stat"},
+      {{"get", "--human-readable", "a"}, "--human-readable applies to ls only, not to get"},
+      {{"--long", "put", "a"}, "-l/--long applies to ls only, not to put"},
   };
   for (const Case& c : cases) {
     ClientResult r = run_client(c.args, Millis(10000));
     cr_expect(r.exited_with(2), "%s", r.describe().c_str());
     cr_expect(starts_with(r.stderr_text, std::string("reactorc: error: ") + c.says), "%s", r.stderr_text.c_str());
   }
+}
+
+// -h is ls's --human-readable, as in ls -lh, and --help everywhere else; --help is
+// --help everywhere.
+Test(client_cli, h_is_human_readable_for_ls_and_help_elsewhere) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"-h"}, {"get", "-h"}, {"ls", "--help"}, {"--help", "ls"}}) {
+    ClientResult r = run_client(args, Millis(10000));
+    cr_expect(r.exited_with(0), "%s", r.describe().c_str());
+    cr_expect(starts_with(r.stdout_text, "usage: reactorc"), "%s: %s", args[0].c_str(), r.stdout_text.c_str());
+  }
+  // ls -h against no server: an attempt to list, so a connection error, not the help.
+  ClientResult r = run_client({"-s", "127.0.0.1:1", "-t", "2", "ls", "-h"}, Millis(10000));
+  cr_expect(r.stdout_text.empty(), "%s", r.stdout_text.c_str());
+  cr_expect(!r.exited_with(0) && !r.exited_with(2), "%s", r.describe().c_str());
+  ASSERT_NOT_CONTAINS(r.stderr_text, "usage");
 }

@@ -438,6 +438,10 @@ Test(commands, requests_features_and_names) {
   auto* list_request = std::get_if<protocol::ListRequest>(&m);
   cr_assert(list_request != nullptr, "list sends %s", protocol::type_name(m));
   ASSERT_STR_EQ(list_request->path, "dir");
+  cr_assert(!list_request->links && !list_request->recursive);
+  client::ListCommand long_list("dir", true);
+  Message lm = long_list.request();
+  cr_assert(std::get<protocol::ListRequest>(lm).links, "ls -l asks for links with their targets");
   ASSERT_STR_EQ(list.feature(), protocol::kFeatureList);
   ASSERT_STR_EQ(list.name(), "list");
 

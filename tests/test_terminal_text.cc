@@ -199,6 +199,22 @@ Test(human_units, format_bytes_never_shows_1024_of_a_unit) {
   expect_bytes((1ull << 40) - (1ull << 20), "1.00 TiB");
 }
 
+// What GNU ls -h prints for the same sizes (checked against coreutils 9.1).
+Test(human_units, format_size_short_rounds_up_like_ls) {
+  cr_assert(app::format_size_short(0) == "0");
+  cr_assert(app::format_size_short(1023) == "1023");
+  cr_assert(app::format_size_short(1024) == "1.0K");
+  cr_assert(app::format_size_short(1025) == "1.1K");
+  cr_assert(app::format_size_short(10239) == "10K");
+  cr_assert(app::format_size_short(10240) == "10K");
+  cr_assert(app::format_size_short(10241) == "11K");
+  cr_assert(app::format_size_short(3000000) == "2.9M");
+  cr_assert(app::format_size_short(1048575) == "1.0M");
+  cr_assert(app::format_size_short(1073741824) == "1.0G");
+  cr_assert(app::format_size_short(4294967303ull) == "4.1G");
+  cr_assert(app::format_size_short(UINT64_MAX) == "16E");
+}
+
 Test(human_units, format_rate) {
   expect_rate(112.4 * 1048576, "112.4 MiB/s");
   expect_rate(512, "512 B/s");

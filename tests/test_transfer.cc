@@ -145,7 +145,7 @@ Test(transfer, sparse_file_over_2_gib_has_64_bit_sizes_end_to_end) {
   st = s.server.run_client({"stat", "huger.bin"}, Millis(30000));
   cr_assert(st.exited_with(0), "%s", st.describe().c_str());
   ASSERT_CONTAINS(st.stdout_text, "size:  4294967303 ");
-  ClientResult ls = s.server.run_client({"ls"}, Millis(30000));
+  ClientResult ls = s.server.run_client({"ls", "-l"}, Millis(30000));
   cr_assert(ls.exited_with(0), "%s", ls.describe().c_str());
   ASSERT_CONTAINS(ls.stdout_text, " 2147483653  ");
   ASSERT_CONTAINS(ls.stdout_text, " 4294967303  ");
@@ -270,6 +270,27 @@ Test(transfer, two_hundred_clients_at_once) {
   stop_cleanly(s);
 }
 
+// ls -l shows a link as ls -l does, with its target; plain ls names it; ls of the
+// link itself (the server lists through no final link) describes the name.
+Test(transfer, ls_long_shows_links_with_their_targets) {
+  Served s = serve(options());
+  cr_assert(write_file(s.in_root("a.txt"), "hello\n"));
+  cr_assert_eq(symlink("a.txt", s.in_root("lnk").c_str()), 0);
+  ClientResult ls = s.server.run_client({"ls"});
+  cr_assert(ls.exited_with(0), "%s", ls.describe().c_str());
+  ASSERT_STR_EQ(ls.stdout_text, "a.txt\nlnk\n");
+  ClientResult ll = s.server.run_client({"ls", "-l"});
+  cr_assert(ll.exited_with(0), "%s", ll.describe().c_str());
+  std::vector<std::string> lines = lines_of(ll.stdout_text);
+  cr_assert_eq(lines.size(), 2u, "%s", ll.stdout_text.c_str());
+  cr_assert(lines[1].rfind("lrwxrwxrwx ", 0) == 0, "%s", lines[1].c_str());
+  ASSERT_CONTAINS(lines[1], "  lnk -> a.txt");
+  ClientResult one = s.server.run_client({"ls", "lnk"});
+  cr_assert(one.exited_with(0), "%s", one.describe().c_str());
+  ASSERT_STR_EQ(one.stdout_text, "lnk\n");
+  stop_cleanly(s);
+}
+
 Test(transfer, pipelined_requests_on_one_connection_are_answered_in_order) {
   Served s = serve(options());
   make_pattern(s.in_root("p.bin"), 300001, 3);
@@ -389,19 +410,37 @@ Test(transfer, client_output_of_stat_ls_ping_and_send) {
   cr_assert(ls.exited_with(0), "%s", ls.describe().c_str());
   cr_assert(ls.stdout_text.find('\x1b') == std::string::npos, "raw ESC on stdout: %s",
             ls.stdout_text.c_str());
-  std::vector<std::string> lines = lines_of(ls.stdout_text);
+  // Names only, sorted bytewise (ESC sorts before '.'), directories marked with a
+  // slash, the control character escaped.
+  ASSERT_STR_EQ(ls.stdout_text, "0dir/\nB.txt\na\\x1b[31mb\na.txt\nc-dir/\n");
+
+  // -l: type and mode, size (right-aligned to the widest), time to the minute, name.
+  ClientResult ll = s.server.run_client({"ls", "-l"});
+  cr_assert(ll.exited_with(0), "%s", ll.describe().c_str());
+  std::vector<std::string> lines = lines_of(ll.stdout_text);
   std::vector<std::string> names;
   for (const auto& line : lines) names.push_back(ls_name(line));
-  // Sorted bytewise (ESC sorts before '.'), directories marked with a slash, the control
-  // character escaped.
-  std::vector<std::string> want = {"0dir/", "B.txt", "a\\x1b[31mb", "a.txt", "c-dir/"};
-  std::string got_joined, want_joined;
+  std::string got_joined;
   for (const auto& n : names) got_joined += n + "|";
-  for (const auto& n : want) want_joined += n + "|";
-  ASSERT_STR_EQ(got_joined, want_joined);
-  cr_assert_eq(lines[0][0], 'd', "%s", lines[0].c_str());
-  cr_assert_eq(lines[3][0], '-', "%s", lines[3].c_str());
+  ASSERT_STR_EQ(got_joined, "0dir/|B.txt|a\\x1b[31mb|a.txt|c-dir/|");
+  cr_assert(lines[0].rfind("drwx", 0) == 0, "%s", lines[0].c_str());
+  cr_assert(lines[3].rfind("-rw-r----- ", 0) == 0, "%s", lines[3].c_str());
   ASSERT_CONTAINS(lines[3], " 6  2009-02-13 23:31  a.txt");
+  // -h: sizes as ls -h prints them.
+  cr_assert(write_file(s.in_root("B.txt"), std::string(3000, 'b')));
+  ClientResult lh = s.server.run_client({"ls", "-lh"});
+  cr_assert(lh.exited_with(0), "%s", lh.describe().c_str());
+  ASSERT_CONTAINS(lh.stdout_text, " 3.0K  ");
+  // A file operand is described, as ls does: by the path given.
+  ClientResult lf = s.server.run_client({"ls", "a.txt"});
+  cr_assert(lf.exited_with(0), "%s", lf.describe().c_str());
+  ASSERT_STR_EQ(lf.stdout_text, "a.txt\n");
+  lf = s.server.run_client({"ls", "-l", "a.txt"});
+  cr_assert(lf.exited_with(0), "%s", lf.describe().c_str());
+  ASSERT_STR_EQ(lf.stdout_text, "-rw-r-----  6  2009-02-13 23:31  a.txt\n");
+  lf = s.server.run_client({"ls", "-l", "nothing-here"});
+  cr_assert(lf.exited_with(5), "%s", lf.describe().c_str());
+  ASSERT_CONTAINS(lf.stderr_text, "not_found");
 
   ClientResult ping = s.server.run_client({"ping"});
   cr_assert(ping.exited_with(0), "%s", ping.describe().c_str());
@@ -458,6 +497,8 @@ Test(transfer, listing_larger_than_one_frame) {
       const cJSON* kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
       cr_assert(cJSON_IsString(name) && cJSON_IsString(kind));
       ASSERT_STR_EQ(kind->valuestring, "file");
+      // Every listing carries the mode (ls -l shows it), not only a recursive one.
+      cr_assert(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "mode")), "an entry without its mode");
       got.push_back(name->valuestring);
     }
   }
@@ -473,7 +514,7 @@ Test(transfer, listing_larger_than_one_frame) {
   cr_assert(ls.exited_with(0), "%s", ls.describe().c_str());
   std::vector<std::string> lines = lines_of(ls.stdout_text);
   cr_assert_eq(lines.size(), n);
-  for (size_t i = 0; i < n; ++i) ASSERT_STR_EQ(ls_name(lines[i]), want[i]);
+  for (size_t i = 0; i < n; ++i) ASSERT_STR_EQ(lines[i], want[i]);
   ASSERT_CONTAINS(ls.stderr_text, "1 name(s) not shown");
   c.close();
   stop_cleanly(s);

@@ -48,6 +48,31 @@ std::string format_bytes(uint64_t bytes) {
   return format_iec(static_cast<double>(bytes), 0, "");
 }
 
+std::string format_size_short(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes);
+  static const char kUnits[] = "KMGTPE";
+  // Integer arithmetic: tenths of the unit, rounded up, exact at any size.
+  uint64_t divisor = 1024;
+  for (size_t unit = 0; unit < sizeof kUnits - 1; ++unit, divisor *= 1024) {
+    bool last = unit == sizeof kUnits - 2;
+    uint64_t whole = bytes / divisor;
+    uint64_t rest = bytes % divisor;
+    // ceil(bytes * 10 / divisor): whole tenths, plus a partial one, computed as
+    // rest * 5 / (divisor / 2) so that it fits 64 bits even at the exbibyte.
+    const uint64_t half = divisor / 2;
+    uint64_t ceil_tenths = whole * 10 + (rest * 5 + half - 1) / half;
+    if (ceil_tenths < 100) {
+      char text[16];
+      std::snprintf(text, sizeof text, "%llu.%llu%c", static_cast<unsigned long long>(ceil_tenths / 10),
+                    static_cast<unsigned long long>(ceil_tenths % 10), kUnits[unit]);
+      return text;
+    }
+    uint64_t ceil_whole = whole + (rest != 0 ? 1 : 0);
+    if (ceil_whole < 1024 || last) return std::to_string(ceil_whole) + kUnits[unit];
+  }
+  return std::to_string(bytes);  // not reached: the last unit always answers
+}
+
 std::string format_rate(double bytes_per_second) {
   double value = bytes_per_second;
   if (!(value >= 0.0)) value = 0.0;

@@ -13,6 +13,11 @@ namespace app {
 // "1.50 GiB", "3.25 TiB". Rounding never shows 1024 of a unit: that is 1.00 of the next.
 std::string format_bytes(uint64_t bytes);
 
+// A size as `ls -h` prints it, for columns: the exact count below 1024 ("1023"), then
+// one letter of powers of 1024, rounded up so a size is never shown smaller than it is,
+// with one decimal below 10 ("1.0K", "9.9K", "10K", "2.9M", "1023M", "1.0G").
+std::string format_size_short(uint64_t bytes);
+
 // format_bytes() of a rate, rounded the same way, with "/s": "512 B/s", "112.4 MiB/s".
 // Negative or NaN rates print as "0 B/s".
 std::string format_rate(double bytes_per_second);

@@ -121,11 +121,13 @@ void MsgCommand::on_message(protocol::Message& message) {
 
 // ---- list
 
-ListCommand::ListCommand(std::string path) : Command(kStreamedDiagram), path_(std::move(path)) {}
+ListCommand::ListCommand(std::string path, bool links)
+    : Command(kStreamedDiagram), path_(std::move(path)), links_(links) {}
 
 protocol::Message ListCommand::request() const {
   protocol::ListRequest list;
   list.path = path_;
+  list.links = links_;
   return list;
 }
 

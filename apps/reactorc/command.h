@@ -183,7 +183,8 @@ class ListCommand final : public Command {
   // something a terminal user wants either.
   static constexpr size_t kMaxEntries = 10'000'000;
 
-  explicit ListCommand(std::string path);
+  // `links`: ask for links as kind link, with their targets (ls -l's "name -> target").
+  explicit ListCommand(std::string path, bool links = false);
   protocol::Message request() const override;
   const char* feature() const override;
   const char* name() const override { return "list"; }
@@ -193,6 +194,7 @@ class ListCommand final : public Command {
 
  private:
   std::string path_;
+  bool links_;
   std::vector<protocol::Entry> entries_;
   uint64_t skipped_ = 0;
 };

@@ -342,11 +342,13 @@ void CommandRunner::retry() {
   connection_->connect(addresses_, options_.timeout);
 }
 
-std::unique_ptr<Command> CommandRunner::make_command() {
+std::unique_ptr<Command> CommandRunner::make_command(const Connection& connection) {
   const std::vector<std::string>& ops = options_.operands;
   switch (options_.verb) {
     case Verb::kStat: return std::make_unique<StatCommand>(ops[0]);
-    case Verb::kList: return std::make_unique<ListCommand>(ops.empty() ? "" : ops[0]);
+    case Verb::kList:
+      return std::make_unique<ListCommand>(ops.empty() ? "" : ops[0],
+                                           options_.long_listing && connection.server_offers(protocol::kFeatureLinks));
     case Verb::kPing: return std::make_unique<PingCommand>();
     case Verb::kSend: return std::make_unique<MsgCommand>(ops[0]);
     case Verb::kGet:    // made by prepare()
@@ -363,7 +365,7 @@ void CommandRunner::on_ready(Connection& connection) {
                   connection.server_software().c_str(), connection.security().c_str());
   connected_once_ = true;
   if (resuming_) return start_resume(connection);
-  if (!command_) command_ = make_command();
+  if (!command_) command_ = make_command(connection);
   if (!command_) {
     report_failure(kExitFailure, "internal error: no command to run");
     return;
@@ -384,7 +386,18 @@ void CommandRunner::on_ready(Connection& connection) {
 
 void CommandRunner::on_command_done(Connection&, Command& command) {
   if (done_) return;
+  if (ls_stat_ != nullptr && &command == ls_stat_.get()) {
+    if (!command.succeeded()) return report_failure(command.result().exit_code, command.result().message);
+    print_file_entry(ls_stat_->reply());
+    return finish(kExitOk);
+  }
   if (&command != command_.get()) return on_resume_step(command);
+  // A file, or a link the server will not list through: described by a stat, which
+  // refuses in its turn what is refused for every request (outside the root, the secret).
+  if (options_.verb == Verb::kList && !command.succeeded() &&
+      (command.result().remote_code == protocol::ErrorCode::kNotDirectory ||
+       command.result().remote_code == protocol::ErrorCode::kForbidden))
+    return list_a_file();
   // A put -c refused because an earlier attempt's connection still holds the server's
   // partial: the server lets a silent one go, so this is worth the next retry.
   if (!command.succeeded() && put_ != nullptr && put_->refused_in_progress() && attempt_ < options_.retry)
@@ -443,17 +456,82 @@ void CommandRunner::report_success() {
   finish(kExitOk);
 }
 
+namespace {
+
+// ls -l's first column: the type, then rwx for owner, group and others, with the
+// set-id and sticky bits as ls(1) shows them. A mode the server did not send: '?'s.
+std::string mode_column(protocol::EntryKind kind, std::optional<uint32_t> mode) {
+  std::string text(1, kind == protocol::EntryKind::kDir    ? 'd'
+                      : kind == protocol::EntryKind::kFile ? '-'
+                      : kind == protocol::EntryKind::kLink ? 'l'
+                                                           : '?');
+  if (!mode) return text + "?????????";
+  const uint32_t m = *mode;
+  const char* const letters = "rwxrwxrwx";
+  for (int bit = 0; bit < 9; ++bit) text += (m & (0400u >> bit)) ? letters[bit] : '-';
+  auto special = [&text](size_t at, bool set, char with_x, char without_x) {
+    if (set) text[at] = text[at] == '-' ? without_x : with_x;
+  };
+  special(3, (m & 04000) != 0, 's', 'S');
+  special(6, (m & 02000) != 0, 's', 'S');
+  special(9, (m & 01000) != 0, 't', 'T');
+  return text;
+}
+
+struct ListingLine {
+  std::string mode;
+  std::string size;
+  std::string when;
+  std::string name;  // escaped, with its '/' or " -> target"
+};
+
+}  // namespace
+
 void CommandRunner::print_listing(ListCommand& list) {
   if (options_.verbosity < 0) return;
   std::vector<protocol::Entry>& entries = list.entries();
   std::sort(entries.begin(), entries.end(),
             [](const protocol::Entry& a, const protocol::Entry& b) { return a.name < b.name; });
+  std::vector<ListingLine> lines;
+  lines.reserve(entries.size());
+  size_t size_width = 0;
   for (const protocol::Entry& entry : entries) {
-    char kind = entry.kind == protocol::EntryKind::kDir ? 'd' : entry.kind == protocol::EntryKind::kFile ? '-' : '?';
-    std::string when = format_time(entry.mtime);
-    std::printf("%c %12llu  %.16s  %s%s\n", kind, static_cast<unsigned long long>(entry.size), when.c_str(),
-                app::escape_for_terminal(entry.name).c_str(), entry.kind == protocol::EntryKind::kDir ? "/" : "");
+    ListingLine line;
+    line.name = app::escape_for_terminal(entry.name);
+    if (entry.kind == protocol::EntryKind::kDir) line.name += '/';
+    if (!options_.long_listing) {
+      std::printf("%s\n", line.name.c_str());
+      continue;
+    }
+    if (entry.kind == protocol::EntryKind::kLink && entry.target)
+      line.name += " -> " + app::escape_for_terminal(*entry.target);
+    line.mode = mode_column(entry.kind, entry.mode);
+    line.size = options_.human_sizes ? app::format_size_short(entry.size) : std::to_string(entry.size);
+    line.when = format_time(entry.mtime).substr(0, 16);  // to the minute
+    size_width = std::max(size_width, line.size.size());
+    lines.push_back(std::move(line));
   }
+  for (const ListingLine& line : lines)
+    std::printf("%s  %*s  %s  %s\n", line.mode.c_str(), static_cast<int>(size_width), line.size.c_str(),
+                line.when.c_str(), line.name.c_str());
+}
+
+void CommandRunner::list_a_file() {
+  ls_stat_ = std::make_unique<StatCommand>(options_.operands.empty() ? "" : options_.operands[0]);
+  connection_->submit(*ls_stat_);
+}
+
+void CommandRunner::print_file_entry(const protocol::StatReply& stat) {
+  if (options_.verbosity < 0) return;
+  // As ls(1) names a file operand: by the path as given.
+  std::string name = app::escape_for_terminal(stat.path);
+  if (!options_.long_listing) {
+    std::printf("%s\n", name.c_str());
+    return;
+  }
+  std::string size = options_.human_sizes ? app::format_size_short(stat.size) : std::to_string(stat.size);
+  std::printf("%s  %s  %s  %s\n", mode_column(stat.kind, stat.mode).c_str(), size.c_str(),
+              format_time(stat.mtime).substr(0, 16).c_str(), name.c_str());
 }
 
 void CommandRunner::on_file(const protocol::FileHeader& header) {

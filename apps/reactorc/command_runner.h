@@ -48,7 +48,7 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   void on_put_ready(uint64_t size, uint64_t offset) override;
 
  private:
-  std::unique_ptr<Command> make_command();
+  std::unique_ptr<Command> make_command(const Connection& connection);
   bool prepare_get();
   // get into a file: a sink writing into the partial download, going on after `leaves`.
   std::unique_ptr<app::BodySink> partial_sink(const std::vector<protocol::Digest>& leaves, uint64_t held,
@@ -69,6 +69,9 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   void report_success();
   void report_failure(int code, const std::string& message);
   void print_listing(ListCommand& list);
+  // ls of something that is not a directory: describe it, as ls(1) does a file operand.
+  void list_a_file();
+  void print_file_entry(const protocol::StatReply& stat);
   void finish(int code);
 
   reactor::EventLoop& loop_;
@@ -82,6 +85,7 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   bool streaming_ = false;       // get into a stream: what went out cannot be taken back
   reactor::EventLoop::TimerId retry_timer_ = 0;
   std::unique_ptr<Command> command_;
+  std::unique_ptr<StatCommand> ls_stat_;  // ls of a file: the stat that replaced the listing
   GetCommand* get_ = nullptr;  // command_, when it is a get
   // A get into a file: its partial download, in the destination's directory.
   PartialDownload partial_;

@@ -17,6 +17,7 @@ const char kUsage[] =
     "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--links] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
+    "       reactorc ls [-lh] [PATH]\n"
     "       reactorc bench [-c CONNS] [-n REQUESTS] [-d SECS] [--pipeline K] [--source PREFIX]\n"
     "                [--json] [ping | get PATH | stat PATH | handshake | idle]\n"
     "Fetch files from a reactord server and send files to it, authenticated and verified.\n"
@@ -28,7 +29,7 @@ const char kUsage[] =
     "  put LOCAL [REMOTE]   upload LOCAL to REMOTE (default: its last component in the\n"
     "                       served root; a REMOTE ending in / is a directory)\n"
     "  stat PATH            show what PATH is on the server\n"
-    "  ls [PATH]            list a directory on the server (default: the root)\n"
+    "  ls [-lh] [PATH]      list a directory on the server (default: the root), or name a file\n"
     "  ping                 check the server answers, and how fast\n"
     "  send MESSAGE         send a text message for the server's log\n"
     "  bench [REQUEST]      load test: many connections from one thread (see below)\n"
@@ -62,7 +63,9 @@ const char kUsage[] =
     "      --pipeline K        bench: requests in flight per connection (default: 1)\n"
     "      --source PREFIX     bench: connect from each address of an IPv4 PREFIX in turn\n"
     "      --json              bench: print the results as one JSON object\n"
-    "                          (options marked get:, put: or bench: are refused elsewhere)\n"
+    "  -l, --long              ls: type and mode, size, time (UTC) and name; a link's target\n"
+    "  -h, --human-readable    ls: sizes as 1.5K, 23M, 4.0G (-h is --help elsewhere)\n"
+    "                          (options marked get:, put:, ls: or bench: are refused elsewhere)\n"
     "  -q, --quiet             print errors only\n"
     "  -v, --verbose           say more about the connection\n"
     "  -h, --help              show this help and exit\n"
@@ -74,6 +77,7 @@ namespace {
 
 enum LongOnly {
   kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections, kRetry, kLinks,
+  kHuman,
 };
 
 
@@ -89,7 +93,7 @@ const CommandSpec kCommands[] = {
     {"get", Verb::kGet, 1, SIZE_MAX, "get [-r] REMOTE... [LOCAL]"},
     {"put", Verb::kPut, 1, SIZE_MAX, "put [-r] LOCAL... [REMOTE]"},
     {"stat", Verb::kStat, 1, 1, "stat PATH"},
-    {"ls", Verb::kList, 0, 1, "ls [PATH]"},
+    {"ls", Verb::kList, 0, 1, "ls [-lh] [PATH]"},
     {"ping", Verb::kPing, 0, 0, "ping"},
     {"send", Verb::kSend, 1, 1, "send MESSAGE"},
     {"bench", Verb::kBench, 0, 2, "bench [ping | get PATH | stat PATH | handshake | idle]"},
@@ -103,11 +107,13 @@ bool valid_pin(const char* text) {
   return true;
 }
 
-// Whether the command is bench, found before the real parse: -c means --connections N
-// there and --continue everywhere else. An option argument is skipped; a -c counts as
-// bench's only when a number follows it.
+// The command, found before the real parse, for the letters whose meaning depends on
+// it: -c is --connections N for bench and --continue everywhere else; -h is ls's
+// --human-readable (as in ls -lh) and --help everywhere else. An option argument is
+// skipped; a -c counts as bench's only when a number follows it.
 struct PreScan {
   bool bench = false;
+  bool ls = false;
   bool c_with_number = false;  // "-c N" seen
 };
 
@@ -117,6 +123,7 @@ PreScan pre_scan(int argc, char** argv) {
     std::string_view arg = argv[i];
     if (arg == "--") {
       scan.bench = i + 1 < argc && std::string_view(argv[i + 1]) == "bench";
+      scan.ls = i + 1 < argc && std::string_view(argv[i + 1]) == "ls";
       return scan;
     }
     if (arg.size() > 1 && arg[0] == '-' && arg[1] != '-') {
@@ -137,6 +144,7 @@ PreScan pre_scan(int argc, char** argv) {
       continue;
     }
     scan.bench = arg == "bench";
+    scan.ls = arg == "ls";
     return scan;
   }
   return scan;
@@ -147,6 +155,7 @@ PreScan pre_scan(int argc, char** argv) {
 ParseResult parse_options(int argc, char** argv, Options* out) {
   const PreScan scan = pre_scan(argc, argv);
   const bool bench = scan.bench;
+  const bool ls = scan.ls;
   if (!bench && scan.c_with_number)
     return app::fail_usage("reactorc", "%s", "-c N is bench's --connections; -c (--continue) of get and put takes no value");
   static const std::vector<struct option> kLong = app::with_common_options({
@@ -170,6 +179,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"tls-ca", required_argument, nullptr, kTlsCa},
       {"tls-pin", required_argument, nullptr, kTlsPin},
       {"insecure", no_argument, nullptr, kInsecure},
+      {"long", no_argument, nullptr, 'l'},
+      {"human-readable", no_argument, nullptr, kHuman},
   });
   static const app::CommonParse kCommon{"reactorc", kUsage, 1, kLong.data()};
   opterr = 0;
@@ -179,10 +190,14 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   // preference, accepted everywhere so that an alias or a script can always pass it.
   const char* bench_only = nullptr;
   const char* transfer_only = nullptr;  // get and put
+  const char* ls_only = nullptr;
   int c;
-  const char* short_options = bench ? ":s:k:fprt:c:n:d:qvhV" : ":s:k:fprt:cn:d:qvhV";
-  while ((c = getopt_long(argc, argv, short_options, kLong.data(), nullptr)) != -1) {
+  const char* short_options = bench ? ":s:k:fprt:c:n:d:lqvhV" : ":s:k:fprt:cn:d:lqvhV";
+  int long_index = -1;
+  while ((c = getopt_long(argc, argv, short_options, kLong.data(), &long_index)) != -1) {
     if (c == 'c') c = bench ? kConnections : kContinue;
+    if (c == 'h' && ls && long_index < 0) c = kHuman;  // -h, not --help
+    long_index = -1;
     switch (c) {
       case kConnections: bench_only = bench_only ? bench_only : "-c/--connections"; break;
       case 'n': bench_only = bench_only ? bench_only : "-n/--requests"; break;
@@ -196,6 +211,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'p': transfer_only = transfer_only ? transfer_only : "-p/--preserve"; break;
       case 'r': transfer_only = transfer_only ? transfer_only : "-r/--recursive"; break;
       case kLinks: transfer_only = transfer_only ? transfer_only : "--links"; break;
+      case 'l': ls_only = ls_only ? ls_only : "-l/--long"; break;
+      case kHuman: ls_only = ls_only ? ls_only : "--human-readable"; break;
       default: break;
     }
     switch (c) {
@@ -250,6 +267,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         out->tls_pin = optarg;
         break;
       case kInsecure: out->insecure = true; break;
+      case 'l': out->long_listing = true; break;
+      case kHuman: out->human_sizes = true; break;
       default: {
         ParseResult common = app::parse_common_option(c, kCommon, argv, out);
         if (common != ParseResult::kRun) return common;
@@ -271,6 +290,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to bench only, not to %s", bench_only, name);
   if (transfer_only != nullptr && out->verb != Verb::kGet && out->verb != Verb::kPut)
     return app::fail_usage("reactorc", "%s applies to get and put only, not to %s", transfer_only, name);
+  if (ls_only != nullptr && out->verb != Verb::kList)
+    return app::fail_usage("reactorc", "%s applies to ls only, not to %s", ls_only, name);
   if (out->links && !out->recursive)
     return app::fail_usage("reactorc", "%s", "--links recreates the links inside a tree: use it with -r");
   out->operands.assign(argv + optind, argv + argc);

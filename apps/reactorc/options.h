@@ -39,6 +39,9 @@ struct Options : app::CommonOptions {
   uint64_t bench_pipeline = 1;
   SourceRange bench_sources;  // empty: connect from the address the kernel picks
   bool json = false;
+  // ls only: -l, the long format; -h, sizes as ls -h prints them
+  bool long_listing = false;
+  bool human_sizes = false;
   Verb verb = Verb::kPing;
   std::vector<std::string> operands;
 };

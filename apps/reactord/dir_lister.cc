@@ -118,10 +118,8 @@ bool DirLister::read_entry(Pending* next, int* read_error) {
       next->entry.target = app::read_link_target(dirfd(dir), entry->d_name);
       if (next->entry.target) next->entry.kind = protocol::EntryKind::kLink;
     }
-    if (recursive_) {
-      next->entry.mode = static_cast<uint32_t>(st.st_mode & 07777);
-      if (next->entry.kind == protocol::EntryKind::kDir) open_subdir(next->entry.name, next);
-    }
+    next->entry.mode = static_cast<uint32_t>(st.st_mode & 07777);
+    if (recursive_ && next->entry.kind == protocol::EntryKind::kDir) open_subdir(next->entry.name, next);
     ++count_;
     return true;
   }
