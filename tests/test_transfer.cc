@@ -270,8 +270,8 @@ Test(transfer, two_hundred_clients_at_once) {
   stop_cleanly(s);
 }
 
-// ls -l shows a link as ls -l does, with its target; plain ls names it; ls of the
-// link itself (the server lists through no final link) describes the name.
+// ls -l shows a link as ls -l does, with its target; plain ls names it; ls of a link
+// to a file describes the link, under its own name.
 Test(transfer, ls_long_shows_links_with_their_targets) {
   Served s = serve(options());
   cr_assert(write_file(s.in_root("a.txt"), "hello\n"));

@@ -392,11 +392,9 @@ void CommandRunner::on_command_done(Connection&, Command& command) {
     return finish(kExitOk);
   }
   if (&command != command_.get()) return on_resume_step(command);
-  // A file, or a link the server will not list through: described by a stat, which
-  // refuses in its turn what is refused for every request (outside the root, the secret).
+  // A file (or a link to one): described by a stat, as ls(1) describes a file operand.
   if (options_.verb == Verb::kList && !command.succeeded() &&
-      (command.result().remote_code == protocol::ErrorCode::kNotDirectory ||
-       command.result().remote_code == protocol::ErrorCode::kForbidden))
+      command.result().remote_code == protocol::ErrorCode::kNotDirectory)
     return list_a_file();
   // A put -c refused because an earlier attempt's connection still holds the server's
   // partial: the server lets a silent one go, so this is worth the next retry.

@@ -1,11 +1,13 @@
 #include "apps/reactord/served_root.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "apps/common/body_sink.h"
@@ -140,6 +142,34 @@ reactor::UniqueFd ServedRoot::resolve_by_walking(const std::string& normalized, 
   }
 }
 
+reactor::UniqueFd ServedRoot::resolve_through_final_link(const std::string& normalized, int flags) const {
+  if (!have_openat2_) {
+    errno = ELOOP;
+    return {};
+  }
+  reactor::UniqueFd fd = resolve(normalized, flags, /*follow_final=*/true);
+  if (!have_openat2_) {  // found missing by this very call: the walk followed nothing
+    errno = ELOOP;
+    return {};
+  }
+  if (!fd) return fd;
+  // Where the link led, by the kernel's own account of the descriptor. Unknowable (no
+  // /proc): refused as the link it is, rather than served unchecked.
+  char proc_path[40];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd.get());
+  char target[PATH_MAX];
+  ssize_t n = readlink(proc_path, target, sizeof target);
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof target) {
+    errno = ELOOP;
+    return {};
+  }
+  if (app::is_temp_name(last_component(std::string_view(target, static_cast<size_t>(n))))) {
+    errno = ENOENT;
+    return {};
+  }
+  return fd;
+}
+
 bool ServedRoot::fail_from_errno(int saved_errno, std::string_view path, ProtocolError* err) const {
   std::string what = quoted(path);
   switch (saved_errno) {
@@ -172,6 +202,7 @@ reactor::UniqueFd ServedRoot::open_file(std::string_view path, struct stat* st, 
   }
   // O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer comes.
   reactor::UniqueFd fd = resolve(normalized, O_RDONLY | O_NONBLOCK);
+  if (!fd && errno == ELOOP) fd = resolve_through_final_link(normalized, O_RDONLY | O_NONBLOCK);
   if (!fd) {
     fail_from_errno(errno, path, err);
     return {};
@@ -211,8 +242,15 @@ reactor::UniqueFd ServedRoot::open_directory(std::string_view path, ProtocolErro
     return {};
   }
   if (S_ISLNK(st.st_mode)) {
-    refuse(err, ErrorCode::kForbidden, quoted(path) + " is a symbolic link");
-    return {};
+    probe = resolve_through_final_link(normalized, O_PATH);
+    if (!probe) {
+      fail_from_errno(errno, path, err);
+      return {};
+    }
+    if (fstat(probe.get(), &st) != 0) {
+      refuse(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
+      return {};
+    }
   }
   if (!S_ISDIR(st.st_mode)) {
     refuse(err, ErrorCode::kNotDirectory, quoted(path) + " is not a directory");

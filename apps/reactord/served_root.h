@@ -80,6 +80,10 @@ class ServedRoot {
   // parent directory of a put, which is a middle component of its path.
   reactor::UniqueFd resolve(const std::string& normalized, int flags, bool follow_final = false) const;
   reactor::UniqueFd resolve_by_walking(const std::string& normalized, int flags) const;
+  // get and list of a final symlink: followed beneath the root, then checked for what
+  // it leads to as if that were named (an upload's temporary file is not found). Only
+  // with openat2, which alone can tell a link that stays inside: ELOOP otherwise.
+  reactor::UniqueFd resolve_through_final_link(const std::string& normalized, int flags) const;
   bool fail_from_errno(int saved_errno, std::string_view path, protocol::ProtocolError* err) const;
 
   reactor::UniqueFd root_;
