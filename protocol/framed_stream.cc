@@ -103,6 +103,10 @@ void FramedStream::close() {
   if (closed_ && !fd_) return;
   closed_ = true;
   producer_ = nullptr;
+  if (rate_timer_ != 0) {
+    loop_.cancel(rate_timer_);
+    rate_timer_ = 0;
+  }
   if (registered_) {
     // The stream's descriptor is never duplicated and closes right below.
     loop_.remove_before_close(fd_.get());
@@ -143,7 +147,7 @@ bool FramedStream::reading() const {
 }
 
 void FramedStream::read_input() {
-  size_t budget = limits_.read_budget;
+  size_t budget = static_cast<size_t>(std::min<uint64_t>(limits_.read_budget, read_rate_.available(loop_.now())));
   while (reading() && budget > 0 && in_.readable() < limits_.input_high_water) {
     // While a body streams in, read it in big slices: at GiB/s the count of system
     // calls is what costs. Handshakes and small replies fit the buffer's default size
@@ -154,6 +158,7 @@ void FramedStream::read_input() {
       size_t got = static_cast<size_t>(r.bytes);
       budget -= std::min(budget, got);
       bytes_in_ += got;
+      read_rate_.spend(got);
       last_activity_ = loop_.now();
       if (draining_) {
         in_.consume_all();  // nothing more is acted on
@@ -300,7 +305,7 @@ void FramedStream::finish_producing() {
 }
 
 bool FramedStream::flush() {
-  size_t budget = limits_.write_budget;
+  size_t budget = static_cast<size_t>(std::min<uint64_t>(limits_.write_budget, write_rate_.available(loop_.now())));
   while (budget > 0 && !closed_) {
     reactor::IoResult r;
     if (!out_.empty()) {
@@ -320,6 +325,7 @@ bool FramedStream::flush() {
       size_t sent = static_cast<size_t>(r.bytes);
       budget -= std::min(budget, sent);
       bytes_out_ += sent;
+      write_rate_.spend(sent);
       last_activity_ = loop_.now();
       // Keep the socket fed while the producer has more and the budget lasts.
       if (producer_ != nullptr && out_.readable() < limits_.produce_low_water) produce();
@@ -342,9 +348,10 @@ void FramedStream::update_interest() {
   if (!handshake_done_) {
     want = transport_->handshake_interest();
   } else {
-    bool room = reading() && in_.readable() < limits_.input_high_water;
+    // A direction that has used its --limit-rate share waits for the timer instead.
+    bool room = reading() && in_.readable() < limits_.input_high_water && !rate_paused(read_rate_);
     if (room) want |= transport_->read_interest();
-    if (!out_.empty() || producer_ != nullptr) want |= transport_->write_interest();
+    if ((!out_.empty() || producer_ != nullptr) && !rate_paused(write_rate_)) want |= transport_->write_interest();
     // Bytes the transport already holds (decrypted TLS records) never make the
     // descriptor readable: ask to be woken at once, by writability, which a connected
     // socket almost always has, and on_events() reads them first thing. (nginx posts
@@ -362,6 +369,24 @@ void FramedStream::update_interest() {
     }
     interest_ = want;
   }
+}
+
+void FramedStream::set_rate_limit(uint64_t bytes_per_second) {
+  read_rate_ = reactor::TokenBucket(bytes_per_second, loop_.now());
+  write_rate_ = reactor::TokenBucket(bytes_per_second, loop_.now());
+}
+
+bool FramedStream::rate_paused(reactor::TokenBucket& bucket) {
+  if (!bucket.limited()) return false;
+  Clock::duration wait = bucket.wait(loop_.now());
+  if (wait == Clock::duration::zero()) return false;
+  if (rate_timer_ == 0) {
+    rate_timer_ = loop_.run_after(wait, [this] {
+      rate_timer_ = 0;
+      pump();
+    });
+  }
+  return true;
 }
 
 // Outside a callback nothing else would write what the handler just queued: write it

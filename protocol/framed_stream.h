@@ -39,6 +39,7 @@
 #include "protocol/messages.h"
 #include "reactor/buffer.h"
 #include "reactor/event_loop.h"
+#include "reactor/token_bucket.h"
 #include "reactor/transport.h"
 #include "reactor/unique_fd.h"
 
@@ -173,6 +174,10 @@ class FramedStream {
   bool closed() const { return closed_; }
 
   void set_header_limit(size_t limit) { decoder_.set_header_limit(limit); }
+  // Caps each direction at `bytes_per_second` (0: no cap), handshake excluded: a
+  // direction that has used its share stops asking the loop for readiness, and a timer
+  // brings it back when the next step may move (reactor::TokenBucket).
+  void set_rate_limit(uint64_t bytes_per_second);
   // Whether the transport's handshake is over (at once for the plain transport).
   bool secured() const { return handshake_done_; }
   // Before the transport's handshake has begun on the wire: writes `bytes` straight to
@@ -208,6 +213,9 @@ class FramedStream {
   void fail_errno(StreamFailure::Kind kind, int errnum);
   void fail_handshake(std::string text);
   void report_end_of_input();
+  // Whether a rate-capped direction must wait before its next step; if so, arms the
+  // timer that pumps the stream again once it may move.
+  bool rate_paused(reactor::TokenBucket& bucket);
 
   reactor::EventLoop& loop_;
   StreamHandler& handler_;
@@ -237,6 +245,9 @@ class FramedStream {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   uint32_t frames_in_ = 0;  // headers delivered (saturating is fine: only 0 matters)
+  reactor::TokenBucket read_rate_;
+  reactor::TokenBucket write_rate_;
+  reactor::EventLoop::TimerId rate_timer_ = 0;
 };
 
 }  // namespace protocol

@@ -273,6 +273,7 @@ void CommandRunner::plan_resume() {
 
 void CommandRunner::start(std::vector<reactor::SocketAddress> addresses) {
   addresses_ = addresses;
+  connection_->set_rate_limit(options_.limit_rate);
   connection_->connect(std::move(addresses), options_.timeout);
 }
 
@@ -339,6 +340,7 @@ void CommandRunner::retry() {
     return;  // reported
   }
   connection_ = std::make_unique<Connection>(loop_, secret_, *this, tls_);
+  connection_->set_rate_limit(options_.limit_rate);
   connection_->connect(addresses_, options_.timeout);
 }
 

@@ -69,6 +69,8 @@ class Connection final : public protocol::StreamHandler, private Outbox {
   // still in flight are abandoned). Behind an exclusive command (an upload) the request
   // waits until that command is done.
   void submit(Command& command);
+  // --limit-rate: at most `bytes_per_second` each way once authenticated (0: no cap).
+  void set_rate_limit(uint64_t bytes_per_second) { stream_.set_rate_limit(bytes_per_second); }
   size_t in_flight() const { return in_flight_.size() + waiting_.size(); }
   // Stops handing responses to commands (they wait in the buffer, then in the kernel,
   // and the server stops producing), until resumed: a consumer that cannot keep up

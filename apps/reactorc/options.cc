@@ -9,12 +9,14 @@
 #include <cstring>
 
 #include "apps/common/cli.h"
+#include "apps/common/human_units.h"
 #include "protocol/messages.h"
 
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--links] [--progress STYLE]\n"
+    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--limit-rate RATE]\n"
+    "                [--links] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
     "       reactorc ls [-lh] [PATH]\n"
@@ -45,6 +47,7 @@ const char kUsage[] =
     "  -f, --force             get: overwrite an existing LOCAL; put: an existing REMOTE\n"
     "      --retry N           get, put: after a lost connection, reconnect up to N times,\n"
     "                          1 s, 2 s, 4 s... apart, and resume (default: 3; 0: never)\n"
+    "      --limit-rate RATE   get, put: move at most RATE bytes a second, e.g. 500K, 10M\n"
     "  -p, --preserve          get, put: keep the files' mode and modification time\n"
     "  -r, --recursive         get, put: copy directories and everything beneath them\n"
     "      --links             get, put (with -r): recreate symbolic links, never followed, whose\n"
@@ -77,7 +80,7 @@ namespace {
 
 enum LongOnly {
   kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections, kRetry, kLinks,
-  kHuman,
+  kHuman, kLimitRate,
 };
 
 
@@ -138,7 +141,7 @@ PreScan pre_scan(int argc, char** argv) {
     if (arg.size() > 2 && arg[0] == '-') {
       static const char* const kWithValue[] = {"--server", "--secret-file", "--timeout", "--progress", "--requests",
                                                "--duration", "--pipeline", "--source", "--tls-ca", "--tls-pin",
-                                               "--backend", "--connections"};
+                                               "--backend", "--connections", "--limit-rate"};
       for (const char* name : kWithValue)
         if (arg == name) ++i;
       continue;
@@ -170,6 +173,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"connections", required_argument, nullptr, kConnections},
       {"continue", no_argument, nullptr, kContinue},
       {"retry", required_argument, nullptr, kRetry},
+      {"limit-rate", required_argument, nullptr, kLimitRate},
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
@@ -208,6 +212,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case 'f': transfer_only = transfer_only ? transfer_only : "-f/--force"; break;
       case kContinue: transfer_only = transfer_only ? transfer_only : "-c/--continue"; break;
       case kRetry: transfer_only = transfer_only ? transfer_only : "--retry"; break;
+      case kLimitRate: transfer_only = transfer_only ? transfer_only : "--limit-rate"; break;
       case 'p': transfer_only = transfer_only ? transfer_only : "-p/--preserve"; break;
       case 'r': transfer_only = transfer_only ? transfer_only : "-r/--recursive"; break;
       case kLinks: transfer_only = transfer_only ? transfer_only : "--links"; break;
@@ -226,6 +231,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kRetry:
         if (!app::parse_count(optarg, 0, 100, &out->retry))
           return app::fail_usage("reactorc", "invalid --retry '%s': expected 0 to 100", optarg);
+        break;
+      case kLimitRate:
+        if (!app::parse_size(optarg, &out->limit_rate) || out->limit_rate == 0)
+          return app::fail_usage("reactorc", "invalid --limit-rate '%s': expected bytes a second, e.g. 500K or 10M",
+                                 optarg);
         break;
       case 't':
         if (!app::parse_seconds(optarg, &out->timeout))

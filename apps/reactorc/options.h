@@ -24,6 +24,7 @@ struct Options : app::CommonOptions {
   bool links = false;       // --links (with -r): recreate symbolic links that stay inside the tree
   bool resume = false;      // get -c: continue a partial download, verified chunk by chunk
   uint64_t retry = 3;       // get, put: reconnect this many times after a lost connection
+  uint64_t limit_rate = 0;  // get, put: bytes a second each way at most; 0: no cap
   bool progress_given = false;
   ProgressStyle progress = ProgressStyle::kBar;
   std::chrono::milliseconds timeout{30'000};

@@ -125,6 +125,7 @@ void TreeGet::start(std::vector<reactor::SocketAddress> addresses) {
   tick_timer_ = loop_.run_every(std::chrono::milliseconds(100), [this] { report_.tick(); });
   lister_ = std::make_unique<Connection>(loop_, secret_, *this, tls_);
   data_ = std::make_unique<Connection>(loop_, secret_, *this, tls_);
+  data_->set_rate_limit(options_.limit_rate);  // the listing's few bytes go uncapped
   lister_->connect(addresses, options_.timeout);
   data_->connect(std::move(addresses), options_.timeout);
 }

@@ -64,6 +64,7 @@ void TreePut::start(std::vector<reactor::SocketAddress> addresses) {
     report_.tick();
   });
   connection_ = std::make_unique<Connection>(loop_, secret_, *this, tls_);
+  connection_->set_rate_limit(options_.limit_rate);
   connection_->connect(std::move(addresses), options_.timeout);
 }
 

@@ -16,7 +16,7 @@ const char kUsage[] =
     "                [--plain] [--tls-cert FILE --tls-key FILE] [-k FILE] [-m N]\n"
     "                [--idle-timeout SECS] [--handshake-timeout SECS] [--grace SECS]\n"
     "                [--max-upload SIZE] [--keep-free SIZE] [--partial-ttl SECS]\n"
-    "                [--backend epoll|poll]\n"
+    "                [--limit-rate RATE] [--backend epoll|poll]\n"
     "Serve DIR to authenticated reactorc clients.\n"
     "\n"
     "  -r, --root DIR               directory to serve (default: the current directory)\n"
@@ -38,6 +38,8 @@ const char kUsage[] =
     "                               created on first start if missing)\n"
     "  -m, --max-conns N            most connections at once (default: 1024)\n"
     "      --idle-timeout SECS      close idle connections after SECS (default: 300)\n"
+    "      --limit-rate RATE        each connection moves at most RATE bytes a second\n"
+    "                               each way, e.g. 500K or 10M (default: no limit)\n"
     "      --handshake-timeout SECS absolute deadline to authenticate (default: 10)\n"
     "      --grace SECS             on SIGINT/SIGTERM, time to finish transfers (default: 10)\n"
     "      --backend NAME           event loop backend: epoll or poll (default: epoll)\n"
@@ -52,7 +54,7 @@ namespace {
 
 enum LongOnly {
   kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace, kPlainListen, kPlain, kTlsCert, kTlsKey,
-  kMaxUpload, kKeepFree, kPartialTtl,
+  kMaxUpload, kKeepFree, kPartialTtl, kLimitRate,
 };
 
 
@@ -75,6 +77,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"max-upload", required_argument, nullptr, kMaxUpload},
       {"partial-ttl", required_argument, nullptr, kPartialTtl},
       {"keep-free", required_argument, nullptr, kKeepFree},
+      {"limit-rate", required_argument, nullptr, kLimitRate},
   });
   static const app::CommonParse kCommon{"reactord", kUsage, 1, kLong.data()};
   opterr = 0;  // our own messages, with the program name and a hint
@@ -106,6 +109,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         if (!app::parse_size(optarg, &out->keep_free))
           return app::fail_usage("reactord", "invalid --keep-free '%s': expected a size, e.g. 512M or 0", optarg);
         out->keep_free_given = true;
+        break;
+      case kLimitRate:
+        if (!app::parse_size(optarg, &out->limit_rate) || out->limit_rate == 0)
+          return app::fail_usage("reactord", "invalid --limit-rate '%s': expected bytes a second, e.g. 500K or 10M",
+                                 optarg);
         break;
       case 'm':
         if (!app::parse_count(optarg, 1, 1'000'000, &out->max_connections))

@@ -28,6 +28,7 @@ struct Options : app::CommonOptions {
   uint64_t keep_free = 0;       // free space a put must leave; default 1% of the file system, at most 1 GiB
   // How long what a put -c received is kept after its connection ends (0: not at all).
   std::chrono::milliseconds partial_ttl{3'600'000};
+  uint64_t limit_rate = 0;      // bytes a second each way per connection; 0: no cap
   // backend, verbosity (-q: -1 whatever -v says, -v: 1): see app::CommonOptions
 };
 

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "apps/common/human_units.h"
 #include "apps/common/log.h"
 #include "apps/reactord/partial_sweep.h"
 #include "apps/reactord/session.h"
@@ -79,9 +80,10 @@ bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {
     sweep_partials();
     partial_timer_ = loop_.run_every(kPartialSweepInterval, [this] { sweep_partials(); });
   }
-  app::log_info("serving \"%s\" (%s, %s loop, at most %llu connections%s)", root_->display_path().c_str(),
+  std::string rate_cap = options_.limit_rate > 0 ? ", each at most " + app::format_rate(static_cast<double>(options_.limit_rate)) + " each way" : "";
+  app::log_info("serving \"%s\" (%s, %s loop, at most %llu connections%s%s)", root_->display_path().c_str(),
                 root_->uses_openat2() ? "openat2" : "component walk", loop_.backend_name(),
-                static_cast<unsigned long long>(options_.max_connections),
+                static_cast<unsigned long long>(options_.max_connections), rate_cap.c_str(),
                 tls_ && tls_->ktls_offered() ? ", kernel TLS offered" : "");
   return true;
 }

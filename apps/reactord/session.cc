@@ -195,6 +195,7 @@ bool Session::start() {
 
 bool Session::attach_and_greet() {
   std::string err;
+  stream_.set_rate_limit(server_.options().limit_rate);
   if (!stream_.attach(&err)) {
     app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", err.c_str());
     close("cannot watch");
