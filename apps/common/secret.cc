@@ -36,15 +36,20 @@ bool make_parents(const std::string& path, std::string* err) {
 
 }  // namespace
 
-std::string default_secret_path(std::string* err) {
+std::string config_path(const char* name, std::string* err) {
   const char* xdg = std::getenv("XDG_CONFIG_HOME");
   // The XDG spec says a relative value is invalid and must be ignored.
-  if (xdg != nullptr && xdg[0] == '/') return std::string(xdg) + "/reactor/secret";
+  if (xdg != nullptr && xdg[0] == '/') return std::string(xdg) + "/reactor/" + name;
   const char* home = std::getenv("HOME");
-  if (home != nullptr && home[0] == '/') return std::string(home) + "/.config/reactor/secret";
-  *err = "cannot find the default secret file: neither $XDG_CONFIG_HOME nor $HOME is an "
-         "absolute path; use -k FILE";
+  if (home != nullptr && home[0] == '/') return std::string(home) + "/.config/reactor/" + name;
+  *err = std::string("cannot find the default ") + name + " file: neither $XDG_CONFIG_HOME nor $HOME is an absolute path";
   return {};
+}
+
+std::string default_secret_path(std::string* err) {
+  std::string path = config_path("secret", err);
+  if (path.empty()) *err += "; use -k FILE";
+  return path;
 }
 
 bool load_secret(const std::string& path, Secret* out, std::string* err) {

@@ -23,8 +23,11 @@ struct Secret {
   ino_t ino = 0;
 };
 
-// $XDG_CONFIG_HOME/reactor/secret, else $HOME/.config/reactor/secret. Empty (with *err)
-// when neither variable gives an absolute directory.
+// $XDG_CONFIG_HOME/reactor/NAME, else $HOME/.config/reactor/NAME: where both programs
+// keep their files. Empty (with *err) when neither variable gives an absolute directory.
+std::string config_path(const char* name, std::string* err);
+
+// config_path("secret").
 std::string default_secret_path(std::string* err);
 
 // Reads and checks a secret file: a regular file, not reached through a final symbolic

@@ -17,6 +17,7 @@
 #include "apps/common/secret.h"
 #include "apps/reactorc/bench.h"
 #include "apps/reactorc/command_runner.h"
+#include "apps/reactorc/config_file.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/options.h"
 #include "apps/reactorc/tree_get.h"
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
   reactor::ignore_sigpipe();
 
   std::string err;
+  if (!client::load_and_apply_config(&options, &err)) return fail(client::kExitConfig, err);
   std::string server = options.server;
   if (server.empty()) {
     const char* env = std::getenv("REACTOR_SERVER");
@@ -113,8 +115,11 @@ int main(int argc, char** argv) {
   }
   server = with_default_port(server);
   if (!well_formed_server(server)) {
+    std::string from = !options.server_from.empty() ? " (from " + options.server_from + ")"
+                       : options.server.empty()     ? std::string(" (from REACTOR_SERVER)")
+                                                    : std::string();
     app::usage_error("reactorc", "invalid server address '%s'%s: expected HOST[:PORT] or [IPV6][:PORT]", server.c_str(),
-                     options.server.empty() ? " (from REACTOR_SERVER)" : "");
+                     from.c_str());
     return client::kExitUsage;
   }
   options.server = server;  // as used: a partial download notes it (partial_download.h)

@@ -15,7 +15,7 @@
 namespace client {
 
 const char kUsage[] =
-    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]] [-k FILE] [-t SECS] [--retry N] [--limit-rate RATE]\n"
+    "usage: reactorc [-cfpqrv] [-s HOST[:PORT]|NAME] [-k FILE] [-F FILE] [-t SECS] [--retry N] [--limit-rate RATE]\n"
     "                [--links] [--progress STYLE]\n"
     "                [--plain | --tls-ca FILE | --tls-pin sha256:HEX | --insecure]\n"
     "                [--backend epoll|poll] COMMAND [ARG]...\n"
@@ -41,6 +41,8 @@ const char kUsage[] =
     "                          (default: $REACTOR_SERVER, else 127.0.0.1:9000)\n"
     "  -k, --secret-file FILE  shared secret (default: $XDG_CONFIG_HOME/reactor/secret,\n"
     "                          else ~/.config/reactor/secret)\n"
+    "  -F, --config FILE       settings and named servers (default: $XDG_CONFIG_HOME/reactor/config,\n"
+    "                          else ~/.config/reactor/config; none: no file); -s NAME picks one\n"
     "  -c, --continue          get: resume the partial download of an earlier, interrupted\n"
     "                          get, keeping only the chunks that verify; put: resume what\n"
     "                          the server kept of an interrupted put -c of the same file\n"
@@ -83,6 +85,24 @@ enum LongOnly {
   kHuman, kLimitRate,
 };
 
+// The configuration file's key for an option, if it has one (config_file.h).
+const char* config_key(int c) {
+  switch (c) {
+    case 's': return "server";
+    case 'k': return "secret-file";
+    case 't': return "timeout";
+    case kRetry: return "retry";
+    case kLimitRate: return "limit-rate";
+    case kProgress: return "progress";
+    case app::kBackendOption: return "backend";
+    case kPlain: return "plain";
+    case kTlsCa: return "tls-ca";
+    case kTlsPin: return "tls-pin";
+    case kInsecure: return "insecure";
+    default: return nullptr;
+  }
+}
+
 
 struct CommandSpec {
   const char* name;
@@ -102,13 +122,6 @@ const CommandSpec kCommands[] = {
     {"bench", Verb::kBench, 0, 2, "bench [ping | get PATH | stat PATH | handshake | idle]"},
 };
 
-bool valid_pin(const char* text) {
-  std::string_view pin(text);
-  if (pin.size() != 7 + 64 || pin.substr(0, 7) != "sha256:") return false;
-  for (char c : pin.substr(7))
-    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
-  return true;
-}
 
 // The command, found before the real parse, for the letters whose meaning depends on
 // it: -c is --connections N for bench and --continue everywhere else; -h is ls's
@@ -133,15 +146,15 @@ PreScan pre_scan(int argc, char** argv) {
       char last = arg.back();
       bool c_number = last == 'c' && i + 1 < argc && std::isdigit(static_cast<unsigned char>(argv[i + 1][0]));
       scan.c_with_number = scan.c_with_number || c_number;
-      bool wants_value = std::string_view("sktnd").find(last) != std::string_view::npos || c_number;
+      bool wants_value = std::string_view("sktndF").find(last) != std::string_view::npos || c_number;
       // "-s" alone takes the next word; "-shost" has its value attached.
-      if (wants_value && arg.find_first_of("sktndc") == arg.size() - 1) ++i;
+      if (wants_value && arg.find_first_of("sktndFc") == arg.size() - 1) ++i;
       continue;
     }
     if (arg.size() > 2 && arg[0] == '-') {
       static const char* const kWithValue[] = {"--server", "--secret-file", "--timeout", "--progress", "--requests",
                                                "--duration", "--pipeline", "--source", "--tls-ca", "--tls-pin",
-                                               "--backend", "--connections", "--limit-rate"};
+                                               "--backend", "--connections", "--limit-rate", "--config"};
       for (const char* name : kWithValue)
         if (arg == name) ++i;
       continue;
@@ -154,6 +167,14 @@ PreScan pre_scan(int argc, char** argv) {
 }
 
 }  // namespace
+
+bool valid_tls_pin(const char* text) {
+  std::string_view pin(text);
+  if (pin.size() != 7 + 64 || pin.substr(0, 7) != "sha256:") return false;
+  for (char c : pin.substr(7))
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
 
 ParseResult parse_options(int argc, char** argv, Options* out) {
   const PreScan scan = pre_scan(argc, argv);
@@ -174,6 +195,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"continue", no_argument, nullptr, kContinue},
       {"retry", required_argument, nullptr, kRetry},
       {"limit-rate", required_argument, nullptr, kLimitRate},
+      {"config", required_argument, nullptr, 'F'},
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
@@ -196,12 +218,13 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   const char* transfer_only = nullptr;  // get and put
   const char* ls_only = nullptr;
   int c;
-  const char* short_options = bench ? ":s:k:fprt:c:n:d:lqvhV" : ":s:k:fprt:cn:d:lqvhV";
+  const char* short_options = bench ? ":s:k:F:fprt:c:n:d:lqvhV" : ":s:k:F:fprt:cn:d:lqvhV";
   int long_index = -1;
   while ((c = getopt_long(argc, argv, short_options, kLong.data(), &long_index)) != -1) {
     if (c == 'c') c = bench ? kConnections : kContinue;
     if (c == 'h' && ls && long_index < 0) c = kHuman;  // -h, not --help
     long_index = -1;
+    if (const char* key = config_key(c)) out->given.insert(key);
     switch (c) {
       case kConnections: bench_only = bench_only ? bench_only : "-c/--connections"; break;
       case 'n': bench_only = bench_only ? bench_only : "-n/--requests"; break;
@@ -223,6 +246,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     switch (c) {
       case 's': out->server = optarg; break;
       case 'k': out->secret_file = optarg; break;
+      case 'F': out->config_file = optarg; break;
       case 'f': out->force = true; break;
       case 'p': out->preserve = true; break;
       case 'r': out->recursive = true; break;
@@ -272,7 +296,7 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       case kPlain: out->plain = true; break;
       case kTlsCa: out->tls_ca = optarg; break;
       case kTlsPin:
-        if (!valid_pin(optarg))
+        if (!valid_tls_pin(optarg))
           return app::fail_usage("reactorc", "invalid --tls-pin '%s': expected sha256: and 64 hex digits", optarg);
         out->tls_pin = optarg;
         break;

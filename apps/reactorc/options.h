@@ -3,6 +3,7 @@
 // command, e.g. `reactorc get -f a.bin`), a command and its operands. `--` ends options.
 
 #include <chrono>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,11 @@ enum class Verb { kGet, kPut, kStat, kList, kPing, kSend, kBench };
 
 struct Options : app::CommonOptions {
   std::string server;       // empty: $REACTOR_SERVER, else 127.0.0.1:9000
+  std::string server_from;  // "FILE:LINE" when a configuration file's server section named it
+  std::string config_file;  // -F: empty means the default path, "none" no file at all
+  // The configuration file's keys (long option names) the command line gave: the file
+  // does not override them.
+  std::set<std::string> given;
   std::string secret_file;  // empty: the default path
   bool force = false;
   bool preserve = false;    // -p: keep the mode and mtime (put: send them; get: apply them)
@@ -50,6 +56,9 @@ struct Options : app::CommonOptions {
 using ParseResult = app::ParseResult;
 
 ParseResult parse_options(int argc, char** argv, Options* out);
+
+// "sha256:" and 64 hex digits: a --tls-pin.
+bool valid_tls_pin(const char* text);
 
 extern const char kUsage[];
 

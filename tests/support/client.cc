@@ -1,5 +1,6 @@
 #include "tests/support/client.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "tests/support/binaries.h"
@@ -17,6 +18,11 @@ SpawnOptions spawn_options(std::vector<std::string> argv, const RunOptions& opti
   SpawnOptions spawn;
   spawn.argv = std::move(argv);
   spawn.env = options.env;
+  // Whoever runs the suite may have a ~/.config/reactor/config of their own: unless a
+  // test says where to look, reactorc looks where there is nothing.
+  bool xdg_given = std::any_of(spawn.env.begin(), spawn.env.end(),
+                               [](const auto& var) { return var.first == "XDG_CONFIG_HOME"; });
+  if (!xdg_given) spawn.env.emplace_back("XDG_CONFIG_HOME", "/nonexistent/reactor-test-config");
   spawn.output_dir = output_dir;
   spawn.name = std::move(name);
   spawn.working_dir = options.working_dir;
