@@ -142,6 +142,19 @@ std::string SocketAddress::to_string() const {
   return "(address family " + std::to_string(family()) + ")";
 }
 
+bool SocketAddress::is_loopback() const {
+  if (family() == AF_INET) {
+    uint32_t host = ntohl(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr.s_addr);
+    return (host >> 24) == 127;
+  }
+  if (family() == AF_INET6) {
+    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+  }
+  return false;
+}
+
 bool SocketAddress::same_host(const SocketAddress& other) const {
   if (family() != other.family()) return false;
   if (family() == AF_INET) {

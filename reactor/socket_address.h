@@ -38,6 +38,8 @@ class SocketAddress {
 
   // The same family and IP address (and IPv6 scope), whatever the ports.
   bool same_host(const SocketAddress& other) const;
+  // 127.0.0.0/8, ::1, or ::ffff:127.x.y.z.
+  bool is_loopback() const;
 
   friend bool operator==(const SocketAddress& a, const SocketAddress& b);
   friend bool operator!=(const SocketAddress& a, const SocketAddress& b) { return !(a == b); }

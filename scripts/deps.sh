@@ -5,7 +5,7 @@
 # so that `make` stops with a clear instruction instead of a compiler error.
 set -euo pipefail
 
-packages=(g++ make pkg-config libssl-dev libcjson-dev libcriterion-dev mandoc man-db)
+packages=(g++ make pkg-config libssl-dev libcjson-dev libcriterion-dev mandoc man-db python3)
 # `deps.sh fuzz`: also clang and its libFuzzer runtime, for make fuzz and make check.
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)

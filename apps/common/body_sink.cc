@@ -208,6 +208,7 @@ void BodySink::open_stream(reactor::UniqueFd fd, const std::string& display) {
 }
 
 void BodySink::hash(const char* data, size_t len) {
+  if (hashing_ == Hashing::kByCaller) return;
   if (background_hash_) {
     background_hash_->update(data, len);
   } else {
@@ -243,6 +244,11 @@ bool BodySink::write(const char* data, size_t len, std::string* err) {
 }
 
 bool BodySink::verify(const protocol::Digest& expected, protocol::Digest* actual) {
+  if (hashing_ == Hashing::kByCaller) {  // nothing was hashed: nothing can match
+    verified_ = false;
+    discard();
+    return false;
+  }
   protocol::Digest got = background_hash_ ? background_hash_->finish() : inline_hash_.finish();
   if (actual != nullptr) *actual = got;
   verified_ = got == expected;

@@ -48,7 +48,9 @@ class BodySink {
  public:
   // kBackground hashes on a second thread beside the event loop (see
   // BackgroundSha256), for one big stream; kInline on the caller's, for many small ones.
-  enum class Hashing { kInline, kBackground };
+  // kByCaller: no SHA-256 at all; the caller checks the body its own way (the
+  // tutorial's MD5) and says so with verified_by_caller().
+  enum class Hashing { kInline, kBackground, kByCaller };
 
   // `kind`: the digest verify() compares, by protocol version (protocol/content_hash.h).
   BodySink(Hashing hashing, protocol::DigestKind kind);
@@ -95,6 +97,8 @@ class BodySink {
   // The body is complete: the digest of everything written, compared with `expected`.
   // On a mismatch the file is discarded. *actual (if given) receives the digest.
   bool verify(const protocol::Digest& expected, protocol::Digest* actual = nullptr);
+  // kByCaller: the caller has checked what was written; commit() may go ahead.
+  void verified_by_caller() { verified_ = hashing_ == Hashing::kByCaller; }
   struct CommitOptions {
     std::optional<int64_t> mtime;  // absent: left as written
     std::optional<uint32_t> mode;  // absent: 0666 less the umask

@@ -18,6 +18,7 @@
 #include "apps/reactorc/bench.h"
 #include "apps/reactorc/command_runner.h"
 #include "apps/reactorc/config_file.h"
+#include "apps/reactorc/tutorial_get.h"
 #include "apps/reactorc/exit_codes.h"
 #include "apps/reactorc/options.h"
 #include "apps/reactorc/tree_get.h"
@@ -126,13 +127,15 @@ int main(int argc, char** argv) {
   std::vector<reactor::SocketAddress> addresses;
   if (!reactor::resolve(server, &addresses, &err)) return fail(client::kExitConnect, err);
 
+  // The tutorial's format needs the secret only to answer its challenge.
+  const bool needs_secret = !options.tutorial || options.tutorial_auth;
   std::string secret_path = options.secret_file;
-  if (secret_path.empty()) {
+  if (secret_path.empty() && needs_secret) {
     secret_path = app::default_secret_path(&err);
     if (secret_path.empty()) return fail(client::kExitConfig, err);
   }
   app::Secret secret;
-  if (!app::load_secret(secret_path, &secret, &err)) {
+  if (needs_secret && !app::load_secret(secret_path, &secret, &err)) {
     struct stat st {};
     if (lstat(secret_path.c_str(), &st) != 0 && errno == ENOENT) {
       // The first thing a new user meets: say where to get one.
@@ -147,7 +150,7 @@ int main(int argc, char** argv) {
   if (!loop) return fail(config_error ? client::kExitConfig : client::kExitFailure, err);
 
   std::shared_ptr<protocol::TlsContext> tls;
-  if (!options.plain) {
+  if (!options.plain && !options.tutorial) {
     protocol::TlsClientConfig config;
     config.secret = secret.key;
     config.host = host_of(server);
@@ -159,7 +162,10 @@ int main(int argc, char** argv) {
   }
 
   int status;
-  if (options.verb == client::Verb::kBench) {
+  if (options.tutorial) {
+    client::TutorialGet tutorial(*loop, options, needs_secret ? &secret : nullptr);
+    status = run(*loop, tutorial, std::move(addresses));
+  } else if (options.verb == client::Verb::kBench) {
     client::Bench bench(*loop, options, secret, tls);
     status = run(*loop, bench, std::move(addresses));
   } else if (client::TreePut::handles(options)) {

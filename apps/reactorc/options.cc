@@ -52,6 +52,8 @@ const char kUsage[] =
     "      --limit-rate RATE   get, put: move at most RATE bytes a second, e.g. 500K, 10M\n"
     "  -p, --preserve          get, put: keep the files' mode and modification time\n"
     "  -r, --recursive         get, put: copy directories and everything beneath them\n"
+    "      --tutorial          get [LOCAL] from the socket tutorial's server.py (plain, MD5)\n"
+    "      --tutorial-auth     (with --tutorial) answer its HMAC-MD5 challenge with the secret\n"
     "      --links             get, put (with -r): recreate symbolic links, never followed, whose\n"
     "                          relative target stays inside the copied tree; others are skipped\n"
     "  -t, --timeout SECS      connect timeout, and longest silence from the server (default: 30)\n"
@@ -82,7 +84,7 @@ namespace {
 
 enum LongOnly {
   kProgress = app::kBackendOption + 1, kPipeline, kSource, kJson, kPlain, kTlsCa, kTlsPin, kInsecure, kContinue, kConnections, kRetry, kLinks,
-  kHuman, kLimitRate,
+  kHuman, kLimitRate, kTutorial, kTutorialAuth,
 };
 
 // The configuration file's key for an option, if it has one (config_file.h).
@@ -196,6 +198,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"retry", required_argument, nullptr, kRetry},
       {"limit-rate", required_argument, nullptr, kLimitRate},
       {"config", required_argument, nullptr, 'F'},
+      {"tutorial", no_argument, nullptr, kTutorial},
+      {"tutorial-auth", no_argument, nullptr, kTutorialAuth},
       {"requests", required_argument, nullptr, 'n'},
       {"duration", required_argument, nullptr, 'd'},
       {"pipeline", required_argument, nullptr, kPipeline},
@@ -302,6 +306,8 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
         break;
       case kInsecure: out->insecure = true; break;
       case 'l': out->long_listing = true; break;
+      case kTutorial: out->tutorial = true; break;
+      case kTutorialAuth: out->tutorial_auth = true; break;
       case kHuman: out->human_sizes = true; break;
       default: {
         ParseResult common = app::parse_common_option(c, kCommon, argv, out);
@@ -328,6 +334,20 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
     return app::fail_usage("reactorc", "%s applies to ls only, not to %s", ls_only, name);
   if (out->links && !out->recursive)
     return app::fail_usage("reactorc", "%s", "--links recreates the links inside a tree: use it with -r");
+  if (out->tutorial_auth && !out->tutorial)
+    return app::fail_usage("reactorc", "%s", "--tutorial-auth answers the tutorial server's challenge: use it with --tutorial");
+  if (out->tutorial) {
+    // The tutorial's server sends one file to whoever connects: get, and where to put it.
+    if (out->verb != Verb::kGet) return app::fail_usage("reactorc", "--tutorial supports get only, not %s", name);
+    out->operands.assign(argv + optind, argv + argc);
+    if (out->operands.size() > 1) return app::fail_usage("reactorc", "%s", "usage: reactorc --tutorial get [LOCAL]");
+    if (out->resume || out->recursive || out->links || out->preserve || out->limit_rate > 0)
+      return app::fail_usage("reactorc", "%s", "--tutorial get takes -f, -t, -s and --progress; the tutorial's format "
+                                               "has no resume, trees, modes or rate caps");
+    if (!out->tls_ca.empty() || !out->tls_pin.empty() || out->insecure)
+      return app::fail_usage("reactorc", "%s", "the tutorial's format is plain text: --tls-ca, --tls-pin and --insecure do not apply");
+    return ParseResult::kRun;
+  }
   out->operands.assign(argv + optind, argv + argc);
   if (out->operands.size() < spec->min_operands || out->operands.size() > spec->max_operands)
     return app::fail_usage("reactorc", "usage: reactorc %s", spec->synopsis);

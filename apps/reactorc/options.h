@@ -48,6 +48,10 @@ struct Options : app::CommonOptions {
   bool json = false;
   // ls only: -l, the long format; -h, sizes as ls -h prints them
   bool long_listing = false;
+  // --tutorial: get from the socket tutorial's server.py (tutorial_get.h); --tutorial-auth
+  // answers its HMAC-MD5 challenge first, keyed by the secret file.
+  bool tutorial = false;
+  bool tutorial_auth = false;
   bool human_sizes = false;
   Verb verb = Verb::kPing;
   std::vector<std::string> operands;

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
 
   std::vector<server::Server::Endpoint> endpoints;
   if (options.listen.empty() && options.plain_listen.empty()) options.listen.emplace_back(kDefaultListen);
-  auto add_endpoints = [&](const std::vector<std::string>& texts, const char* option, bool tls) {
+  auto add_endpoints = [&](const std::vector<std::string>& texts, const char* option, bool tls, bool tutorial = false) {
     for (const std::string& text : texts) {
       server::Server::Endpoint endpoint;
       std::string err;
@@ -94,12 +94,22 @@ int main(int argc, char** argv) {
         return false;
       }
       endpoint.tls = tls;
+      endpoint.tutorial = tutorial;
+      // Plain text and MD5 are for a lesson on one machine, not for a network.
+      if (tutorial && !options.tutorial_insecure && !endpoint.address.is_loopback()) {
+        std::fprintf(stderr,
+                     "reactord: --tutorial-listen '%s' is not a loopback address: the tutorial's format is plain "
+                     "text and MD5 (--tutorial-insecure allows it)\nTry 'reactord --help' for more information.\n",
+                     text.c_str());
+        return false;
+      }
       endpoints.push_back(endpoint);
     }
     return true;
   };
   if (!add_endpoints(options.listen, "--listen", !options.plain) ||
-      !add_endpoints(options.plain_listen, "--plain-listen", false))
+      !add_endpoints(options.plain_listen, "--plain-listen", false) ||
+      !add_endpoints(options.tutorial_listen, "--tutorial-listen", false, true))
     return server::kExitUsage;
 
   std::string err;

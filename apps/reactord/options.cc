@@ -17,6 +17,8 @@ const char kUsage[] =
     "                [--idle-timeout SECS] [--handshake-timeout SECS] [--grace SECS]\n"
     "                [--max-upload SIZE] [--keep-free SIZE] [--partial-ttl SECS]\n"
     "                [--limit-rate RATE] [--backend epoll|poll]\n"
+    "                [--tutorial-listen ADDR:PORT [--tutorial-file PATH] [--tutorial-md5]\n"
+    "                 [--tutorial-auth] [--tutorial-insecure]]\n"
     "Serve DIR to authenticated reactorc clients.\n"
     "\n"
     "  -r, --root DIR               directory to serve (default: the current directory)\n"
@@ -43,6 +45,12 @@ const char kUsage[] =
     "      --handshake-timeout SECS absolute deadline to authenticate (default: 10)\n"
     "      --grace SECS             on SIGINT/SIGTERM, time to finish transfers (default: 10)\n"
     "      --backend NAME           event loop backend: epoll or poll (default: epoll)\n"
+    "      --tutorial-listen ADDR:PORT  speak the socket tutorial's own wire format there\n"
+    "                               (plain text, MD5; loopback only; see reactor-tutorial(7))\n"
+    "      --tutorial-file PATH     what it sends, inside the root (default: the hello chat)\n"
+    "      --tutorial-md5           send the MD5-checking variant's header\n"
+    "      --tutorial-auth          the HMAC-MD5 legitimacy check first, keyed by the secret\n"
+    "      --tutorial-insecure      allow a --tutorial-listen address that is not loopback\n"
     "  -q, --quiet                  log errors only\n"
     "  -v, --verbose                log more: every connection state change\n"
     "  -h, --help                   show this help and exit\n"
@@ -54,7 +62,8 @@ namespace {
 
 enum LongOnly {
   kIdleTimeout = app::kBackendOption + 1, kHandshakeTimeout, kGrace, kPlainListen, kPlain, kTlsCert, kTlsKey,
-  kMaxUpload, kKeepFree, kPartialTtl, kLimitRate,
+  kMaxUpload, kKeepFree, kPartialTtl, kLimitRate, kTutorialListen, kTutorialFile, kTutorialMd5, kTutorialAuth,
+  kTutorialInsecure,
 };
 
 
@@ -78,6 +87,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
       {"partial-ttl", required_argument, nullptr, kPartialTtl},
       {"keep-free", required_argument, nullptr, kKeepFree},
       {"limit-rate", required_argument, nullptr, kLimitRate},
+      {"tutorial-listen", required_argument, nullptr, kTutorialListen},
+      {"tutorial-file", required_argument, nullptr, kTutorialFile},
+      {"tutorial-md5", no_argument, nullptr, kTutorialMd5},
+      {"tutorial-auth", no_argument, nullptr, kTutorialAuth},
+      {"tutorial-insecure", no_argument, nullptr, kTutorialInsecure},
   });
   static const app::CommonParse kCommon{"reactord", kUsage, 1, kLong.data()};
   opterr = 0;  // our own messages, with the program name and a hint
@@ -110,6 +124,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
           return app::fail_usage("reactord", "invalid --keep-free '%s': expected a size, e.g. 512M or 0", optarg);
         out->keep_free_given = true;
         break;
+      case kTutorialListen: out->tutorial_listen.emplace_back(optarg); break;
+      case kTutorialFile: out->tutorial_file = optarg; break;
+      case kTutorialMd5: out->tutorial_md5 = true; break;
+      case kTutorialAuth: out->tutorial_auth = true; break;
+      case kTutorialInsecure: out->tutorial_insecure = true; break;
       case kLimitRate:
         if (!app::parse_size(optarg, &out->limit_rate) || out->limit_rate == 0)
           return app::fail_usage("reactord", "invalid --limit-rate '%s': expected bytes a second, e.g. 500K or 10M",
@@ -141,6 +160,11 @@ ParseResult parse_options(int argc, char** argv, Options* out) {
   if (optind < argc) return app::fail_usage("reactord", "unexpected argument '%s'", argv[optind]);
   if (out->tls_cert.empty() != out->tls_key.empty())
     return app::fail_usage("reactord", "%s", "--tls-cert and --tls-key go together");
+  if (out->tutorial_listen.empty() &&
+      (!out->tutorial_file.empty() || out->tutorial_md5 || out->tutorial_auth || out->tutorial_insecure))
+    return app::fail_usage("reactord", "%s", "--tutorial-file, --tutorial-md5, --tutorial-auth and --tutorial-insecure need --tutorial-listen");
+  if (out->tutorial_md5 && out->tutorial_file.empty())
+    return app::fail_usage("reactord", "%s", "--tutorial-md5 describes a file: it needs --tutorial-file");
   if (!out->tls_cert.empty() && out->plain)
     return app::fail_usage("reactord", "%s", "--tls-cert is for TLS listeners; --plain makes every -l plain");
   return ParseResult::kRun;

@@ -29,6 +29,12 @@ struct Options : app::CommonOptions {
   // How long what a put -c received is kept after its connection ends (0: not at all).
   std::chrono::milliseconds partial_ttl{3'600'000};
   uint64_t limit_rate = 0;      // bytes a second each way per connection; 0: no cap
+  // The socket tutorial's wire format (tutorial_session.h), off unless listened for.
+  std::vector<std::string> tutorial_listen;
+  std::string tutorial_file;    // inside the root; empty: the socketserver lesson's chat
+  bool tutorial_md5 = false;    // the MD5-checking variant's header
+  bool tutorial_auth = false;   // the HMAC legitimacy check first
+  bool tutorial_insecure = false;  // allow a tutorial listener on a non-loopback address
   // backend, verbosity (-q: -1 whatever -v says, -v: 1): see app::CommonOptions
 };
 

@@ -29,6 +29,11 @@ Server::Server(reactor::EventLoop& loop, Options options, std::unique_ptr<Served
       work_queue_(loop),
       features_(protocol::server_features()) {
   root_->hide(secret_.dev, secret_.ino);
+  tutorial_.file = options_.tutorial_file;
+  tutorial_.md5 = options_.tutorial_md5;
+  tutorial_.auth = options_.tutorial_auth;
+  tutorial_.key = secret_.key;
+  tutorial_.auth_timeout = options_.handshake_timeout;
 }
 
 Server::~Server() {
@@ -37,6 +42,8 @@ Server::~Server() {
   if (partial_timer_ != 0) loop_.cancel(partial_timer_);
   sessions_.clear();
   retired_.clear();
+  tutorials_.clear();
+  retired_tutorials_.clear();
 }
 
 bool Server::make_tls(std::string* err) {
@@ -52,11 +59,15 @@ bool Server::make_tls(std::string* err) {
 
 bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {
   for (const Endpoint& endpoint : endpoints) {
-    bool tls = endpoint.tls;
+    bool tls = endpoint.tls && !endpoint.tutorial;
+    bool tutorial = endpoint.tutorial;
     if (tls && !tls_ && !make_tls(err)) return false;
     auto listener = reactor::Listener::open(
         loop_, endpoint.address,
-        [this, tls](reactor::UniqueFd fd, const reactor::SocketAddress& peer) { on_accept(std::move(fd), peer, tls); },
+        [this, tls, tutorial](reactor::UniqueFd fd, const reactor::SocketAddress& peer) {
+          if (tutorial) return on_tutorial_accept(std::move(fd), peer);
+          on_accept(std::move(fd), peer, tls);
+        },
         err);
     if (!listener) return false;
     // Responses end with small frames (a get's trailer after a sendfile body, a pong):
@@ -65,8 +76,15 @@ bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {
     // setsockopt per connection (tests/test_transfer.cc checks an accepted socket).
     if (!reactor::set_nodelay(listener->fd(), true, err)) return false;
     listener->set_error_handler([](const std::string& message) { app::log_warn("%s", message.c_str()); });
-    const char* mode = !tls ? "plain" : tls_->certificate_mode() ? "TLS, certificate" : "TLS, pre-shared key";
+    const char* mode = tutorial ? "the socket tutorial's format"
+                       : !tls   ? "plain"
+                       : tls_->certificate_mode() ? "TLS, certificate"
+                                                  : "TLS, pre-shared key";
     app::log_info("listening on %s (%s)", listener->local_address().to_string().c_str(), mode);
+    if (tutorial)
+      app::log_warn("the tutorial listener on %s speaks plain text%s: for learning, not for files that matter",
+                    listener->local_address().to_string().c_str(),
+                    options_.tutorial_auth || options_.tutorial_md5 ? " and trusts MD5" : "");
     listeners_.push_back(std::move(listener));
   }
   if (!loop_.on_signal(SIGINT, [this] { begin_shutdown("SIGINT"); }, err) ||
@@ -90,7 +108,7 @@ bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {
 
 void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer, bool tls) {
   if (shutting_down_) return;  // fd closes here
-  if (sessions_.size() >= options_.max_connections) {
+  if (session_count() >= options_.max_connections) {
     // Tell the client why before closing; a short frame fits any fresh socket buffer,
     // so this one non-blocking send either goes out whole or not at all. (A TLS client
     // reads it as a bad record and says what the server sent: see protocol/tls.cc.)
@@ -119,6 +137,31 @@ void Server::on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer,
   raw->start();
 }
 
+void Server::on_tutorial_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer) {
+  if (shutting_down_) return;
+  if (session_count() >= options_.max_connections) {
+    app::log_warn("%s refused (tutorial): at the limit of %llu connections", peer.to_string().c_str(),
+                  static_cast<unsigned long long>(options_.max_connections));
+    return;  // the tutorial's format has no way to say why: the connection just closes
+  }
+  uint64_t id = next_id_++;
+  auto session = std::make_unique<TutorialSession>(loop_, work_queue_, *root_, tutorial_, id, std::move(fd),
+                                                   peer.to_string(), [this](TutorialSession* s) { retire_tutorial(s); });
+  TutorialSession* raw = session.get();
+  app::log_info("%s #%llu connected (tutorial)", peer.to_string().c_str(), static_cast<unsigned long long>(id));
+  tutorials_.emplace(id, std::move(session));
+  raw->start();
+}
+
+void Server::retire_tutorial(TutorialSession* session) {
+  auto it = tutorials_.find(session->id());
+  if (it == tutorials_.end()) return;
+  retired_tutorials_.push_back(std::move(it->second));
+  tutorials_.erase(it);
+  if (retired_tutorials_.size() == 1) loop_.defer([this] { retired_tutorials_.clear(); });
+  if (shutting_down_ && nothing_left()) loop_.defer([this] { finish_shutdown(); });
+}
+
 void Server::retire(Session* session) {
   auto it = sessions_.find(session->id());
   if (it == sessions_.end()) return;
@@ -127,7 +170,7 @@ void Server::retire(Session* session) {
   // Destroy after the current dispatch pass: the session may be deep in its own
   // callback right now (Redis's freeClientAsync, libuv's closing queue).
   if (retired_.size() == 1) loop_.defer([this] { retired_.clear(); });
-  if (shutting_down_ && sessions_.empty()) loop_.defer([this] { finish_shutdown(); });
+  if (shutting_down_ && nothing_left()) loop_.defer([this] { finish_shutdown(); });
 }
 
 void Server::sweep_partials() {
@@ -168,6 +211,9 @@ void Server::sweep() {
   for (Session* session : all) {
     if (session->state() != SessionState::kClosed) session->check_timeouts(now);
   }
+  std::vector<TutorialSession*> tutorials;
+  for (auto& entry : tutorials_) tutorials.push_back(entry.second.get());
+  for (TutorialSession* session : tutorials) session->check_timeouts(now, options_.idle_timeout);
   throttle_.prune(now);
 }
 
@@ -184,7 +230,12 @@ void Server::begin_shutdown(const char* why) {
   std::vector<Session*> all;
   for (auto& entry : sessions_) all.push_back(entry.second.get());
   for (Session* session : all) session->begin_shutdown();
-  if (sessions_.empty()) {
+  // Tutorial downloads run to their end within the grace period; the chat has no end.
+  std::vector<TutorialSession*> chats;
+  for (auto& entry : tutorials_)
+    if (tutorial_.file.empty()) chats.push_back(entry.second.get());
+  for (TutorialSession* chat : chats) chat->close("the server is shutting down");
+  if (nothing_left()) {
     loop_.defer([this] { finish_shutdown(); });
     return;
   }
@@ -202,6 +253,9 @@ void Server::finish_shutdown() {
   std::vector<Session*> all;
   for (auto& entry : sessions_) all.push_back(entry.second.get());
   for (Session* session : all) session->abort("server stopping");
+  std::vector<TutorialSession*> tutorials;
+  for (auto& entry : tutorials_) tutorials.push_back(entry.second.get());
+  for (TutorialSession* session : tutorials) session->close("server stopping");
   if (grace_timer_ != 0) {
     loop_.cancel(grace_timer_);
     grace_timer_ = 0;
@@ -227,6 +281,7 @@ void Server::reload_secret() {
     return;
   }
   root_->hide(secret_.dev, secret_.ino);
+  tutorial_.key = secret_.key;
   app::log_info("SIGHUP: reloaded the secret from \"%s\"", secret_.path.c_str());
 }
 

@@ -15,6 +15,7 @@
 #include "apps/reactord/options.h"
 #include "apps/reactord/served_root.h"
 #include "apps/reactord/session.h"
+#include "apps/reactord/tutorial_session.h"
 #include "reactor/event_loop.h"
 #include "protocol/tls.h"
 #include "reactor/listener.h"
@@ -38,6 +39,7 @@ class Server final : public SessionHost {
   struct Endpoint {
     reactor::SocketAddress address;
     bool tls = true;
+    bool tutorial = false;  // the socket tutorial's wire format (tutorial_session.h)
   };
 
   // Opens every listener and installs the signal handlers. On failure says why. TLS
@@ -59,10 +61,13 @@ class Server final : public SessionHost {
   const std::vector<std::string>& features() const override { return features_; }
   void retire(Session* session) override;
 
-  size_t session_count() const { return sessions_.size(); }
+  size_t session_count() const { return sessions_.size() + tutorials_.size(); }
 
  private:
   void on_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer, bool tls);
+  void on_tutorial_accept(reactor::UniqueFd fd, const reactor::SocketAddress& peer);
+  void retire_tutorial(TutorialSession* session);
+  bool nothing_left() const { return sessions_.empty() && tutorials_.empty(); }
   void sweep();
   // A writable server removes what uploads left behind (partial_sweep.h), on the worker.
   void sweep_partials();
@@ -84,6 +89,9 @@ class Server final : public SessionHost {
   std::shared_ptr<protocol::TlsContext> tls_;  // for TLS listeners
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::unique_ptr<Session>> retired_;
+  TutorialConfig tutorial_;
+  std::unordered_map<uint64_t, std::unique_ptr<TutorialSession>> tutorials_;
+  std::vector<std::unique_ptr<TutorialSession>> retired_tutorials_;
   uint64_t next_id_ = 1;
   bool shutting_down_ = false;
   bool stopped_ = false;
