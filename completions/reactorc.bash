@@ -5,19 +5,19 @@
 #
 # Completes what reactorc's own parser accepts: options anywhere on the line (an
 # unambiguous abbreviation of a long one too, and --opt=value), the command after
-# the options, the values of --progress and --backend, local files for -k and
-# --tls-ca, local paths for get's LOCAL and put's LOCAL operands, and remote paths
+# the options, the values of --progress and --backend, local files for -k, -F and
+# --tls-ca, the server names of the configuration file for -s, local paths for get's LOCAL and put's LOCAL operands, and remote paths
 # for get's REMOTE, put's REMOTE, stat, ls and bench's get/stat PATH. A remote path
 # is completed from `reactorc OPTIONS ls DIR` (one name a line, directories with a
-# trailing /), run with the connection options of the line (-s, -k, -t, --plain,
+# trailing /), run with the connection options of the line (-s, -k, -F, -t, --plain,
 # --tls-ca, --tls-pin, --insecure) and -t 3 unless -t is given; when it fails,
 # nothing is offered and nothing is printed. The operands after get's first (or
 # put's first) may be more remote paths or the local destination: both are offered.
 #
 # tests/test_completion.cc checks this file against `reactorc --help` and a server.
 
-_reactorc_long_with_value="--server --secret-file --timeout --retry --progress --connections
-  --requests --duration --pipeline --source --tls-ca --tls-pin --backend"
+_reactorc_long_with_value="--server --secret-file --config --timeout --retry --limit-rate
+  --progress --connections --requests --duration --pipeline --source --tls-ca --tls-pin --backend"
 _reactorc_long_flags="--continue --force --preserve --recursive --links --plain --insecure
   --json --long --human-readable --quiet --verbose --help --version"
 
@@ -117,17 +117,18 @@ _reactorc_takes_value() {
 _reactorc_note() {
   local value=$2
   case $1 in
-    --secret-file | --tls-ca) [[ $value == '~/'* ]] && value=$HOME/${value:2} ;;
+    --secret-file | --config | --tls-ca) [[ $value == '~/'* ]] && value=$HOME/${value:2} ;;
   esac
+  [[ $1 == --config ]] && _reactorc_config=$value
   case $1 in
-    --server | --secret-file | --timeout | --tls-ca | --tls-pin) _reactorc_conn+=("$1=$value") ;;
+    --server | --secret-file | --config | --timeout | --tls-ca | --tls-pin) _reactorc_conn+=("$1=$value") ;;
     --plain | --insecure) _reactorc_conn+=("$1") ;;
   esac
 }
 
 _reactorc_short_long() {
   case $1 in
-    s) REPLY=--server ;; k) REPLY=--secret-file ;; t) REPLY=--timeout ;;
+    s) REPLY=--server ;; k) REPLY=--secret-file ;; F) REPLY=--config ;; t) REPLY=--timeout ;;
     n) REPLY=--requests ;; d) REPLY=--duration ;; c) REPLY=--connections ;;
     *) REPLY="" ;;
   esac
@@ -140,6 +141,16 @@ _reactorc_local() {
     [[ -n $entry ]] && _reactorc_cands+=("$2$entry")
   done < <(compgen -f -- "$1" 2>/dev/null)
   _reactorc_files=1
+}
+
+# The names of the "server NAME" sections of the configuration file: -F's, else the
+# default one.
+_reactorc_servers() {
+  local file=${_reactorc_config:-${XDG_CONFIG_HOME:-$HOME/.config}/reactor/config} key name rest
+  [[ $file != none && -r $file ]] || return 0
+  while read -r key name rest; do
+    [[ $key == server && -n $name ]] && _reactorc_cands+=("$1$name")
+  done <"$file"
 }
 
 # _reactorc_remote PROGRAM WORD: the remote entries of WORD's directory.
@@ -181,6 +192,7 @@ _reactorc() {
   _reactorc_cands=()
   _reactorc_files=0
   _reactorc_conn=()
+  _reactorc_config=""
 
   # The words before the current one, walked as reactorc's getopt_long walks them.
   local cmd="" expect="" dashdash=0 i j w opt letter
@@ -253,14 +265,19 @@ _reactorc() {
       --progress) for c in bar plane rainbow none json; do _reactorc_cands+=("$prefix$c"); done ;;
       --backend) for c in epoll poll; do _reactorc_cands+=("$prefix$c"); done ;;
       --secret-file | --tls-ca) _reactorc_local "$value" "$prefix" ;;
+      --config)
+        _reactorc_cands+=("${prefix}none")
+        _reactorc_local "$value" "$prefix"
+        ;;
       --server)
+        _reactorc_servers "$prefix"
         while IFS= read -r c; do _reactorc_cands+=("$prefix$c"); done < <(compgen -A hostname -- "$value" 2>/dev/null)
         ;;
     esac
   elif ((!dashdash)) && [[ $cur == -* ]]; then
-    local opts="-s --server -k --secret-file -t --timeout --plain --tls-ca --tls-pin --insecure
-      --progress --backend -q --quiet -v --verbose -h --help -V --version"
-    local transfer="-c --continue -f --force --retry -p --preserve -r --recursive --links"
+    local opts="-s --server -k --secret-file -F --config -t --timeout --plain --tls-ca --tls-pin
+      --insecure --progress --backend -q --quiet -v --verbose -h --help -V --version"
+    local transfer="-c --continue -f --force --retry --limit-rate -p --preserve -r --recursive --links"
     local bench="-c --connections -n --requests -d --duration --pipeline --source --json"
     local ls="-l --long --human-readable"
     case $cmd in

@@ -11,7 +11,7 @@
 
 _reactord_long_with_value="--root --listen --plain-listen --tls-cert --tls-key --secret-file
   --max-conns --idle-timeout --handshake-timeout --grace --max-upload --keep-free
-  --partial-ttl --backend"
+  --partial-ttl --limit-rate --backend"
 _reactord_long_flags="--writable --plain --quiet --verbose --help --version"
 
 # _reactord_split LINE: LINE's words as typed (quotes and backslashes kept), split at
@@ -173,7 +173,7 @@ _reactord() {
   elif ((!dashdash)) && [[ -z $cur || $cur == -* ]]; then
     for c in -r --root -w --writable --max-upload --keep-free --partial-ttl -l --listen \
       --plain-listen --plain --tls-cert --tls-key -k --secret-file -m --max-conns \
-      --idle-timeout --handshake-timeout --grace --backend -q --quiet -v --verbose \
+      --idle-timeout --limit-rate --handshake-timeout --grace --backend -q --quiet -v --verbose \
       -h --help -V --version; do
       cands+=("$c")
     done

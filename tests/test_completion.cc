@@ -345,6 +345,9 @@ Test(completion, bash_options_before_and_after_the_command) {
   ASSERT_REPLIES(client({"get", "--j"}), {});
   ASSERT_REPLIES(client({"stat", "--rec"}), {});
   ASSERT_REPLIES(client({"--tls-"}), {"--tls-ca", "--tls-pin"});
+  ASSERT_REPLIES(client({"put", "--lim"}), {"--limit-rate"});
+  ASSERT_REPLIES(client({"ls", "--lim"}), {});
+  ASSERT_REPLIES(client({"--conf"}), {"--config"});
   Completed all = client({"-"});
   for (const char* option : {"-s", "--server", "-k", "--secret-file", "-c", "--continue", "--connections", "-l",
                              "--long", "--retry", "--links", "--insecure", "-V", "--version"})
@@ -387,6 +390,9 @@ Test(completion, bash_files_for_file_options_and_local_operands) {
   cr_assert(has_option(k.compopt, "filenames"), "-k: no compopt -o filenames: %s", k.compopt.c_str());
   ASSERT_REPLIES(client({"--tls-ca", d + "se"}), {d + "secret"});
   ASSERT_REPLIES(client({"--secret-file=" + d + "se"}), {d + "secret"});
+  // -F: a file, or none.
+  ASSERT_REPLIES(client({"-F", d + "se"}), {d + "secret"});
+  ASSERT_REPLIES(client({"--config", "no"}), {"none"});
   // A backslash-escaped space, as typed: the reply is the name, readline quotes it.
   ASSERT_REPLIES(client({"-k", d + "sp\\ "}), {d + "sp ace"});
   // put's LOCAL; get's second operand (an absolute path is local only).
@@ -444,6 +450,19 @@ Test(completion, bash_remote_paths_from_a_real_server) {
   ASSERT_REPLIES(complete_bash(kBashClient, "_reactorc", by_path), {"docs/deep/", "docs/notes.txt"});
   // The plain protocol, through the plain listener.
   ASSERT_REPLIES(client(s.server.plain_client_args({"stat", "a"})), {"a.txt"});
+  // A server named in the configuration file (-F): -s completes its name, and the
+  // listing goes through it.
+  std::string config = s.in_dir("config");
+  std::string err;
+  cr_assert(write_file(config, "# test\nretry 2\nserver zq-box\n    address " + s.server.address() +
+                                   "\n    secret-file " + s.secret.path + "\nserver zq-other\n    address 127.0.0.1:1\n",
+                       &err),
+            "%s", err.c_str());
+  ASSERT_REPLIES(client({"-F", config, "-s", "zq-"}), {"zq-box", "zq-other"});
+  ASSERT_REPLIES(client({"--config=" + config, "--server=zq-b"}), {"zq-box"});
+  ASSERT_REPLIES(client({"-F", config, "-s", "zq-box", "stat", "docs/n"}), {"docs/notes.txt"});
+  ASSERT_REPLIES(client({"stat", "-s", "zq-box", "--config", config, "a"}), {"a.txt"});
+  ASSERT_REPLIES(client({"-F", config, "-s", "zq-other", "stat", "a"}), {});
   // A file given as a directory: nothing beneath it.
   ASSERT_REPLIES(client(connected(s, {"ls", "a.txt/"})), {});
   // ls -l on the line does not change what is listed for completion.
@@ -523,6 +542,8 @@ Test(completion, zsh_commands_options_and_values) {
   cr_assert(got == Set({"epoll", "poll"}), "--backend=: %s", join(got).c_str());
   got = complete_zsh("reactorc bench ");
   cr_assert(got == Set({"ping", "get", "stat", "handshake", "idle"}), "bench: %s", join(got).c_str());
+  got = complete_zsh("reactorc put --lim");
+  cr_assert(got == Set({"--limit-rate"}), "put --lim: %s", join(got).c_str());
   got = complete_zsh("reactord --tls-");
   cr_assert(got == Set({"--tls-cert", "--tls-key"}), "reactord --tls-: %s", join(got).c_str());
   got = complete_zsh("reactord --backend ");
@@ -544,5 +565,16 @@ Test(completion, zsh_remote_paths_from_a_real_server) {
   cr_assert(got == Set({"deep/", "notes.txt"}), "ls docs/: %s", join(got).c_str());
   got = complete_zsh(shell_line({"reactorc", "-s", refused_address(), "-k", s.secret.path, "stat", ""}));
   cr_assert(got.empty(), "an unreachable server: %s", join(got).c_str());
+  // A server named in the configuration file: its name for -s, the listing through it.
+  std::string config = s.in_dir("config");
+  std::string err;
+  cr_assert(write_file(config, "server zq-box\n    address " + s.server.address() + "\n    secret-file " +
+                                   s.secret.path + "\n",
+                       &err),
+            "%s", err.c_str());
+  got = complete_zsh(shell_line({"reactorc", "-F", config, "-s", "zq-"}));
+  cr_assert(got.count("zq-box") == 1, "-s from the configuration file: %s", join(got).c_str());
+  got = complete_zsh(shell_line({"reactorc", "-F", config, "-s", "zq-box", "ls", "do"}));
+  cr_assert(got == Set({"docs/"}), "ls through a named server: %s", join(got).c_str());
   stop_cleanly(s);
 }
