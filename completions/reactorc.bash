@@ -178,7 +178,9 @@ _reactorc() {
   else
     line="${COMP_WORDS[*]}" point=${#line}
   fi
-  _reactorc_split "${line:0:point}"
+  # COMP_POINT counts bytes: cut in the C locale, where characters are bytes.
+  ((point < ${#line})) && line=$(LC_ALL=C && printf '%s' "${line:0:point}")
+  _reactorc_split "$line"
   local -a words=("${_reactorc_words[@]}")
   local n=${#words[@]} raw=${words[${#words[@]} - 1]}
   _reactorc_dequote "$raw"

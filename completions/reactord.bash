@@ -114,7 +114,9 @@ _reactord() {
   else
     line="${COMP_WORDS[*]}" point=${#line}
   fi
-  _reactord_split "${line:0:point}"
+  # COMP_POINT counts bytes: cut in the C locale, where characters are bytes.
+  ((point < ${#line})) && line=$(LC_ALL=C && printf '%s' "${line:0:point}")
+  _reactord_split "$line"
   local -a words=("${_reactord_words[@]}")
   local n=${#words[@]} raw=${words[${#words[@]} - 1]}
   _reactord_dequote "$raw"
