@@ -95,8 +95,11 @@ struct Completed {
 // Sources FILE into `bash --norc --noprofile`, sets COMP_* for the line WORDS (the last one
 // is the word being completed, the cursor at its end), calls FUNCTION and returns
 // COMPREPLY. With stub_compopt, compopt (which only works inside a real completion)
-// records its arguments instead. Asserts that bash said nothing on stderr.
-Completed complete_bash(const char* file, const char* function, const Words& words, bool stub_compopt = true) {
+// records its arguments instead. AFTER is more of the line after the cursor (COMP_POINT
+// counts bytes, as bash does; the locale is UTF-8). Asserts that bash said nothing on
+// stderr.
+Completed complete_bash(const char* file, const char* function, const Words& words, bool stub_compopt = true,
+                        const std::string& after = "") {
   static const char kScript[] = R"(file=$1 function=$2 stub=$3
 shift 3
 source "$file" || exit 90
@@ -104,7 +107,8 @@ if [ "$stub" = 1 ]; then compopt() { __compopt+=" $*"; }; fi
 COMP_WORDS=("$@")
 COMP_CWORD=$(($# - 1))
 COMP_LINE="${COMP_WORDS[*]}"
-COMP_POINT=${#COMP_LINE}
+COMP_POINT=$(LC_ALL=C && printf '%s' "${#COMP_LINE}")
+COMP_LINE+=$REACTOR_TEST_AFTER
 "$function" || exit 91
 for reply in "${COMPREPLY[@]}"; do printf 'reply:%s\n' "$reply"; done
 printf 'compopt:%s\n' "${__compopt-}"
@@ -114,6 +118,8 @@ printf 'compopt:%s\n' "${__compopt-}"
   argv.insert(argv.end(), words.begin(), words.end());
   RunOptions options;
   options.env = path_env();
+  options.env.push_back({"REACTOR_TEST_AFTER", after});
+  options.env.push_back({"LC_ALL", "C.UTF-8"});
   Completed c;
   c.run = run_program(argv, Millis(30000), options);
   cr_assert(c.run.exited_with(0), "bash: %s", c.run.describe().c_str());
@@ -353,6 +359,9 @@ Test(completion, bash_options_before_and_after_the_command) {
                              "--long", "--retry", "--links", "--insecure", "-V", "--version"})
     cr_assert(all.replies.count(option) == 1, "\"-\" does not offer %s: %s", option, join(all.replies).c_str());
   cr_assert(!has_option(all.compopt, "filenames"), "options completed as file names: %s", all.compopt.c_str());
+  // The cursor in the middle of the line, after a word of multibyte characters.
+  Words mid = {"reactorc", "--progress=\xc3\xa9\xc3\xa9", "get", "--pr"};
+  ASSERT_REPLIES(complete_bash(kBashClient, "_reactorc", mid, true, " x.txt --json"), {"--preserve", "--progress"});
   // After --, a word with a dash is an operand, not an option.
   ASSERT_REPLIES(client({"send", "--", "--h"}), {});
 }
