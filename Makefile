@@ -6,7 +6,7 @@
 #   make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (default 60)
 #   make tsan       the hashing and commit threads under ThreadSanitizer
 #   make deps       install missing Debian packages (as root) or print the command to run
-#   make install    PREFIX=/usr/local DESTDIR= : binaries and man pages
+#   make install    PREFIX=/usr/local DESTDIR= : binaries, man pages, bash and zsh completion
 #   make clean      remove everything the build made
 #
 # SANITIZE=1 builds into build/asan with AddressSanitizer and UndefinedBehaviorSanitizer.
@@ -18,6 +18,9 @@ endif
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# Shell completion (completions/): where bash-completion and zsh look under PREFIX.
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETION_DIR  ?= $(PREFIX)/share/zsh/site-functions
 CXX     ?= g++
 # Every variable that calls pkg-config is recursive (=): it is expanded only when a
 # recipe runs, after `deps` has installed pkg-config and the libraries.
@@ -193,11 +196,16 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
-	           $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
+	           $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	           $(DESTDIR)$(BASH_COMPLETION_DIR) $(DESTDIR)$(ZSH_COMPLETION_DIR)
 	install -m 0755 $(REACTORD) $(REACTORC) $(DESTDIR)$(PREFIX)/bin/
 	for page in $(MANPAGES); do \
 	  section=$${page##*.}; \
 	  install -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$section/; \
+	done
+	for prog in reactorc reactord; do \
+	  install -m 0644 completions/$$prog.bash $(DESTDIR)$(BASH_COMPLETION_DIR)/$$prog; \
+	  install -m 0644 completions/_$$prog $(DESTDIR)$(ZSH_COMPLETION_DIR)/_$$prog; \
 	done
 
 uninstall:
@@ -206,6 +214,8 @@ uninstall:
 	  section=$${page##*.}; \
 	  rm -f $(DESTDIR)$(PREFIX)/share/man/man$$section/$${page##*/}; \
 	done
+	rm -f $(DESTDIR)$(BASH_COMPLETION_DIR)/reactorc $(DESTDIR)$(BASH_COMPLETION_DIR)/reactord \
+	      $(DESTDIR)$(ZSH_COMPLETION_DIR)/_reactorc $(DESTDIR)$(ZSH_COMPLETION_DIR)/_reactord
 
 clean:
 	rm -rf build

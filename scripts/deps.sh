@@ -5,7 +5,9 @@
 # so that `make` stops with a clear instruction instead of a compiler error.
 set -euo pipefail
 
-packages=(g++ make pkg-config libssl-dev libcjson-dev libcriterion-dev mandoc man-db python3)
+# python3: tests/test_tutorial.cc runs the socket tutorial's own scripts (tests/tutorial/).
+# zsh: tests/test_completion.cc checks the zsh completion with it (and skips without it).
+packages=(g++ make pkg-config libssl-dev libcjson-dev libcriterion-dev mandoc man-db python3 zsh)
 # `deps.sh fuzz`: also clang and its libFuzzer runtime, for make fuzz and make check.
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)
