@@ -19,7 +19,7 @@
 _reactorc_long_with_value="--server --secret-file --config --timeout --retry --limit-rate
   --progress --connections --requests --duration --pipeline --source --tls-ca --tls-pin --backend"
 _reactorc_long_flags="--continue --force --preserve --recursive --links --plain --insecure
-  --json --long --human-readable --quiet --verbose --help --version"
+  --json --long --human-readable --tutorial --tutorial-auth --quiet --verbose --help --version"
 
 # _reactorc_split LINE: LINE's words as typed (quotes and backslashes kept), split at
 # blanks outside quotes, into the array _reactorc_words; the last one, maybe empty, is
@@ -279,7 +279,8 @@ _reactorc() {
   elif ((!dashdash)) && [[ $cur == -* ]]; then
     local opts="-s --server -k --secret-file -F --config -t --timeout --plain --tls-ca --tls-pin
       --insecure --progress --backend -q --quiet -v --verbose -h --help -V --version"
-    local transfer="-c --continue -f --force --retry --limit-rate -p --preserve -r --recursive --links"
+    local transfer="-c --continue -f --force --retry --limit-rate -p --preserve -r --recursive --links
+      --tutorial --tutorial-auth"
     local bench="-c --connections -n --requests -d --duration --pipeline --source --json"
     local ls="-l --long --human-readable"
     case $cmd in

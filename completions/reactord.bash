@@ -11,8 +11,9 @@
 
 _reactord_long_with_value="--root --listen --plain-listen --tls-cert --tls-key --secret-file
   --max-conns --idle-timeout --handshake-timeout --grace --max-upload --keep-free
-  --partial-ttl --limit-rate --backend"
-_reactord_long_flags="--writable --plain --quiet --verbose --help --version"
+  --partial-ttl --limit-rate --backend --tutorial-listen --tutorial-file"
+_reactord_long_flags="--writable --plain --tutorial-md5 --tutorial-auth --tutorial-insecure --quiet --verbose
+  --help --version"
 
 # _reactord_split LINE: LINE's words as typed (quotes and backslashes kept), split at
 # blanks outside quotes, into the array _reactord_words; the last one, maybe empty, is
@@ -175,7 +176,8 @@ _reactord() {
   elif ((!dashdash)) && [[ -z $cur || $cur == -* ]]; then
     for c in -r --root -w --writable --max-upload --keep-free --partial-ttl -l --listen \
       --plain-listen --plain --tls-cert --tls-key -k --secret-file -m --max-conns \
-      --idle-timeout --limit-rate --handshake-timeout --grace --backend -q --quiet -v --verbose \
+      --idle-timeout --limit-rate --handshake-timeout --grace --backend --tutorial-listen \
+      --tutorial-file --tutorial-md5 --tutorial-auth --tutorial-insecure -q --quiet -v --verbose \
       -h --help -V --version; do
       cands+=("$c")
     done

@@ -646,6 +646,9 @@ Test(client_cli, h_is_human_readable_for_ls_and_help_elsewhere) {
     cr_expect(r.exited_with(0), "%s", r.describe().c_str());
     cr_expect(starts_with(r.stdout_text, "usage: reactorc"), "%s: %s", args[0].c_str(), r.stdout_text.c_str());
   }
+  // An option's value is no command: after --retry 3, ls is still the command.
+  ClientResult after_value = run_client({"-s", "127.0.0.1:1", "-t", "2", "--retry", "3", "ls", "-h"}, Millis(10000));
+  cr_expect(after_value.stdout_text.empty(), "%s", after_value.stdout_text.c_str());
   // ls -h against no server: an attempt to list, so a connection error, not the help.
   ClientResult r = run_client({"-s", "127.0.0.1:1", "-t", "2", "ls", "-h"}, Millis(10000));
   cr_expect(r.stdout_text.empty(), "%s", r.stdout_text.c_str());

@@ -156,7 +156,7 @@ PreScan pre_scan(int argc, char** argv) {
     if (arg.size() > 2 && arg[0] == '-') {
       static const char* const kWithValue[] = {"--server", "--secret-file", "--timeout", "--progress", "--requests",
                                                "--duration", "--pipeline", "--source", "--tls-ca", "--tls-pin",
-                                               "--backend", "--connections", "--limit-rate", "--config"};
+                                               "--backend", "--connections", "--limit-rate", "--config", "--retry"};
       for (const char* name : kWithValue)
         if (arg == name) ++i;
       continue;
