@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   bool any_tls = false;
   for (const server::Server::Endpoint& endpoint : endpoints) any_tls = any_tls || endpoint.tls;
   if (any_tls && !server.make_tls(&err)) return fail(server::kExitConfig, err);
+  if (!server.check_tutorial_file(&err)) return fail(server::kExitConfig, err);
   if (!server.start(endpoints, &err)) return fail(server::kExitListen, err);
   if (!loop->run(&err)) return fail(server::kExitFailure, "event loop failed: " + err);
   return server::kExitOk;

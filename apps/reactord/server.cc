@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 
@@ -55,6 +56,15 @@ bool Server::make_tls(std::string* err) {
   if (!fresh) return false;
   tls_ = std::move(fresh);
   return true;
+}
+
+bool Server::check_tutorial_file(std::string* err) const {
+  if (options_.tutorial_listen.empty() || tutorial_.file.empty()) return true;
+  struct stat st {};
+  protocol::ProtocolError refusal;
+  if (root_->open_file(tutorial_.file, &st, &refusal)) return true;
+  *err = "--tutorial-file: " + refusal.message;
+  return false;
 }
 
 bool Server::start(const std::vector<Endpoint>& endpoints, std::string* err) {

@@ -48,6 +48,9 @@ class Server final : public SessionHost {
   bool start(const std::vector<Endpoint>& endpoints, std::string* err);
   // The TLS context for the current secret and options; again after a reload.
   bool make_tls(std::string* err);
+  // The --tutorial-file, if any, opens now under every rule of the served root: a typo
+  // or a path out of the root stops the start instead of failing each tutorial client.
+  bool check_tutorial_file(std::string* err) const;
 
   // SessionHost: for sessions.
   reactor::EventLoop& loop() override { return loop_; }

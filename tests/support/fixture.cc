@@ -27,9 +27,13 @@ Served serve(const ServeOptions& options) {
   cr_assert(make_dirs(root, &err), "%s", err.c_str());
   cr_assert(make_dirs(downloads, &err), "%s", err.c_str());
   for (const auto& file : options.files) {
+    size_t slash = file.first.rfind('/');
+    if (slash != std::string::npos) {
+      cr_assert(make_dirs(path_join(root, file.first.substr(0, slash)), &err), "%s", err.c_str());
+    }
     cr_assert(write_file(path_join(root, file.first), file.second, &err), "%s", err.c_str());
   }
-  auto secret = write_secret(options.secret_in_root ? root : dir->path(), {}, &err);
+  auto secret = write_secret(options.secret_in_root ? root : dir->path(), options.secret_text, &err);
   cr_assert(secret.has_value(), "write_secret: %s", err.c_str());
   ServerOptions server_options;
   server_options.root = root;

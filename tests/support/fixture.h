@@ -32,6 +32,7 @@ struct ServeOptions {
   std::vector<std::string> listen{"127.0.0.1:0"};   // reactord -l, one each
   std::vector<std::string> extra_args;              // more reactord arguments
   bool secret_in_root = false;                      // root/secret instead of dir/secret
+  std::string secret_text;                          // the secret file's content; empty: random
   // Written into the root before the server starts: {path relative to the root, content}.
   std::vector<std::pair<std::string, std::string>> files;
   EnvVars env;  // added to reactord's environment (LD_PRELOAD of a fault shim, ...)
