@@ -17,6 +17,9 @@ bool would_block(int errnum) { return errnum == EAGAIN || errnum == EWOULDBLOCK 
 // pipelined pings still yields to the other connections.
 constexpr int kMaxRounds = 64;
 
+// Finished small responses are written once this much is queued (see pump()).
+constexpr size_t kCoalesceBytes = 16 * 1024;
+
 }  // namespace
 
 FramedStream::FramedStream(reactor::EventLoop& loop, StreamHandler& handler, const StreamLimits& limits)
@@ -238,17 +241,34 @@ void FramedStream::pump() {
   if (closed_) return;
   yielded_ = false;
   ++depth_;
+  auto room_for_input = [this] {
+    return !draining_ && handler_.accepting_input() && in_.readable() > 0 &&
+           out_.readable() < limits_.output_high_water;
+  };
   for (int round = 0; round < kMaxRounds && !closed_; ++round) {
     bool held_back = deliver_input();
     if (closed_) break;
     bool was_producing = producer_ != nullptr;
     produce();
-    if (closed_ || !flush()) break;
+    if (closed_) break;
+    // Responses that finished in this round wait for a later write while together they
+    // are small: pipelined small files go out a few to a write, not one write each. Not
+    // many more: the peer works on what it has while we make the rest, and on 2 cores
+    // that overlap is worth more than the writes saved (10,000 files of 4 KiB, measured:
+    // writing at 128 KiB saved 95% of the sendto calls and lost 20% of the wall time; at
+    // 16 KiB, a write per 3-4 files, ~10% faster than a write per file). A body still
+    // being produced, or output holding input back, is written now.
+    bool must_write = producer_ != nullptr || held_back || out_.readable() >= kCoalesceBytes;
+    if (must_write && !flush()) break;
     // Round again only if this one made room for queued input: a response finished, or
     // output that held input back has drained.
-    bool room = !draining_ && handler_.accepting_input() && in_.readable() > 0 &&
-                out_.readable() < limits_.output_high_water;
-    if (!(room && (was_producing || held_back))) break;
+    if (room_for_input() && (was_producing || held_back)) continue;
+    if (out_.empty()) break;
+    // The pass's last write. It may finish a body (its tail and trailer go out), which
+    // makes room for queued input too: then round again.
+    bool producing = producer_ != nullptr;
+    if (!flush()) break;
+    if (!(producing && producer_ == nullptr && room_for_input())) break;
   }
   --depth_;
   if (closed_) return;

@@ -443,3 +443,48 @@ Test(framed_stream, body_chunks_count_down_to_zero) {
   }
   cr_assert_eq(consumed, rig.handler.remaining.size());
 }
+
+// Pipelined requests each answered with a small body (a get of a 4 KiB file): the
+// answers go out a few to a write, not one write each, and a body finished by the
+// pass's last write still lets the queued requests through (no request waits for the
+// peer's next bytes).
+Test(framed_stream, small_bodies_for_pipelined_requests_share_writes) {
+  struct Answerer : Recorder {
+    std::unique_ptr<PatternProducer> body;
+    void on_message(protocol::Message& message) override {
+      messages.push_back(message);
+      stream->send(protocol::MsgRequest{"header"});
+      body = std::make_unique<PatternProducer>(4096, 4096);
+      accepting = false;
+      stream->start_producing(*body);
+    }
+    void on_produced() override {
+      ++produced;
+      accepting = true;
+    }
+  };
+  protocol::StreamLimits limits;
+  Rig rig;
+  std::string err;
+  rig.loop = reactor::EventLoop::create_from_env(&err);
+  cr_assert(rig.loop, "%s", err.c_str());
+  Fd mine;
+  cr_assert(stream_socketpair(&mine, &rig.peer, &err), "%s", err.c_str());
+  Answerer answerer;
+  rig.limits = limits;
+  rig.stream = std::make_unique<FramedStream>(*rig.loop, answerer, rig.limits);
+  answerer.stream = rig.stream.get();
+  int fd = mine.get();
+  cr_assert(rig.stream->attach(reactor::UniqueFd(mine.release()), scripted_transport(fd, {}, &rig.counters), &err),
+            "%s", err.c_str());
+  const size_t n = 200;
+  std::string many;
+  for (size_t i = 0; i < n; ++i) many += encode_frame(R"({"type":"ping"})");
+  peer_send(rig, many);
+  size_t each = protocol::encode(protocol::MsgRequest{"header"}).size() + 4096;
+  std::string got = peer_receive(rig, n * each, Millis(20000));
+  cr_assert_eq(got.size(), n * each);
+  cr_assert_eq(answerer.produced, static_cast<int>(n));
+  cr_assert_lt(rig.counters.writes, n / 2, "%llu writes for %zu answers",
+               static_cast<unsigned long long>(rig.counters.writes), n);
+}
