@@ -99,6 +99,12 @@ void FramedStream::refuse_in_clear(const std::string& bytes) {
   // One best-effort send: a fresh socket's buffer takes a short frame whole.
   (void)::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ::shutdown(fd_.get(), SHUT_WR);
+  // Closing with unread input makes the kernel answer with a reset, which can destroy
+  // what we just sent before the peer reads it (curl then says "connection reset"
+  // instead of showing a 400): take what has arrived first, a bounded amount.
+  char sink[4096];
+  for (int i = 0; i < 16 && ::recv(fd_.get(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
   close();
 }
 

@@ -245,9 +245,14 @@ bool parse(FieldReader& r, PutDone* m) {
 }
 
 bool parse(FieldReader& r, StatReply* m) {
-  return r.read_string("path", kMaxPathLen, &m->path) && read_kind(r, &m->kind) &&
-         r.read_size("size", &m->size) && r.read_int("mtime", &m->mtime) &&
-         read_mode(r, &m->mode);
+  if (!(r.read_string("path", kMaxPathLen, &m->path) && read_kind(r, &m->kind) &&
+        r.read_size("size", &m->size) && r.read_int("mtime", &m->mtime) && read_mode(r, &m->mode)))
+    return false;
+  if (m->kind != EntryKind::kLink) return true;
+  std::string target;
+  if (!read_target(r, &target)) return false;
+  m->target = std::move(target);
+  return true;
 }
 
 bool parse_entry(const cJSON& item, size_t index, ProtocolError* err, Entry* e) {
@@ -438,6 +443,7 @@ struct ToJson {
     add_uint(obj, "size", m.size);
     add_int(obj, "mtime", m.mtime);
     add_uint(obj, "mode", m.mode);
+    if (m.target) add_string(obj, "target", *m.target);
   }
   void operator()(const Entries& m) const {
     cJSON* array = checked(cJSON_AddArrayToObject(obj, "entries"));
@@ -730,7 +736,7 @@ bool operator==(const FileHeader& a, const FileHeader& b) {
 bool operator==(const End& a, const End& b) { return a.sha256 == b.sha256 && a.root == b.root; }
 bool operator==(const StatReply& a, const StatReply& b) {
   return a.path == b.path && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime &&
-         a.mode == b.mode;
+         a.mode == b.mode && a.target == b.target;
 }
 bool operator==(const Entry& a, const Entry& b) {
   return a.name == b.name && a.kind == b.kind && a.size == b.size && a.mtime == b.mtime && a.mode == b.mode &&

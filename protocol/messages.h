@@ -130,6 +130,7 @@ struct StatReply {  // "stat_ok"
   uint64_t size = 0;
   int64_t mtime = 0;
   uint32_t mode = 0;
+  std::optional<std::string> target = std::nullopt;  // kind link only: the link's contents
 };
 struct Entry {  // one element of "entries"
   std::string name;

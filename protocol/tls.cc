@@ -332,7 +332,7 @@ class TlsTransport final : public reactor::Transport {
   // Before OpenSSL reads a byte: if the peer's first bytes are not a TLS record at all,
   // say what they are instead of "wrong version number".
   bool sniff_first_bytes(std::string* err) {
-    char first[8];
+    char first[16];  // enough for the longest prefix sniff_peer knows ("<!DOCTYPE")
     ssize_t n = ::recv(fd_, first, sizeof first, MSG_PEEK | MSG_DONTWAIT);
     if (n != 0) seen_a_byte_ = seen_a_byte_ || n > 0;
     if (n <= 0) {

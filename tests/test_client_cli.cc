@@ -573,6 +573,85 @@ Test(client_cli, output_that_cannot_be_written_is_an_error) {
   stop_cleanly(s);
 }
 
+// A peer of another kind, in Python, on an ephemeral loopback port: "http" is Python's
+// own http.server, which waits for the client to speak; anything else is a banner that
+// the peer sends at once, as SSH, SMTP and POP3 servers do.
+Process wrong_peer(const TempDir& dir, const std::string& kind, int* port) {
+  std::string code =
+      "import socket, sys, time, http.server\n"
+      "if sys.argv[1] == 'http':\n"
+      "    s = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n"
+      "    print(s.server_address[1], flush=True); s.serve_forever()\n"
+      "s = socket.create_server(('127.0.0.1', 0)); print(s.getsockname()[1], flush=True)\n"
+      "while True:\n"
+      "    c, _ = s.accept(); c.sendall(sys.argv[1].encode() + b'\\r\\n'); time.sleep(0.2)\n";
+  cr_assert(write_file(dir.path("peer.py"), code));
+  SpawnOptions o;
+  o.argv = {"python3", dir.path("peer.py"), kind};
+  o.output_dir = dir.path();
+  o.working_dir = dir.path();
+  std::string err;
+  auto proc = Process::spawn(o, &err);
+  cr_assert(proc.has_value(), "%s", err.c_str());
+  for (int i = 0; i < 500; ++i) {
+    std::string out = proc->stdout_text();
+    if (!out.empty() && out.back() == '\n') {
+      *port = std::stoi(out);
+      return std::move(*proc);
+    }
+    usleep(10000);
+  }
+  cr_assert_fail("the %s peer did not start: %s", kind.c_str(), proc->stderr_text().c_str());
+  return std::move(*proc);
+}
+
+// Pointed at the wrong port, reactorc says at once what is there (status 8), in TLS mode
+// and in plain mode; a silent peer in plain mode is hinted at when the timeout ends.
+Test(client_cli, the_wrong_peer_is_named) {
+  Served s = serve(options());
+  struct Case {
+    const char* peer;
+    bool plain;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"http", false, "speaks HTTP, not TLS"},
+      {"http", true, "not even a greeting: is this a reactor server?"},
+      {"SSH-2.0-OpenSSH_9.2p1", false, "speaks SSH, not TLS"},
+      {"SSH-2.0-OpenSSH_9.2p1", true, "speaks SSH, not the reactor protocol"},
+      {"220 mail.example.org ESMTP", true, "speaks SMTP or FTP, not the reactor protocol"},
+      {"+OK POP3 ready", true, "speaks POP3 or IMAP, not the reactor protocol"},
+  };
+  for (const Case& c : cases) {
+    int port = 0;
+    Process peer = wrong_peer(s.dir, c.peer, &port);
+    std::vector<std::string> args = {"-s", "127.0.0.1:" + std::to_string(port), "-k", s.secret.path, "-t", "2"};
+    if (c.plain) args.push_back("--plain");
+    args.push_back("ping");
+    ClientResult r = run_client(args, Millis(20000));
+    cr_expect(r.exited_with(8), "%s%s: %s", c.peer, c.plain ? " (plain)" : "", r.describe().c_str());
+    ASSERT_CONTAINS(r.stderr_text, c.says);
+    peer.kill_and_wait();
+  }
+  stop_cleanly(s);
+}
+
+// --help and --version too, in both programs: 7 (local I/O) for reactorc, 1 for reactord.
+Test(client_cli, help_and_version_that_cannot_be_written_fail) {
+  for (const char* program : {"reactorc", "reactord"}) {
+    auto binary = find_binary(program);
+    cr_assert(binary.has_value());
+    for (const char* option : {"--help", "-V"}) {
+      ClientResult r = run_program({"/bin/sh", "-c", "exec \"$0\" \"$@\" >/dev/full", *binary, option}, Millis(10000));
+      int expected = std::string(program) == "reactorc" ? 7 : 1;
+      cr_assert(r.exited_with(expected), "%s %s: %s", program, option, r.describe().c_str());
+      ASSERT_CONTAINS(r.stderr_text, std::string(program) + ": error: write standard output: No space left on device");
+      r = run_program({*binary, option}, Millis(10000));
+      cr_assert(r.exited_with(0), "%s %s: %s", program, option, r.describe().c_str());
+    }
+  }
+}
+
 Test(client_cli, a_server_without_a_port_means_port_9000) {
   Served s = serve(options());
   // Nothing listens on 127.0.0.1:9000 in the tests: the refusal names the port filled in.

@@ -162,6 +162,13 @@ Test(messages, round_trip_replies, .timeout = kTimeout) {
   stat.mtime = 1700000000;
   stat.mode = 07777;
   expect_round_trip(stat);
+  StatReply link;
+  link.path = "l";
+  link.kind = EntryKind::kLink;
+  link.size = 5;
+  link.mode = 0777;
+  link.target = "a.txt";
+  expect_round_trip(link);
 
   Entries entries;
   entries.entries.push_back({"a", EntryKind::kFile, 1, 2, std::nullopt});
@@ -472,6 +479,13 @@ Test(messages, unknown_fields_are_ignored, .timeout = kTimeout) {
   const Message e = expect_ok(
       R"({"type":"entries","entries":[{"name":"a","kind":"file","size":1,"mtime":0,"inode":9}],"more":true})");
   cr_assert_eq(std::get<Entries>(e).entries.size(), 1u);
+}
+
+// A link in stat_ok carries its target; without one it is malformed, as in entries.
+Test(messages, a_link_in_stat_ok_needs_its_target, .timeout = kTimeout) {
+  const Message m = expect_ok(R"({"type":"stat_ok","path":"l","kind":"link","size":1,"mtime":0,"mode":511,"target":"x"})");
+  cr_assert(std::get<StatReply>(m).target == std::optional<std::string>("x"));
+  expect_error(R"({"type":"stat_ok","path":"l","kind":"link","size":1,"mtime":0,"mode":511})", ErrorCode::kMissingField);
 }
 
 Test(messages, unknown_kind_is_other, .timeout = kTimeout) {

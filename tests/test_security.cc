@@ -428,10 +428,12 @@ Test(security, path_attacks_through_raw_frames) {
     Frame f = expect_frame(c, "error");
     cr_assert(f.code() == a.code, "list %s: expected %s, got %s", a.path, a.code, f.header.c_str());
   }
-  // A symlink is reported as what it is, never followed: stat says "other".
+  // A symlink is reported as what it is, never followed: stat says "link", and what it
+  // says (a listing shows the same), not what lies there.
   cr_assert(c.send_frame(request("stat", "link-passwd")));
   Frame st = expect_frame(c, "stat_ok");
-  ASSERT_STR_EQ(st.string_field("kind").value_or(""), "other");
+  ASSERT_STR_EQ(st.string_field("kind").value_or(""), "link");
+  ASSERT_STR_EQ(st.string_field("target").value_or(""), "/etc/passwd");
   // Listing the root shows neither the secret nor anything of what lies outside.
   cr_assert(c.send_frame(request("list", "")));
   std::set<std::string> names;
@@ -482,7 +484,7 @@ Test(security, links_inside_the_root_are_followed_and_checked_as_their_target) {
   ASSERT_CONTAINS(r.stderr_text, "forbidden");
   r = s.server.run_client({"stat", "link-in"});
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
-  ASSERT_CONTAINS(r.stdout_text, "kind:  other\n");
+  ASSERT_CONTAINS(r.stdout_text, "kind:  link\n");
   cr_assert_not(exists(s.in_downloads("stolen")) || exists(s.in_downloads("out")));
   assert_serves(s);
   stop_cleanly(s);

@@ -365,6 +365,21 @@ Test(tls, certificate_files_that_do_not_work_are_a_configuration_error) {
   stop_cleanly(scratch);
 }
 
+// A web browser at a TLS listener: nothing has been sent to it yet, so its answer is the
+// 400 alone, starting the stream, which curl or a browser shows as it is.
+Test(tls, an_http_client_at_a_tls_listener_gets_a_400_and_nothing_else) {
+  Served s = serve(options());
+  RawClient raw = connect_tls_port(s);
+  cr_assert(raw.send_raw("GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n"));
+  std::string answer;
+  cr_assert(raw.read_until_closed(Millis(10000), &answer), "the server kept the connection");
+  cr_assert(answer.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0, "%s", answer.c_str());
+  ASSERT_CONTAINS(answer, "not HTTP");
+  cr_assert(s.server.wait_for_stderr("speaks HTTP, not TLS", Millis(5000)), "%s", s.server.stderr_text().c_str());
+  assert_tls_serves(s);
+  stop_cleanly(s);
+}
+
 // The plain listener's side of a peer of the wrong kind: a TLS ClientHello, an SSH
 // banner and an HTTP request are named in the log; the HTTP client gets a 400 that says
 // what this port is.

@@ -288,6 +288,15 @@ Test(transfer, ls_long_shows_links_with_their_targets) {
   ClientResult one = s.server.run_client({"ls", "lnk"});
   cr_assert(one.exited_with(0), "%s", one.describe().c_str());
   ASSERT_STR_EQ(one.stdout_text, "lnk\n");
+  // A link operand with -l is the link, as ls -l shows it, and stat describes the link.
+  ClientResult long_one = s.server.run_client({"ls", "-l", "lnk"});
+  cr_assert(long_one.exited_with(0), "%s", long_one.describe().c_str());
+  cr_assert(long_one.stdout_text.rfind("lrwxrwxrwx  5  ", 0) == 0, "%s", long_one.stdout_text.c_str());
+  ASSERT_CONTAINS(long_one.stdout_text, "  lnk -> a.txt\n");
+  ClientResult st = s.server.run_client({"stat", "lnk"});
+  cr_assert(st.exited_with(0), "%s", st.describe().c_str());
+  ASSERT_CONTAINS(st.stdout_text, "kind:  link\n");
+  ASSERT_CONTAINS(st.stdout_text, "\ntarget: a.txt\n");
   stop_cleanly(s);
 }
 

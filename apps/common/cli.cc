@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 
+#include "protocol/messages.h"
+
 #ifndef REACTOR_VERSION
 #define REACTOR_VERSION "0.0.0"
 #endif
@@ -65,9 +67,21 @@ void usage_error(const char* program, const char* fmt, ...) {
   va_end(args);
 }
 
+int close_stdout(const char* program, int status, int failure) {
+  bool failed = std::ferror(stdout) != 0;
+  int errnum = errno;
+  if (std::fclose(stdout) != 0) {
+    failed = true;
+    errnum = errno;
+  }
+  if (!failed) return status;
+  std::fprintf(stderr, "%s: error: write standard output: %s\n", program, std::strerror(errnum != 0 ? errnum : EIO));
+  return status == 0 ? failure : status;
+}
+
 void print_version(const char* program) {
-  std::printf("%s %s (protocol 1; %s; cJSON %s)\n", program, REACTOR_VERSION, OPENSSL_VERSION_TEXT,
-              cJSON_Version());
+  std::printf("%s %s (protocol %llu; %s; cJSON %s)\n", program, REACTOR_VERSION,
+              static_cast<unsigned long long>(protocol::kProtocolVersion), OPENSSL_VERSION_TEXT, cJSON_Version());
 }
 
 std::vector<struct option> with_common_options(std::initializer_list<struct option> own) {

@@ -32,6 +32,12 @@ enum class ParseResult { kRun, kExitOk, kUsageError };
 // --version, kExitUsage after a usage error.
 inline int exit_status_of(ParseResult parsed) { return parsed == ParseResult::kExitOk ? 0 : kExitUsage; }
 
+// GNU coreutils' close_stdout rule: output that never reached its reader is a failure
+// (`reactorc ls >/dev/full`, `reactord --help >/dev/full`). Flushes and closes stdout;
+// if that or an earlier write failed, says "PROGRAM: error: write standard output: ..."
+// and returns FAILURE when STATUS was 0 (an earlier failure keeps its own status).
+int close_stdout(const char* program, int status, int failure);
+
 // Prints "PROGRAM: error: <message>" and the --help hint to stderr and returns kUsageError.
 ParseResult fail_usage(const char* program, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

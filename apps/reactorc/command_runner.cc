@@ -424,11 +424,13 @@ void CommandRunner::report_success() {
       break;
     case Verb::kStat: {
       const protocol::StatReply& stat = static_cast<StatCommand&>(*command_).reply();
-      if (!quiet)
+      if (!quiet) {
         std::printf("path:  %s\nkind:  %s\nsize:  %llu (%s)\nmtime: %s\nmode:  %04o\n",
                     app::escape_for_terminal(stat.path).c_str(), kind_name(stat.kind),
                     static_cast<unsigned long long>(stat.size), app::format_bytes(stat.size).c_str(),
                     format_time(stat.mtime).c_str(), stat.mode);
+        if (stat.target) std::printf("target: %s\n", app::escape_for_terminal(*stat.target).c_str());
+      }
       break;
     }
     case Verb::kList: {
@@ -530,6 +532,7 @@ void CommandRunner::print_file_entry(const protocol::StatReply& stat) {
     return;
   }
   std::string size = options_.human_sizes ? app::format_size_short(stat.size) : std::to_string(stat.size);
+  if (stat.target) name += " -> " + app::escape_for_terminal(*stat.target);
   std::printf("%s  %s  %s  %s\n", mode_column(stat.kind, stat.mode).c_str(), size.c_str(),
               format_time(stat.mtime).substr(0, 16).c_str(), name.c_str());
 }

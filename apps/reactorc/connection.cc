@@ -254,7 +254,13 @@ void Connection::check_silence() {
     char text[96];
     std::snprintf(text, sizeof text, "the server sent nothing for %.1f s",
                   std::chrono::duration<double>(timeout_).count());
-    fail(Failure::kTimeout, text);
+    std::string message = text;
+    // A plain reactor server greets at once; a peer that has said nothing at all is
+    // most likely one that waits for its client to speak first.
+    if (tls_ == nullptr && stream_.bytes_in() == 0)
+      message += ", not even a greeting: is this a reactor server? (an HTTP server, for one, waits for its "
+                 "client to speak first)";
+    fail(Failure::kTimeout, message);
   }
 }
 

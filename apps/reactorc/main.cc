@@ -83,25 +83,15 @@ int run(reactor::EventLoop& loop, Job& job, std::vector<reactor::SocketAddress> 
   return job.exit_code();
 }
 
-// Results that never reached their reader are a failure, as GNU coreutils' close_stdout
-// has it: `reactorc ls >/dev/full` must not exit 0 with the listing lost.
-int close_stdout(int status) {
-  bool failed = std::ferror(stdout) != 0;
-  int errnum = errno;
-  if (std::fclose(stdout) != 0) {
-    failed = true;
-    errnum = errno;
-  }
-  if (!failed) return status;
-  app::log_error("write standard output: %s", std::strerror(errnum != 0 ? errnum : EIO));
-  return status == client::kExitOk ? client::kExitLocal : status;
-}
+// Results that never reached their reader are a failure (app::close_stdout).
+int close_stdout(int status) { return app::close_stdout("reactorc", status, client::kExitLocal); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   client::Options options;
   app::ParseResult parsed = client::parse_options(argc, argv, &options);
+  if (parsed == app::ParseResult::kExitOk) return close_stdout(client::kExitOk);  // --help, --version
   if (parsed != app::ParseResult::kRun) return app::exit_status_of(parsed);
   // -v says more about the connection, but no debug lines: those are the daemon's.
   app::log_init("reactorc", options.verbosity < 0 ? app::LogLevel::kError : app::LogLevel::kInfo, false);

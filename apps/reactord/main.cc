@@ -73,6 +73,8 @@ bool obtain_secret(const server::Options& options, app::Secret* secret, std::str
 int main(int argc, char** argv) {
   server::Options options;
   app::ParseResult parsed = server::parse_options(argc, argv, &options);
+  if (parsed == app::ParseResult::kExitOk)  // --help, --version: and they reached their reader
+    return app::close_stdout("reactord", server::kExitOk, server::kExitFailure);
   if (parsed != app::ParseResult::kRun) return app::exit_status_of(parsed);
   // Stamped from the first "listening on" line on; start-up messages are plain.
   app::log_init("reactord", app::log_level_for(options.verbosity), false);
@@ -83,7 +85,10 @@ int main(int argc, char** argv) {
   }
 
   std::vector<server::Server::Endpoint> endpoints;
-  if (options.listen.empty() && options.plain_listen.empty()) options.listen.emplace_back(kDefaultListen);
+  // The default only when no listener at all is named: `reactord --tutorial-listen
+  // 127.0.0.1:9000`, the tutorial's own port, serves the tutorial alone.
+  if (options.listen.empty() && options.plain_listen.empty() && options.tutorial_listen.empty())
+    options.listen.emplace_back(kDefaultListen);
   auto add_endpoints = [&](const std::vector<std::string>& texts, const char* option, bool tls, bool tutorial = false) {
     for (const std::string& text : texts) {
       server::Server::Endpoint endpoint;

@@ -262,7 +262,8 @@ reactor::UniqueFd ServedRoot::open_directory(std::string_view path, ProtocolErro
   return dir;
 }
 
-bool ServedRoot::stat_path(std::string_view path, struct stat* st, ProtocolError* err) const {
+bool ServedRoot::stat_path(std::string_view path, struct stat* st, ProtocolError* err,
+                           std::optional<std::string>* link_target) const {
   std::string normalized;
   if (!normalize_request_path(path, &normalized, err)) return false;
   if (app::is_temp_name(last_component(normalized))) return fail_from_errno(ENOENT, path, err);
@@ -270,6 +271,8 @@ bool ServedRoot::stat_path(std::string_view path, struct stat* st, ProtocolError
   if (!fd) return fail_from_errno(errno, path, err);
   if (fstat(fd.get(), st) != 0) return refuse(err, ErrorCode::kIoError, reactor::sys_error("stat", path));
   if (is_hidden(*st)) return refuse(err, ErrorCode::kForbidden, quoted(path) + " is the server's secret file");
+  // An O_PATH descriptor of a link is the link: readlinkat with an empty name reads it.
+  if (link_target != nullptr && S_ISLNK(st->st_mode)) *link_target = app::read_link_target(fd.get(), "");
   return true;
 }
 

@@ -48,7 +48,10 @@ class ServedRoot {
   // For list: a directory opened for reading.
   reactor::UniqueFd open_directory(std::string_view path, protocol::ProtocolError* err) const;
   // For stat: what the path names, without following a final symlink.
-  bool stat_path(std::string_view path, struct stat* st, protocol::ProtocolError* err) const;
+  // Describes the path itself, a final symbolic link included (lstat); a link's
+  // contents go to *link_target when asked for (nullopt if unreadable or not UTF-8).
+  bool stat_path(std::string_view path, struct stat* st, protocol::ProtocolError* err,
+                 std::optional<std::string>* link_target = nullptr) const;
   // For put: the directory the path's last component is to be created in, opened for
   // reading (an fsync of it needs that), and that component. The directory must exist
   // beneath the root; the root itself, a temporary's name and the secret's are refused.

@@ -26,6 +26,12 @@ using protocol::MessageType;
 using protocol::ProtocolError;
 using S = SessionState;
 
+// What a web browser pointed at a reactord port is told, as an HTTP answer it can show.
+constexpr char kNotHttp[] =
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    "This port speaks the reactor file-transfer protocol, not HTTP.\n"
+    "Use reactorc(1) to fetch files from it; see reactor-protocol(7).\n";
+
 // Input kept while a response is in progress (pipelined requests). Past this the
 // session stops reading and lets TCP flow control hold the client back.
 constexpr size_t kInputHighWater = 4 + protocol::kMaxHeaderLen;
@@ -330,6 +336,13 @@ void Session::on_failure(const protocol::StreamFailure& failure) {
         bool named = failure.handshake == reactor::HandshakeFailure::kWrongProtocol && !failure.peer_bytes.empty();
         app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, "%s%s", named ? " " : ": tls handshake failed: ",
                             failure.text.c_str());
+        // A web browser pointed at the port: nothing was sent yet, so it gets an answer
+        // it can show.
+        if (named && protocol::sniff_peer(failure.peer_bytes) == protocol::PeerKind::kHttpRequest) {
+          stream_.refuse_in_clear(kNotHttp);
+          close("an HTTP client");
+          return;
+        }
       }
       close("TLS handshake failed");
       return;
@@ -347,10 +360,7 @@ bool Session::refuse_wrong_peer(const std::string& first_bytes) {
   switch (kind) {
     case protocol::PeerKind::kHttpRequest:
       app::log_connection(app::LogLevel::kWarn, peer_.c_str(), id_, " speaks HTTP, not the reactor protocol");
-      stream_.refuse_in_clear(
-          "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
-          "This port speaks the reactor file-transfer protocol, not HTTP.\n"
-          "Use reactorc(1) to fetch files from it; see reactor-protocol(7).\n");
+      stream_.refuse_in_clear(kNotHttp);
       close("an HTTP client");
       return true;
     case protocol::PeerKind::kTlsRecord:
@@ -586,12 +596,15 @@ void Session::on_tree(TreeJob& job) {
 void Session::handle_stat(const protocol::StatRequest& request) {
   struct stat st {};
   ProtocolError err;
-  if (!server_.root().stat_path(request.path, &st, &err)) return request_error(err);
+  std::optional<std::string> target;
+  if (!server_.root().stat_path(request.path, &st, &err, &target)) return request_error(err);
   protocol::StatReply reply;
   reply.path = request.path;
   reply.kind = S_ISREG(st.st_mode) ? protocol::EntryKind::kFile
              : S_ISDIR(st.st_mode) ? protocol::EntryKind::kDir
+             : target              ? protocol::EntryKind::kLink  // one a listing could carry too
                                    : protocol::EntryKind::kOther;
+  reply.target = std::move(target);
   reply.size = static_cast<uint64_t>(st.st_size);
   reply.mtime = static_cast<int64_t>(st.st_mtim.tv_sec);
   reply.mode = static_cast<uint32_t>(st.st_mode & 07777);
