@@ -221,6 +221,14 @@ Test(robustness, flipped_byte_fails_verification_and_keeps_nothing) {
   ASSERT_CONTAINS(r.stderr_text, "chunk-tree root mismatch");
   cr_assert_eq(plain.stats().flips, 1u);
   assert_no_downloads(s);
+  // Written through to standard output, the bytes cannot be taken back: the same status,
+  // and words that say the reader has something that is not the file.
+  args = client_args_via(s, plain.address(), {"get", "big.bin", "-"});
+  args.insert(args.begin(), "--plain");
+  r = run_client(args, Millis(60000));
+  cr_assert(r.exited_with(6), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "what was written to standard output is not the file");
+  cr_assert_eq(r.stdout_text.size(), size_t{1} << 20, "%zu bytes on stdout", r.stdout_text.size());
   // Over TLS the record's authentication tag no longer matches: the AEAD refuses it and
   // the connection ends before a single altered byte is accepted.
   Proxy tls = start_proxy(s, f);
