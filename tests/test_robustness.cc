@@ -671,3 +671,36 @@ Test(robustness, an_unread_log_pipe_never_stalls_the_server) {
   r = server->run_plain_client({"ping"}, Millis(10000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
 }
+
+// A log that can no longer be written: after the start-up lines (which the fixture
+// needs for the ports) its reader is gone, and every log write fails (EPIPE; ENOSPC on a
+// full disk takes the same path). The server neither dies nor stalls, and serves.
+Test(robustness, a_log_that_cannot_be_written_costs_nothing_but_the_log) {
+  std::string err;
+  auto dir = TempDir::create("reactor-lost-log", &err);
+  cr_assert(dir.has_value(), "%s", err.c_str());
+  cr_assert(make_dirs(dir->path("root"), &err), "%s", err.c_str());
+  make_pattern(dir->path("root/big.bin"), 3 * 1024 * 1024, 9);
+  auto secret = write_secret(dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "%s", err.c_str());
+  auto reactord = find_binary("reactord", &err);
+  cr_assert(reactord.has_value(), "%s", err.c_str());
+  std::string wrapper = dir->path("reactord-lost-log");
+  cr_assert(write_file(wrapper, "#!/bin/sh\nexec 3>&2\n\"" + *reactord +
+                                    "\" \"$@\" 2>&1 >/dev/null | sed '/serving/q' >&3\n",
+                       &err),
+            "%s", err.c_str());
+  cr_assert_eq(chmod(wrapper.c_str(), 0755), 0);
+  ServerOptions options;
+  options.root = dir->path("root");
+  options.secret_file = secret->path;
+  options.verbose = true;
+  options.binary = wrapper;
+  auto server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "%s", err.c_str());
+  ClientResult r = server->run_plain_client({"bench", "-c", "10", "-n", "500", "handshake"}, Millis(60000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  r = server->run_plain_client({"get", "big.bin", dir->path("copy.bin")}, Millis(60000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  cr_assert(files_equal(dir->path("root/big.bin"), dir->path("copy.bin")));
+}
