@@ -32,6 +32,7 @@
 #include "tests/support/fixture.h"
 #include "tests/support/process.h"
 #include "tests/support/proxy.h"
+#include "tests/support/python_peer.h"
 #include "tests/support/raw_client.h"
 #include "tests/support/server.h"
 #include "tests/support/temp_dir.h"
@@ -586,23 +587,7 @@ Process wrong_peer(const TempDir& dir, const std::string& kind, int* port) {
       "while True:\n"
       "    c, _ = s.accept(); c.sendall(sys.argv[1].encode() + b'\\r\\n'); time.sleep(0.2)\n";
   cr_assert(write_file(dir.path("peer.py"), code));
-  SpawnOptions o;
-  o.argv = {"python3", dir.path("peer.py"), kind};
-  o.output_dir = dir.path();
-  o.working_dir = dir.path();
-  std::string err;
-  auto proc = Process::spawn(o, &err);
-  cr_assert(proc.has_value(), "%s", err.c_str());
-  for (int i = 0; i < 500; ++i) {
-    std::string out = proc->stdout_text();
-    if (!out.empty() && out.back() == '\n') {
-      *port = std::stoi(out);
-      return std::move(*proc);
-    }
-    usleep(10000);
-  }
-  cr_assert_fail("the %s peer did not start: %s", kind.c_str(), proc->stderr_text().c_str());
-  return std::move(*proc);
+  return start_python_peer(dir.path(), dir.path("peer.py"), {kind}, port);
 }
 
 // Pointed at the wrong port, reactorc says at once what is there (status 8), in TLS mode

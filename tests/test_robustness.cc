@@ -638,69 +638,64 @@ Test(robustness, the_grace_period_running_out_is_logged_once) {
   cr_assert_eq(stopped, 1u, "%s", log.c_str());
 }
 
+namespace {
+
+// reactord -v in a temporary root, behind a /bin/sh wrapper that runs it as
+// `reactord ARGS 2>&1 >/dev/null | TAIL`, with the wrapper's stderr as fd 3: TAIL passes
+// the start-up lines on to fd 3 (the fixture reads the ports there), then does to the
+// log what the test is about.
+struct LoggedServer {
+  TempDir dir;
+  ServerProcess server;
+};
+
+LoggedServer serve_with_log_tail(const char* prefix, const std::string& tail) {
+  std::string err;
+  auto dir = TempDir::create(prefix, &err);
+  cr_assert(dir.has_value(), "%s", err.c_str());
+  cr_assert(make_dirs(dir->path("root"), &err), "%s", err.c_str());
+  auto secret = write_secret(dir->path(), {}, &err);
+  cr_assert(secret.has_value(), "%s", err.c_str());
+  auto reactord = find_binary("reactord", &err);
+  cr_assert(reactord.has_value(), "%s", err.c_str());
+  std::string wrapper = dir->path("reactord-wrapper");
+  cr_assert(write_file(wrapper, "#!/bin/sh\nexec 3>&2\n\"" + *reactord + "\" \"$@\" 2>&1 >/dev/null | " + tail + "\n", &err),
+            "%s", err.c_str());
+  cr_assert_eq(chmod(wrapper.c_str(), 0755), 0);
+  ServerOptions options;
+  options.root = dir->path("root");
+  options.secret_file = secret->path;
+  options.verbose = true;
+  options.binary = wrapper;
+  auto server = ServerProcess::start(options, &err);
+  cr_assert(server.has_value(), "%s", err.c_str());
+  return LoggedServer{std::move(*dir), std::move(*server)};
+}
+
+}  // namespace
+
 // reactord's log on a pipe that nobody reads any more (a wedged log forwarder, a pager
 // left stopped): log lines are dropped and counted, the loop never waits on them. The
 // old server stalled after about 130 handshakes at -v, once the pipe's 64 KiB filled.
 Test(robustness, an_unread_log_pipe_never_stalls_the_server) {
-  std::string err;
-  auto dir = TempDir::create("reactor-unread-log", &err);
-  cr_assert(dir.has_value(), "%s", err.c_str());
-  cr_assert(make_dirs(dir->path("root"), &err), "%s", err.c_str());
-  auto secret = write_secret(dir->path(), {}, &err);
-  cr_assert(secret.has_value(), "%s", err.c_str());
-  auto reactord = find_binary("reactord", &err);
-  cr_assert(reactord.has_value(), "%s", err.c_str());
-  // The wrapper passes reactord's first lines on (the fixture reads the ports from
-  // them), then keeps the pipe open without reading it.
-  std::string wrapper = dir->path("reactord-unread-log");
-  cr_assert(write_file(wrapper, "#!/bin/sh\nexec 3>&2\n\"" + *reactord +
-                                    "\" \"$@\" 2>&1 >/dev/null | { sed '/serving/q' >&3; exec sleep 120; }\n",
-                       &err),
-            "%s", err.c_str());
-  cr_assert_eq(chmod(wrapper.c_str(), 0755), 0);
-  ServerOptions options;
-  options.root = dir->path("root");
-  options.secret_file = secret->path;
-  options.verbose = true;
-  options.binary = wrapper;
-  auto server = ServerProcess::start(options, &err);
-  cr_assert(server.has_value(), "%s", err.c_str());
+  // The start-up lines, then a pipe nobody reads.
+  LoggedServer s = serve_with_log_tail("reactor-unread-log", "{ sed '/serving/q' >&3; exec sleep 120; }");
   // Each handshake logs a few lines at -v: 2,000 of them are several times the pipe.
-  ClientResult r = server->run_plain_client({"bench", "-c", "10", "-n", "2000", "handshake"}, Millis(60000));
+  ClientResult r = s.server.run_plain_client({"bench", "-c", "10", "-n", "2000", "handshake"}, Millis(60000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
-  r = server->run_plain_client({"ping"}, Millis(10000));
+  r = s.server.run_plain_client({"ping"}, Millis(10000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
 }
 
-// A log that can no longer be written: after the start-up lines (which the fixture
-// needs for the ports) its reader is gone, and every log write fails (EPIPE; ENOSPC on a
-// full disk takes the same path). The server neither dies nor stalls, and serves.
+// A log that can no longer be written: after the start-up lines its reader is gone, and
+// every log write fails (EPIPE; ENOSPC on a full disk takes the same path). The server
+// neither dies nor stalls, and serves.
 Test(robustness, a_log_that_cannot_be_written_costs_nothing_but_the_log) {
-  std::string err;
-  auto dir = TempDir::create("reactor-lost-log", &err);
-  cr_assert(dir.has_value(), "%s", err.c_str());
-  cr_assert(make_dirs(dir->path("root"), &err), "%s", err.c_str());
-  make_pattern(dir->path("root/big.bin"), 3 * 1024 * 1024, 9);
-  auto secret = write_secret(dir->path(), {}, &err);
-  cr_assert(secret.has_value(), "%s", err.c_str());
-  auto reactord = find_binary("reactord", &err);
-  cr_assert(reactord.has_value(), "%s", err.c_str());
-  std::string wrapper = dir->path("reactord-lost-log");
-  cr_assert(write_file(wrapper, "#!/bin/sh\nexec 3>&2\n\"" + *reactord +
-                                    "\" \"$@\" 2>&1 >/dev/null | sed '/serving/q' >&3\n",
-                       &err),
-            "%s", err.c_str());
-  cr_assert_eq(chmod(wrapper.c_str(), 0755), 0);
-  ServerOptions options;
-  options.root = dir->path("root");
-  options.secret_file = secret->path;
-  options.verbose = true;
-  options.binary = wrapper;
-  auto server = ServerProcess::start(options, &err);
-  cr_assert(server.has_value(), "%s", err.c_str());
-  ClientResult r = server->run_plain_client({"bench", "-c", "10", "-n", "500", "handshake"}, Millis(60000));
+  LoggedServer s = serve_with_log_tail("reactor-lost-log", "sed '/serving/q' >&3");
+  make_pattern(s.dir.path("root/big.bin"), 3 * 1024 * 1024, 9);
+  ClientResult r = s.server.run_plain_client({"bench", "-c", "10", "-n", "500", "handshake"}, Millis(60000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
-  r = server->run_plain_client({"get", "big.bin", dir->path("copy.bin")}, Millis(60000));
+  r = s.server.run_plain_client({"get", "big.bin", s.dir.path("copy.bin")}, Millis(60000));
   cr_assert(r.exited_with(0), "%s", r.describe().c_str());
-  cr_assert(files_equal(dir->path("root/big.bin"), dir->path("copy.bin")));
+  cr_assert(files_equal(s.dir.path("root/big.bin"), s.dir.path("copy.bin")));
 }

@@ -24,6 +24,7 @@
 #include "tests/support/files.h"
 #include "tests/support/fixture.h"
 #include "tests/support/process.h"
+#include "tests/support/python_peer.h"
 #include "tests/support/server.h"
 #include "tests/support/temp_dir.h"
 
@@ -216,23 +217,7 @@ Process lying_server(const TempDir& dir, const std::string& header, const std::s
   cr_assert(write_file(dir.path("liar.py"), code));
   cr_assert(write_file(dir.path("header.json"), header));
   cr_assert(write_file(dir.path("body.bin"), body));
-  SpawnOptions spawn;
-  spawn.argv = {"python3", dir.path("liar.py"), dir.path("header.json"), dir.path("body.bin")};
-  spawn.output_dir = dir.path();
-  spawn.name = "liar";
-  std::string err;
-  auto proc = Process::spawn(spawn, &err);
-  cr_assert(proc.has_value(), "%s", err.c_str());
-  for (int i = 0; i < 500; ++i) {
-    std::string out = proc->stdout_text();
-    if (!out.empty() && out.back() == '\n') {
-      *port = std::stoi(out);
-      return std::move(*proc);
-    }
-    usleep(10000);
-  }
-  cr_assert_fail("the lying server did not start: %s", proc->stderr_text().c_str());
-  return std::move(*proc);
+  return start_python_peer(dir.path(), dir.path("liar.py"), {dir.path("header.json"), dir.path("body.bin")}, port);
 }
 
 }  // namespace

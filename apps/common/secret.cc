@@ -10,6 +10,7 @@
 
 #include <openssl/rand.h>
 
+#include "apps/common/regular_file.h"
 #include "reactor/errors.h"
 #include "reactor/unique_fd.h"
 
@@ -56,22 +57,11 @@ bool load_secret(const std::string& path, Secret* out, std::string* err) {
   // Like sshd's StrictModes and rsync's strict modes: a secret that someone else could
   // swap for one of their own is not a secret. So no final symlink (whoever can write
   // the link's directory can point it elsewhere), and no file owned by another user.
-  reactor::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW));
-  if (!fd) {
-    if (errno == ELOOP) {
-      *err = "secret file \"" + path + "\" is a symbolic link: give the file itself";
-      return false;
-    }
-    *err = reactor::sys_error("open secret file", path);
-    return false;
-  }
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) {
-    *err = reactor::sys_error("stat secret file", path);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *err = "secret file \"" + path + "\" is not a regular file";
+  int open_errno = 0;
+  reactor::UniqueFd fd = open_regular_file(path, "secret file", O_NOFOLLOW, &st, &open_errno, err);
+  if (!fd) {
+    if (open_errno == ELOOP) *err = "secret file \"" + path + "\" is a symbolic link: give the file itself";
     return false;
   }
   if (st.st_uid != geteuid() && st.st_uid != 0) {

@@ -13,6 +13,7 @@
 
 #include "apps/common/cli.h"
 #include "apps/common/human_units.h"
+#include "apps/common/regular_file.h"
 #include "apps/common/secret.h"
 #include "reactor/errors.h"
 #include "reactor/unique_fd.h"
@@ -270,19 +271,14 @@ bool parse_config(std::string_view text, const std::string& path, ConfigFile* ou
 
 bool load_config(const std::string& path, bool must_exist, ConfigFile* out, bool* found, std::string* err) {
   *found = false;
-  reactor::UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-  if (!fd) {
-    if (errno == ENOENT && !must_exist) return true;
-    *err = reactor::sys_error("open configuration file", path);
-    return false;
-  }
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) {
-    *err = reactor::sys_error("stat configuration file", path);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    *err = "configuration file \"" + path + "\" is not a regular file";
+  int open_errno = 0;
+  reactor::UniqueFd fd = app::open_regular_file(path, "configuration file", 0, &st, &open_errno, err);
+  if (!fd) {
+    if (open_errno == ENOENT && !must_exist) {
+      err->clear();
+      return true;
+    }
     return false;
   }
   if ((st.st_uid != getuid() && st.st_uid != 0) || (st.st_mode & 022) != 0) {
