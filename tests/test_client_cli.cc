@@ -55,19 +55,6 @@ bool starts_with(const std::string& text, const std::string& prefix) {
   return text.compare(0, prefix.size(), prefix) == 0;
 }
 
-// A loopback port nobody listens on: bound (so no one else got it at that moment), then
-// closed.
-std::string refused_address() {
-  auto addr = parse_address("127.0.0.1:0");
-  cr_assert(addr.has_value());
-  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  cr_assert(fd.valid());
-  cr_assert_eq(bind(fd.get(), addr->get(), addr->length), 0, "bind: %s", std::strerror(errno));
-  auto local = local_address(fd.get());
-  cr_assert(local.has_value());
-  return local->to_string();
-}
-
 void assert_no_debris(const std::string& dir) {
   auto names = list_dir(dir);
   cr_assert(names.has_value());

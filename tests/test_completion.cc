@@ -166,19 +166,6 @@ bool has_option(const std::string& compopt, const std::string& option) {
 
 const Set kCommands = {"get", "put", "stat", "ls", "ping", "send", "bench"};
 
-// A loopback port nobody listens on: bound (so no one else got it at that moment), then
-// closed.
-std::string refused_address() {
-  auto addr = parse_address("127.0.0.1:0");
-  cr_assert(addr.has_value());
-  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  cr_assert(fd.valid());
-  cr_assert_eq(bind(fd.get(), addr->get(), addr->length), 0, "bind: %s", std::strerror(errno));
-  auto local = local_address(fd.get());
-  cr_assert(local.has_value());
-  return local->to_string();
-}
-
 // root: a.txt, docs/notes.txt, docs/deep/x, "sp ace/f", "b c.txt".
 ServeOptions tree() {
   ServeOptions o;

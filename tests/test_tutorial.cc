@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/address.h"
 #include "tests/support/assertions.h"
 #include "tests/support/binaries.h"
 #include "tests/support/client.h"
@@ -113,20 +114,6 @@ std::string script(const std::string& name) { return source_dir() + "/tests/tuto
 // The key the tutorial's legitimacy scripts keep in their source.
 const char kTutorialKey[] = "\u8001\u8872\u6d17\u5934\u7528\u98d8\u67d4";
 
-// A port nobody listens on just now, for the tutorial's servers, which take a fixed one.
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  cr_assert_eq(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0, "%s", std::strerror(errno));
-  socklen_t len = sizeof addr;
-  cr_assert_eq(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Whether 127.0.0.1:PORT is in LISTEN state (/proc/net/tcp), without connecting to it:
 // the tutorial's servers accept exactly one connection.
 bool listening_on(int port) {
@@ -179,7 +166,7 @@ ScriptRun run_script(const std::string& out_dir, const std::string& name, const 
 // A tutorial server on a free loopback port, once it listens; *PORT says which.
 Process start_tutorial_server(const std::string& out_dir, const std::string& name,
                               const std::vector<std::string>& args, int* port) {
-  *port = free_port();
+  *port = unused_loopback_port();
   std::vector<std::string> argv = {"127.0.0.1", std::to_string(*port)};
   argv.insert(argv.end(), args.begin(), args.end());
   Process p = start_script(out_dir, name, argv);

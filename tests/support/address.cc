@@ -3,7 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <cerrno>
 #include <cstring>
+
+#include <criterion/criterion.h>
+
+#include "tests/support/fd.h"
 
 namespace testsupport {
 namespace {
@@ -108,5 +113,18 @@ std::optional<SockAddr> peer_address(int fd) {
 }
 
 std::string loopback_address(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+uint16_t unused_loopback_port() {
+  auto addr = parse_address("127.0.0.1:0");
+  cr_assert(addr.has_value());
+  Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  cr_assert(fd.valid());
+  cr_assert_eq(bind(fd.get(), addr->get(), addr->length), 0, "bind: %s", std::strerror(errno));
+  auto local = local_address(fd.get());
+  cr_assert(local.has_value());
+  return local->port();
+}
+
+std::string refused_address() { return loopback_address(unused_loopback_port()); }
 
 }  // namespace testsupport

@@ -32,4 +32,10 @@ std::optional<SockAddr> peer_address(int fd);
 // "127.0.0.1:PORT".
 std::string loopback_address(uint16_t port);
 
+// A loopback port nobody listens on: bound (so that no one else had it at that moment),
+// then closed. For a refused connection, or for a program that takes a fixed port.
+uint16_t unused_loopback_port();
+// The same as "127.0.0.1:PORT".
+std::string refused_address();
+
 }  // namespace testsupport
