@@ -7,7 +7,9 @@
 // Criterion's Test() macro expands to a C-style function-pointer cast at each test.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 
+#include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -560,5 +562,48 @@ Test(upload, a_verified_upload_is_stored_even_if_the_client_leaves_right_after_i
   cr_assert(wait_until([&] { return names_in(s.root) == "left.bin "; }, Millis(10000)), "left: %s",
             names_in(s.root).c_str());
   ASSERT_STR_EQ(read_file(s.in_root("left.bin")).value_or(""), body);
+  stop_cleanly(s);
+}
+
+// Into tmpfs a small upload is committed on the loop itself (nothing there waits for a
+// disk): the same rules hold. A wrong digest stores nothing, the requests pipelined
+// behind an end are answered after its put_done, an existing file needs force, and a
+// tree arrives whole; a file above one chunk still goes through the worker.
+Test(upload, uploads_into_tmpfs_keep_every_rule) {
+  struct statfs fs {};
+  if (statfs("/dev/shm", &fs) != 0 || fs.f_type != TMPFS_MAGIC) cr_skip_test("no tmpfs at /dev/shm");
+  cr_assert_eq(setenv("TMPDIR", "/dev/shm", 1), 0);
+  ServeOptions o = writable();
+  o.files = {{"a.txt", "old\n"}};
+  Served s = serve(o);
+  cr_assert(statfs(s.root.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC, "the root is not on tmpfs: %s",
+            s.root.c_str());
+  RawClient c = start_raw_put(s, "a.txt", 4, ",\"force\":true");
+  cr_assert(c.send_frame(data_header(4), "new\n"));
+  cr_assert(c.send_frame(end_header(tree_root_hex("other"))));
+  expect_refusal(c, "digest_mismatch");
+  ASSERT_STR_EQ(read_file(s.in_root("a.txt")).value_or(""), "old\n");
+  cr_assert(c.send_frame(put_header("a.txt", 2)));
+  expect_refusal(c, "exists");
+  cr_assert(c.send_frame(put_header("b.txt", 2)));
+  expect_frame(c, "put_ready");
+  cr_assert(c.send_raw(encode_frame(data_header(2), "hi") + encode_frame(end_header(tree_root_hex("hi"))) +
+                       encode_frame(R"({"type":"stat","path":"b.txt"})")));
+  expect_frame(c, "put_done");
+  Frame st = expect_frame(c, "stat_ok");
+  cr_assert_eq(st.number_field("size").value_or(-1), 2.0);
+  ASSERT_STR_EQ(names_in(s.root), "a.txt b.txt ");
+
+  std::string err;
+  cr_assert(make_dirs(s.in_dir("up/sub"), &err), "%s", err.c_str());
+  for (int i = 0; i < 200; ++i) make_pattern(s.in_dir("up/sub/f" + std::to_string(i)), 4096 + i, i);
+  make_pattern(s.in_dir("up/big.bin"), 3 * 1024 * 1024 + 1, 7);
+  ClientResult r = s.server.run_client({"put", "-r", s.in_dir("up"), "/"}, Millis(60000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  for (int i = 0; i < 200; ++i) {
+    std::string name = "up/sub/f" + std::to_string(i);
+    cr_assert(files_equal(s.in_dir(name), s.in_root(name)), "%s", name.c_str());
+  }
+  cr_assert(files_equal(s.in_dir("up/big.bin"), s.in_root("up/big.bin")));
   stop_cleanly(s);
 }

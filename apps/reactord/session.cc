@@ -769,8 +769,14 @@ void Session::handle_upload_end(const protocol::End& end) {
   }
   std::shared_ptr<CommitJob> job = response_->upload->finish(*end.root);
   if (!transition(S::kCommitting)) return;
+  if (job->cannot_block) {
+    job->run();
+    // Inside the stream's delivery: the requests pipelined after this end are
+    // delivered by the pass already running once the session is ready again.
+    return on_committed(*job, /*deliver_queued=*/false);
+  }
   std::string err;
-  response_->commit = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_committed(*job); }, &err);
+  response_->commit = server_.work_queue().submit([job] { job->run(); }, [this, job] { on_committed(*job, /*deliver_queued=*/true); }, &err);
   if (response_->commit == 0) {
     job->sink->discard();
     app::log_connection(app::LogLevel::kError, peer_.c_str(), id_, ": %s", err.c_str());
@@ -779,7 +785,7 @@ void Session::handle_upload_end(const protocol::End& end) {
   }
 }
 
-void Session::on_committed(CommitJob& job) {
+void Session::on_committed(CommitJob& job, bool deliver_queued) {
   response_->commit = 0;
   if (job.ok) {
     app::log_connection(app::LogLevel::kInfo, peer_.c_str(), id_, " stored \"%s\"", response_->path.c_str());
@@ -790,7 +796,7 @@ void Session::on_committed(CommitJob& job) {
   }
   finish_response();
   // Requests the client pipelined after its end wait in the stream: deliver them now.
-  if (state() == S::kReady) stream_.pump();
+  if (deliver_queued && state() == S::kReady) stream_.pump();
 }
 
 void Session::on_produced() {

@@ -174,7 +174,9 @@ class Session final : public protocol::StreamHandler, public PartialHolder {
   void handle_put(const protocol::PutRequest& request);
   void handle_data(const protocol::Data& data);
   void handle_upload_end(const protocol::End& end);
-  void on_committed(CommitJob& job);
+  // DELIVER_QUEUED: called from outside the stream (the worker's completion), so the
+  // requests pipelined behind the upload need a pass of their own.
+  void on_committed(CommitJob& job, bool deliver_queued);
   void upload_failed(const protocol::ProtocolError& error);
   void finish_response();
   void end_response();

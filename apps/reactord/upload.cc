@@ -2,7 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -60,16 +61,19 @@ bool check_target(int dir, const std::string& name, const protocol::PutRequest& 
   return true;
 }
 
+// *in_memory: the directory is on a file system with no disk behind it (tmpfs, ramfs),
+// where fsync(2) returns at once.
 bool check_space(int dir, const protocol::PutRequest& request, uint64_t needed, const Options& options,
-                 const UploadSpace& space, ProtocolError* err) {
+                 const UploadSpace& space, bool* in_memory, ProtocolError* err) {
   if (options.max_upload != 0 && request.size > options.max_upload)
     return refuse(err, ErrorCode::kTooLarge,
                   quoted(request.path) + " is " + app::format_bytes(request.size) + "; this server takes at most " +
                       app::format_bytes(options.max_upload) + " per file");
-  struct statvfs fs {};
-  if (fstatvfs(dir, &fs) != 0)
-    return refuse(err, ErrorCode::kIoError, std::string("statvfs: ") + std::strerror(errno));
-  uint64_t unit = fs.f_frsize != 0 ? fs.f_frsize : fs.f_bsize;
+  struct statfs fs {};
+  if (fstatfs(dir, &fs) != 0)
+    return refuse(err, ErrorCode::kIoError, std::string("statfs: ") + std::strerror(errno));
+  *in_memory = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
+  uint64_t unit = fs.f_frsize != 0 ? static_cast<uint64_t>(fs.f_frsize) : static_cast<uint64_t>(fs.f_bsize);
   uint64_t available = static_cast<uint64_t>(fs.f_bavail) * unit;
   uint64_t total = static_cast<uint64_t>(fs.f_blocks) * unit;
   uint64_t keep = options.keep_free_given ? options.keep_free : default_keep_free(total);
@@ -214,13 +218,14 @@ std::unique_ptr<Upload> Upload::begin(const protocol::PutRequest& request, const
   std::unique_ptr<Upload> upload(new Upload(request, space));
   if (request.resume && options.partial_ttl.count() > 0) {
     if (!upload->open_partial(std::move(dir), name, request, options.partial_ttl, holder, err) ||
-        !check_space(upload->dir_.get(), request, request.size - upload->held_bytes_, options, space, err))
+        !check_space(upload->dir_.get(), request, request.size - upload->held_bytes_, options, space,
+                     &upload->in_memory_, err))
       return nullptr;
     upload->held_ = request.size - upload->held_bytes_;
     space.hold(upload->held_);
     return upload;
   }
-  if (!check_space(dir.get(), request, request.size, options, space, err)) return nullptr;
+  if (!check_space(dir.get(), request, request.size, options, space, &upload->in_memory_, err)) return nullptr;
   std::string why;
   if (!upload->sink_->open_file(std::move(dir), name, request.path, request.force, &why)) {
     int errnum = upload->sink_->error_number();
@@ -256,6 +261,9 @@ std::shared_ptr<CommitJob> Upload::finish(const protocol::Digest& expected) {
   job->options = options_;
   job->path = path_;
   job->size = start_ + received_;
+  // Nothing of it can wait: no disk under it, no held prefix to hash, and the background
+  // hash of at most one chunk is done or all but done.
+  job->cannot_block = in_memory_ && start_ == 0 && job->size <= kCommitOnLoopMax;
   space_.release(held_);
   held_ = 0;
   return job;

@@ -96,9 +96,17 @@ struct CommitJob {
   protocol::Digest actual{};
   protocol::ProtocolError error;
 
+  // A small upload into a file system without a disk (tmpfs, ramfs): run() waits for
+  // nothing, so the loop runs it itself instead of paying the worker's two thread
+  // hand-offs per file (10,000 files of 4 KiB: 0.7 s instead of 2.5 s, measured).
+  bool cannot_block = false;
+
   // The worker's part: verify, then make durable and rename into place.
   void run();
 };
+
+// The largest upload that cannot_block may describe: one chunk of the tree hash.
+inline constexpr uint64_t kCommitOnLoopMax = 1024 * 1024;
 
 class Upload {
  public:
@@ -148,6 +156,7 @@ class Upload {
   std::string name_;           // the target's name in it
   std::string partial_name_;
   reactor::UniqueFd partial_;  // locked with flock(2) for as long as this upload lives
+  bool in_memory_ = false;     // the target's file system has no disk (see CommitJob)
   uint64_t held_bytes_ = 0;
   uint64_t start_ = 0;         // resumable: where the data started
   bool claimed_ = false;       // registered in space_ as the partial's holder
