@@ -461,7 +461,7 @@ Test(progress, rate_is_smoothed_over_bursts) {
   std::vector<std::string> lines = screen_lines(out.take());
   cr_assert_geq(lines.size(), 40u);
   for (const std::string& line : lines) {
-    if (contains(line, " 0 B / ")) continue;  // before the first burst 0 B/s is the truth
+    if (contains(line, " 0.0 MiB / ")) continue;  // before the first burst 0 B/s is the truth
     cr_assert_not(contains(line, " 0 B/s"), "a gap between bursts shows as a stall: %s",
                   line.c_str());
   }
@@ -549,25 +549,119 @@ Test(progress, wide_labels_are_measured_in_columns) {
   cr_assert_leq(code_points(line), 79u, "%s", line.c_str());
 }
 
+// The line of a download of "some-file-name.tar.gz" at 42 of 100 MiB, 8 MiB/s, on a
+// terminal of `columns`.
+std::string line_at(int columns) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress p(out.fd(), ProgressStyle::kPlane, true, true, "some-file-name.tar.gz", 100 * kMiB, 0, clock.fn());
+  p.set_columns(columns);
+  drive(&p, &clock, &done, 42, kMiB);  // 5.25 s at 8 MiB/s; 58 MiB left: 7.25 s
+  return screen_lines(out.take()).back();
+}
+
+bool has_bar(std::string_view line) { return contains(line, "[") && contains(line, "]"); }
+
+// What a terminal narrower than the line needs gives way in this order: the bar, the
+// name (elided down to a few columns), the long forms of the numbers, elapsed time, ETA,
+// rate; the percentage and the bytes stay to the last.
 Test(progress, narrow_terminals_degrade) {
-  for (int columns : {60, 40, 30, 20, 12, 6, 2, 1}) {
-    FakeClock clock;
-    Capture out;
-    Progress p(out.fd(), ProgressStyle::kPlane, true, true, "some-file-name.tar.gz", 100 * kMiB, 0,
-               clock.fn());
-    p.set_columns(columns);
-    p.update(42 * kMiB);
-    p.tick();
-    std::string line = screen_lines(out.take()).back();
+  for (int columns : {120, 100, 80, 60, 50, 40, 30, 20, 12, 6, 2, 1}) {
+    std::string line = line_at(columns);
     size_t limit = columns > 1 ? static_cast<size_t>(columns) - 1 : 1;
     cr_assert_leq(code_points(line), limit, "%d columns: \"%s\"", columns, line.c_str());
     if (columns >= 6) cr_assert(contains(line, "42%"), "%d columns: \"%s\"", columns, line.c_str());
-    // The numbers outlast the bar: bytes from 40 columns, rate and ETA from 60.
-    if (columns >= 40) cr_assert(contains(line, "42.0 MiB / 100.0 MiB"), "%d columns: \"%s\"", columns, line.c_str());
-    if (columns >= 60) {
-      cr_assert(contains(line, "B/s") && contains(line, "ETA"), "%d columns: \"%s\"", columns, line.c_str());
+    if (columns >= 30) cr_assert(contains(line, "/s"), "the rate from 30 columns: \"%s\"", line.c_str());
+    if (columns >= 40) cr_assert(contains(line, "ETA 7.25"), "the ETA from 40 columns: \"%s\"", line.c_str());
+    if (columns >= 50) cr_assert(contains(line, "5.25"), "the elapsed time from 50 columns: \"%s\"", line.c_str());
+    if (columns >= 80) cr_assert(contains(line, "42.0 MiB / 100.0 MiB"), "%d: \"%s\"", columns, line.c_str());
+    if (columns < 80) cr_assert_not(has_bar(line), "%d columns: \"%s\"", columns, line.c_str());
+  }
+  // 30 columns: name elided, percentage, bytes, rate.
+  cr_assert_eq(line_at(30), "s...r.gz 42%  42/100M  8.0M/s");
+  // 40: and the ETA.
+  cr_assert_eq(line_at(40), "s...r.gz 42%  42/100M  8.0M/s ETA 7.25s");
+  // 50: and the elapsed time, the name less elided.
+  cr_assert_eq(line_at(50), "som...tar.gz 42%  42/100M  8.0M/s 5.25s ETA 7.25s");
+  // 60: the numbers in their compact form.
+  cr_assert_eq(line_at(60), "s...r.gz  42%  42.0/100.0 MiB   8.0 MiB/s 5.25 s ETA 7.25 s");
+  // 80: the whole name beside every number, the bar gone first.
+  cr_assert_eq(line_at(80), "some-file-name.tar.gz  42%  42.0 MiB / 100.0 MiB   8.0 MiB/s 5.25 s ETA 7.25 s");
+  cr_assert(has_bar(line_at(100)), "%s", line_at(100).c_str());
+}
+
+// Widening the terminal never takes a field away, and the bar comes only when every
+// number is there in full and the name is not cut.
+Test(progress, wider_never_shows_less) {
+  size_t previous_fields = 0;
+  for (int columns = 1; columns <= 160; ++columns) {
+    std::string line = line_at(columns);
+    size_t fields = 0;
+    for (const char* field : {"42%", "42", "/s", "ETA", "5.25"}) fields += contains(line, field) ? 1 : 0;
+    cr_assert_geq(fields, previous_fields, "%d columns: \"%s\"", columns, line.c_str());
+    previous_fields = fields;
+    if (has_bar(line)) {
+      cr_assert(contains(line, "some-file-name.tar.gz [") && contains(line, "42.0 MiB / 100.0 MiB"), "%d: \"%s\"",
+                columns, line.c_str());
     }
   }
+}
+
+// The verifier saw the bar move by a column between redraws: each field keeps the width
+// it can have over the whole transfer, whatever its value now.
+Test(progress, the_line_keeps_its_width_as_the_numbers_change) {
+  const uint64_t total = 5033165;  // 4.8 MiB: the count passes through KiB ("512.0 KiB")
+  for (int columns : {30, 40, 50, 60, 70, 80, 100}) {
+    FakeClock clock;
+    Capture out;
+    uint64_t done = 0;
+    Progress p(out.fd(), ProgressStyle::kBar, true, false, "dl1.bin", total, 0, clock.fn());
+    p.set_columns(columns);
+    drive(&p, &clock, &done, 1, 100);  // a few bytes first: "0 B" against "4.8 MiB"
+    drive(&p, &clock, &done, 37, 128 * 1024);  // 1 MiB/s
+    std::vector<std::string> lines = screen_lines(out.take());
+    cr_assert_geq(lines.size(), 30u);
+    for (const std::string& line : lines) {
+      cr_assert_eq(code_points(line), code_points(lines.front()), "%d columns: \"%s\" after \"%s\"", columns,
+                   line.c_str(), lines.front().c_str());
+      cr_assert_eq(line.find(']'), lines.front().find(']'), "%d columns: \"%s\"", columns, line.c_str());
+    }
+    // The same state drawn again is the same line.
+    p.clear();
+    out.take();
+    p.tick();
+    cr_assert_eq(screen_lines(out.take()).back(), lines.back());
+  }
+}
+
+// A rate that hovers about 1 MiB/s reads "1023.9 KiB/s" and "1.0 MiB/s" in turn (as with
+// reactord --limit-rate 1M): the rate field widens once and stays, it does not jitter.
+Test(progress, a_rate_about_a_unit_does_not_jitter) {
+  FakeClock clock;
+  Capture out;
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, "dl1.bin", 100 * kMiB, 0, clock.fn());
+  p.set_columns(80);
+  uint64_t done = 0;
+  std::vector<size_t> bar_ends;
+  std::set<std::string> rates;
+  for (int i = 0; i < 200; ++i) {
+    clock.now += 0.125;
+    done += i % 2 == 0 ? 131000 : 131140;  // about 1023.9 KiB/s and 1.0 MiB/s
+    p.update(done);
+    p.tick();
+    std::string line = screen_lines(out.take()).back();
+    bar_ends.push_back(line.find(']'));
+    if (contains(line, "1023.")) rates.insert("KiB");
+    if (contains(line, " 1.0 MiB/s")) rates.insert("MiB");
+  }
+  cr_assert_eq(rates.size(), 2u, "the test should show both forms of the rate");
+  size_t changes = 0;
+  for (size_t i = 1; i < bar_ends.size(); ++i) {
+    cr_assert_leq(bar_ends[i], bar_ends[i - 1], "the bar grew back at redraw %zu", i);
+    if (bar_ends[i] != bar_ends[i - 1]) ++changes;
+  }
+  cr_assert_leq(changes, 1u);
 }
 
 Test(progress, eighty_columns_show_the_bar_and_every_number) {
@@ -608,25 +702,64 @@ Test(progress, a_stall_reads_stalled_until_bytes_come_again) {
   cr_assert(!contains(again, "stalled"), "%s", again.c_str());
 }
 
-Test(progress, a_long_label_is_elided_in_the_middle) {
+std::string first_line_of(const std::string& label, int columns) {
   FakeClock clock;
   Capture out;
-  Progress p(out.fd(), ProgressStyle::kBar, true, false,
-             "backups/2026/12/01/hosts/with/a/long/path/db-full.tar.zst", 100 * kMiB, 0, clock.fn());
-  p.set_columns(80);
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, label, 100 * kMiB, 0, clock.fn());
+  p.set_columns(columns);
   p.update(kMiB);
   p.tick();
-  std::string line = screen_lines(out.take()).back();
+  return screen_lines(out.take()).back();
+}
+
+// A long local path gives up its directory first: the file name is what tells downloads
+// apart, and it is cut (in the middle) only when it does not fit whole without a bar.
+Test(progress, a_path_label_gives_up_its_directory_first) {
+  const std::string path = "backups/2026/12/01/hosts/with/a/long/path/db-full.tar.zst";
+  std::string line = first_line_of(path, 80);
   cr_assert_leq(code_points(line), 79u, "%s", line.c_str());
-  cr_assert(line.rfind("back", 0) == 0 && contains(line, "...") && contains(line, "db-full.tar.zst "),
-            "the start, an ellipsis, the file name: %s", line.c_str());
-  cr_assert(contains(line, "ETA"), "%s", line.c_str());
-  // With room to spare, the bar comes back beside the elided name.
-  p.set_columns(120);
-  clock.now += 0.125;
-  p.tick();
-  std::string wide = screen_lines(out.take()).back();
-  cr_assert(contains(wide, "db-full.tar.zst [") && contains(wide, "..."), "%s", wide.c_str());
+  cr_assert(line.rfind("db-full.tar.zst  ", 0) == 0, "the whole base name, no directory: %s", line.c_str());
+  cr_assert(contains(line, "1.0 MiB / 100.0 MiB") && contains(line, "ETA"), "%s", line.c_str());
+  // Room for a bar beside the base name, not beside the path: the directory goes first.
+  std::string wide = first_line_of(path, 110);
+  cr_assert(wide.rfind("db-full.tar.zst [", 0) == 0, "%s", wide.c_str());
+  std::string wider = first_line_of(path, 140);
+  cr_assert(wider.rfind(path + " [", 0) == 0, "%s", wider.c_str());
+
+  // A long file name in a long directory: its start, "...", its end; never the directory.
+  const std::string name = "database-dump-2026-12-01-full-nightly.tar.zst";  // 45 columns
+  std::string cut = first_line_of("/var/backups/hosts/" + name, 80);
+  cr_assert_leq(code_points(cut), 79u, "%s", cut.c_str());
+  cr_assert(cut.rfind("datab", 0) == 0 && contains(cut, "...") && contains(cut, "ly.tar.zst "), "%s", cut.c_str());
+  cr_assert_not(has_bar(cut), "no bar beside a cut name: %s", cut.c_str());
+  std::string whole = first_line_of("/var/backups/hosts/" + name, 120);
+  cr_assert(whole.rfind(name + " [", 0) == 0, "%s", whole.c_str());
+  for (int columns = 20; columns <= 200; ++columns) {
+    std::string any = first_line_of("/var/backups/hosts/" + name, columns);
+    if (has_bar(any)) cr_assert(contains(any, name + " ["), "%d columns: %s", columns, any.c_str());
+  }
+}
+
+// A count of files stands for itself: "12/40" where "12/40 files" does not fit, never
+// the "40 files" after its '/' as if it were a path, nor an elided "12/...s".
+Test(progress, a_compact_label_replaces_the_label) {
+  for (int columns : {30, 40, 60, 200}) {
+    FakeClock clock;
+    Capture out;
+    uint64_t done = 0;
+    Progress p(out.fd(), ProgressStyle::kBar, true, false, "0/0 files", 0, 0, clock.fn());
+    p.set_columns(columns);
+    p.set_label("12/40 files", "12/40");
+    p.set_total(100 * kMiB);
+    drive(&p, &clock, &done, 16, kMiB);
+    std::string line = screen_lines(out.take()).back();
+    cr_assert_leq(code_points(line), static_cast<size_t>(columns) - 1, "%s", line.c_str());
+    cr_assert(line.rfind(columns >= 200 ? "12/40 files [" : "12/40 ", 0) == 0, "%d columns: %s", columns,
+              line.c_str());
+    cr_assert(contains(line, "16%") && contains(line, "/s"), "%d columns: %s", columns, line.c_str());
+    p.finish_ok();
+    cr_assert(contains(out.take(), " 12/40 files  "), "the final line has the whole label");
+  }
 }
 
 Test(progress, ascii_mode_writes_no_byte_above_127) {
