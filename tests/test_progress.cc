@@ -152,9 +152,12 @@ void drive(Progress* p, FakeClock* clock, uint64_t* done, int steps, uint64_t pe
   }
 }
 
+// A $COLUMNS the test runner happens to export would move every width this file expects.
+void unset_columns() { unsetenv("COLUMNS"); }
+
 }  // namespace
 
-TestSuite(progress, .timeout = 10);
+TestSuite(progress, .timeout = 10, .init = unset_columns);
 
 Test(progress, parse_style) {
   ProgressStyle style = ProgressStyle::kNone;
@@ -836,6 +839,62 @@ Test(progress, asks_the_terminal_for_its_width) {
   std::string line = screen_lines(text).back();
   cr_assert_leq(code_points(line), 49u, "%s", line.c_str());
   cr_assert_geq(code_points(line), 40u, "%s", line.c_str());
+  close(tty);
+  close(master);
+}
+
+// The width of the live line of a download with a name long enough to fill any line.
+size_t line_width_on(int fd, int read_fd) {
+  FakeClock clock;
+  Progress p(fd, ProgressStyle::kBar, true, false, std::string(300, 'b'), 100 * kMiB, 0, clock.fn());
+  p.update(10 * kMiB);
+  p.tick();
+  std::string text;
+  char buf[4096];
+  for (int i = 0; i < 200 && text.find("\x1b[K") == std::string::npos; ++i) {
+    ssize_t n = read(read_fd, buf, sizeof buf);
+    if (n > 0) text.append(buf, static_cast<size_t>(n));
+    if (n <= 0) usleep(5000);
+  }
+  return code_points(screen_lines(text).back());
+}
+
+// As GNU ls: when the terminal cannot tell its width, $COLUMNS can, if it is a positive
+// integer; anything else is ignored for the default 80.
+Test(progress, columns_from_the_environment_when_the_terminal_cannot_tell) {
+  Capture out;  // a pipe: TIOCGWINSZ fails
+  cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 79u, "80 columns without $COLUMNS");
+  setenv("COLUMNS", "40", 1);
+  cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 39u);
+  setenv("COLUMNS", "132", 1);
+  cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 131u);
+  for (const char* garbage : {"", "0", "-40", "+40", " 40", "40 ", "40x", "4O", "0x28", "65536",
+                              "99999999999999999999999"}) {
+    setenv("COLUMNS", garbage, 1);
+    cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 79u, "COLUMNS=\"%s\" should be ignored", garbage);
+  }
+}
+
+Test(progress, columns_from_the_environment_when_the_terminal_says_0) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0) cr_skip_test("no pseudo-terminal here");
+  cr_assert_eq(grantpt(master), 0);
+  cr_assert_eq(unlockpt(master), 0);
+  int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
+  cr_assert_geq(tty, 0);
+  struct termios mode;
+  cr_assert_eq(tcgetattr(tty, &mode), 0);
+  cfmakeraw(&mode);
+  cr_assert_eq(tcsetattr(tty, TCSANOW, &mode), 0);
+  cr_assert_eq(fcntl(master, F_SETFL, O_NONBLOCK), 0);
+  struct winsize size = {};  // 0 columns, as a serial line reports
+  cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
+  setenv("COLUMNS", "44", 1);
+  cr_assert_eq(line_width_on(tty, master), 43u);
+  // A terminal that knows its width has the last word.
+  size.ws_col = 50;
+  cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
+  cr_assert_eq(line_width_on(tty, master), 49u);
   close(tty);
   close(master);
 }

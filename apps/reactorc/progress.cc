@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "apps/common/human_units.h"
@@ -62,6 +63,19 @@ std::string make_safe(std::string_view text) {
 void append_padded(std::string* out, std::string_view text, std::size_t width) {
   if (text.size() < width) out->append(width - text.size(), ' ');
   out->append(text);
+}
+
+// $COLUMNS if it is a positive integer a terminal could report (at most 65535, as
+// winsize's ws_col), else 0: anything else is ignored, as by GNU ls.
+std::size_t columns_from_environment(const char* value) {
+  if (value == nullptr || *value == '\0') return 0;
+  std::size_t columns = 0;
+  for (const char* c = value; *c != '\0'; ++c) {
+    if (*c < '0' || *c > '9') return 0;
+    columns = columns * 10 + static_cast<std::size_t>(*c - '0');
+    if (columns > 65535) return 0;
+  }
+  return columns;
 }
 
 // Whether a field is shown when only `count` of them fit: elapsed time goes first, then
@@ -180,7 +194,9 @@ std::size_t Progress::columns() const {
   if (columns_override_ > 0) return static_cast<std::size_t>(columns_override_);
   struct winsize size {};
   if (ioctl(fd_, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
-  return kDefaultColumns;
+  // As GNU ls: where the terminal cannot tell (a serial line reports 0), the user can.
+  std::size_t from_environment = columns_from_environment(std::getenv("COLUMNS"));
+  return from_environment > 0 ? from_environment : kDefaultColumns;
 }
 
 void Progress::record_sample(double now, uint64_t bytes) {

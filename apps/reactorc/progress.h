@@ -94,7 +94,8 @@ class Progress {
   void finish_failed(std::string_view reason);
 
   // Line width in columns; 0 (the default) asks the terminal (TIOCGWINSZ) at every
-  // redraw, falling back to 80. The line uses one column less than this, so that it
+  // redraw, falling back to $COLUMNS if the terminal says nothing or 0 and that is a
+  // positive integer, then to 80. The line uses one column less than this, so that it
   // never reaches the last column and wraps on terminals that wrap eagerly.
   void set_columns(int columns) { columns_override_ = columns; }
   // ASCII only (a locale that is not UTF-8): `OK`/`FAILED` for ✓/✗, `=` for ✈.
