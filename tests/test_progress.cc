@@ -486,6 +486,37 @@ Test(progress, resumed_download_counts_only_new_bytes) {
   cr_assert_eq(final_line, kCheck + " part.bin  100.0 MiB in 6.25 s (8.0 MiB/s), resumed at 50.0 MiB");
 }
 
+// After --retry the runner draws a new Progress from the first attempt's origin: the
+// elapsed time goes on from there, and the final line counts every attempt's bytes.
+Test(progress, a_retry_continues_from_the_first_attempt) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress::Origin origin{};
+  {
+    Progress first(out.fd(), ProgressStyle::kBar, true, false, "f.bin", 100 * kMiB, 0, clock.fn());
+    drive(&first, &clock, &done, 16, kMiB);  // 2 s, 16 MiB
+    origin = first.origin();
+    first.clear();
+  }
+  clock.now += 1.0;  // the pause before the retry
+  Progress again(out.fd(), ProgressStyle::kBar, true, false, "f.bin", 100 * kMiB, done, clock.fn());
+  again.continue_from(origin);
+  again.set_columns(100);
+  out.take();
+  drive(&again, &clock, &done, 8, kMiB);  // 1 s more
+  std::string line = screen_lines(out.take()).back();
+  cr_assert(contains(line, " 4.00 s ETA"), "elapsed since the first attempt: %s", line.c_str());
+  cr_assert(contains(line, "8.0 MiB/s"), "the live rate is this attempt's: %s", line.c_str());
+  done = 100 * kMiB;
+  again.update(done);
+  clock.now += 5.0;  // 9 s in all
+  again.finish_ok();
+  std::string final_line = screen_lines(out.take()).back();
+  cr_assert_eq(final_line, kCheck + " f.bin  100.0 MiB in 9.00 s (11.1 MiB/s)", "no \"resumed at\": %s",
+               final_line.c_str());
+}
+
 Test(progress, never_shows_100_percent_early_nor_more_than_100) {
   FakeClock clock;
   Capture out;

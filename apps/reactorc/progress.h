@@ -77,6 +77,21 @@ class Progress {
   void set_label(std::string label, std::string compact = {});
   void set_total(uint64_t total) { total_ = total; }
 
+  // Where the transfer began, for a retry: the Progress of a later attempt continues from
+  // the first one's origin, so that its elapsed time and the final line's average rate
+  // count every attempt (and the pauses between them), and "resumed at" is said only if
+  // the first attempt resumed. Both must read the same clock. The live rate still counts
+  // only the bytes of this attempt.
+  struct Origin {
+    double time;
+    uint64_t bytes;
+  };
+  Origin origin() const { return Origin{started_at_, start_}; }
+  void continue_from(Origin origin) {
+    started_at_ = origin.time;
+    start_ = origin.bytes;
+  }
+
   // Redraws if at least kRedrawInterval passed since the last redraw (the first tick
   // draws at once); otherwise costs one clock read. Does nothing off a terminal or with
   // kNone, or once finished.
