@@ -312,8 +312,9 @@ void Progress::format_fields(unsigned percent, double rate, bool complete, bool 
   }
 
   std::string rate_text = stalled ? "stalled" : rate >= 0.0 ? app::format_rate(rate) : "-- B/s";
-  set_field(kFull, kRate, rate_text, 11);  // "112.4 MiB/s"
-  set_field(kCompact, kRate, rate_text, 11);
+  // "1023.9 KiB/s": a rate held about 1 MiB/s (--limit-rate 1M) takes four digits.
+  set_field(kFull, kRate, rate_text, 12);
+  set_field(kCompact, kRate, rate_text, 12);
   set_field(kLetters, kRate, stalled ? "stalled" : rate >= 0.0 ? app::format_rate_letters(rate) : "--B/s", 7);
 
   const std::string elapsed_text = app::format_duration(elapsed);

@@ -2,7 +2,7 @@
 // The download progress line on stderr, in the spirit of the tutorial's processBar:
 // a plain `=>` bar, a green ✈ bar, or ✈ changing colour on every redraw.
 //
-//   movie.mp4 [==========>       ]  58% 116.0 MiB / 200.0 MiB 112.4 MiB/s 1.06 s ETA 0.78 s
+//   movie.mp4 [==========>       ]  58% 116.0 MiB / 200.0 MiB  112.4 MiB/s 1.06 s ETA 0.78 s
 //   ✓ movie.mp4  200.0 MiB in 1.84 s (108.7 MiB/s), sha256 verified
 //   ✗ movie.mp4: connection reset by peer (12.0 MiB of 200.0 MiB after 0.31 s)
 //
