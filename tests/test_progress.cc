@@ -152,9 +152,12 @@ void drive(Progress* p, FakeClock* clock, uint64_t* done, int steps, uint64_t pe
   }
 }
 
+// A $COLUMNS the test runner happens to export would move every width this file expects.
+void unset_columns() { unsetenv("COLUMNS"); }
+
 }  // namespace
 
-TestSuite(progress, .timeout = 10);
+TestSuite(progress, .timeout = 10, .init = unset_columns);
 
 Test(progress, parse_style) {
   ProgressStyle style = ProgressStyle::kNone;
@@ -461,7 +464,7 @@ Test(progress, rate_is_smoothed_over_bursts) {
   std::vector<std::string> lines = screen_lines(out.take());
   cr_assert_geq(lines.size(), 40u);
   for (const std::string& line : lines) {
-    if (contains(line, " 0 B / ")) continue;  // before the first burst 0 B/s is the truth
+    if (contains(line, " 0.0 MiB / ")) continue;  // before the first burst 0 B/s is the truth
     cr_assert_not(contains(line, " 0 B/s"), "a gap between bursts shows as a stall: %s",
                   line.c_str());
   }
@@ -481,6 +484,37 @@ Test(progress, resumed_download_counts_only_new_bytes) {
   p.finish_ok();
   std::string final_line = screen_lines(out.take()).back();
   cr_assert_eq(final_line, kCheck + " part.bin  100.0 MiB in 6.25 s (8.0 MiB/s), resumed at 50.0 MiB");
+}
+
+// After --retry the runner draws a new Progress from the first attempt's origin: the
+// elapsed time goes on from there, and the final line counts every attempt's bytes.
+Test(progress, a_retry_continues_from_the_first_attempt) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress::Origin origin{};
+  {
+    Progress first(out.fd(), ProgressStyle::kBar, true, false, "f.bin", 100 * kMiB, 0, clock.fn());
+    drive(&first, &clock, &done, 16, kMiB);  // 2 s, 16 MiB
+    origin = first.origin();
+    first.clear();
+  }
+  clock.now += 1.0;  // the pause before the retry
+  Progress again(out.fd(), ProgressStyle::kBar, true, false, "f.bin", 100 * kMiB, done, clock.fn());
+  again.continue_from(origin);
+  again.set_columns(100);
+  out.take();
+  drive(&again, &clock, &done, 8, kMiB);  // 1 s more
+  std::string line = screen_lines(out.take()).back();
+  cr_assert(contains(line, " 4.00 s ETA"), "elapsed since the first attempt: %s", line.c_str());
+  cr_assert(contains(line, "8.0 MiB/s"), "the live rate is this attempt's: %s", line.c_str());
+  done = 100 * kMiB;
+  again.update(done);
+  clock.now += 5.0;  // 9 s in all
+  again.finish_ok();
+  std::string final_line = screen_lines(out.take()).back();
+  cr_assert_eq(final_line, kCheck + " f.bin  100.0 MiB in 9.00 s (11.1 MiB/s)", "no \"resumed at\": %s",
+               final_line.c_str());
 }
 
 Test(progress, never_shows_100_percent_early_nor_more_than_100) {
@@ -549,24 +583,136 @@ Test(progress, wide_labels_are_measured_in_columns) {
   cr_assert_leq(code_points(line), 79u, "%s", line.c_str());
 }
 
+// The line of a download of "some-file-name.tar.gz" at 42 of 100 MiB, 8 MiB/s, on a
+// terminal of `columns`.
+std::string line_at(int columns) {
+  FakeClock clock;
+  Capture out;
+  uint64_t done = 0;
+  Progress p(out.fd(), ProgressStyle::kPlane, true, true, "some-file-name.tar.gz", 100 * kMiB, 0, clock.fn());
+  p.set_columns(columns);
+  drive(&p, &clock, &done, 42, kMiB);  // 5.25 s at 8 MiB/s; 58 MiB left: 7.25 s
+  return screen_lines(out.take()).back();
+}
+
+bool has_bar(std::string_view line) { return contains(line, "[") && contains(line, "]"); }
+
+// What a terminal narrower than the line needs gives way in this order: the bar, the
+// name (elided down to a few columns), the long forms of the numbers, elapsed time, ETA,
+// rate; the percentage and the bytes stay to the last.
 Test(progress, narrow_terminals_degrade) {
-  for (int columns : {60, 40, 30, 20, 12, 6, 2, 1}) {
-    FakeClock clock;
-    Capture out;
-    Progress p(out.fd(), ProgressStyle::kPlane, true, true, "some-file-name.tar.gz", 100 * kMiB, 0,
-               clock.fn());
-    p.set_columns(columns);
-    p.update(42 * kMiB);
-    p.tick();
-    std::string line = screen_lines(out.take()).back();
+  for (int columns : {120, 100, 80, 60, 50, 40, 30, 20, 12, 6, 2, 1}) {
+    std::string line = line_at(columns);
     size_t limit = columns > 1 ? static_cast<size_t>(columns) - 1 : 1;
     cr_assert_leq(code_points(line), limit, "%d columns: \"%s\"", columns, line.c_str());
     if (columns >= 6) cr_assert(contains(line, "42%"), "%d columns: \"%s\"", columns, line.c_str());
-    // The numbers outlast the bar: bytes from 40 columns, rate and ETA from 60.
-    if (columns >= 40) cr_assert(contains(line, "42.0 MiB / 100.0 MiB"), "%d columns: \"%s\"", columns, line.c_str());
-    if (columns >= 60) {
-      cr_assert(contains(line, "B/s") && contains(line, "ETA"), "%d columns: \"%s\"", columns, line.c_str());
+    if (columns >= 30) cr_assert(contains(line, "/s"), "the rate from 30 columns: \"%s\"", line.c_str());
+    if (columns >= 40) cr_assert(contains(line, "ETA 7.25"), "the ETA from 40 columns: \"%s\"", line.c_str());
+    if (columns >= 50) cr_assert(contains(line, "5.25"), "the elapsed time from 50 columns: \"%s\"", line.c_str());
+    if (columns >= 80) cr_assert(contains(line, "42.0 MiB / 100.0 MiB"), "%d: \"%s\"", columns, line.c_str());
+    if (columns < 80) cr_assert_not(has_bar(line), "%d columns: \"%s\"", columns, line.c_str());
+  }
+  // 30 columns: name elided, percentage, bytes, rate.
+  cr_assert_eq(line_at(30), "s...r.gz 42%  42/100M  8.0M/s");
+  // 40: and the ETA.
+  cr_assert_eq(line_at(40), "s...r.gz 42%  42/100M  8.0M/s ETA 7.25s");
+  // 50: and the elapsed time, the name less elided.
+  cr_assert_eq(line_at(50), "som...tar.gz 42%  42/100M  8.0M/s 5.25s ETA 7.25s");
+  // 60: still the short forms, and what they leave goes to the name.
+  cr_assert_eq(line_at(60), "some-file-name.tar.gz 42%  42/100M  8.0M/s 5.25s ETA 7.25s");
+  // 62: the compact form beside the name at its fewest columns.
+  cr_assert_eq(line_at(62), "so...r.gz  42%  42.0/100.0 MiB    8.0 MiB/s 5.25 s ETA 7.25 s");
+  // 80: the whole name beside every number in full, the bar gone first.
+  cr_assert_eq(line_at(80), "some-file-name.tar.gz  42%  42.0 MiB / 100.0 MiB    8.0 MiB/s 5.25 s ETA 7.25 s");
+  cr_assert(has_bar(line_at(100)), "%s", line_at(100).c_str());
+}
+
+// Widening the terminal never takes a field away, and the bar comes only when every
+// number is there in full and the name is not cut.
+Test(progress, wider_never_shows_less) {
+  size_t previous_fields = 0;
+  for (int columns = 1; columns <= 160; ++columns) {
+    std::string line = line_at(columns);
+    size_t fields = 0;
+    for (const char* field : {"42%", "42", "/s", "ETA", "5.25"}) fields += contains(line, field) ? 1 : 0;
+    cr_assert_geq(fields, previous_fields, "%d columns: \"%s\"", columns, line.c_str());
+    previous_fields = fields;
+    if (has_bar(line)) {
+      cr_assert(contains(line, "some-file-name.tar.gz [") && contains(line, "42.0 MiB / 100.0 MiB"), "%d: \"%s\"",
+                columns, line.c_str());
     }
+  }
+}
+
+// The verifier saw the bar move by a column between redraws: each field keeps the width
+// it can have over the whole transfer, whatever its value now.
+Test(progress, the_line_keeps_its_width_as_the_numbers_change) {
+  const uint64_t total = 5033165;  // 4.8 MiB: the count passes through KiB ("512.0 KiB")
+  for (int columns : {30, 40, 50, 60, 70, 80, 100}) {
+    FakeClock clock;
+    Capture out;
+    uint64_t done = 0;
+    Progress p(out.fd(), ProgressStyle::kBar, true, false, "dl1.bin", total, 0, clock.fn());
+    p.set_columns(columns);
+    drive(&p, &clock, &done, 1, 100);  // a few bytes first: "0 B" against "4.8 MiB"
+    drive(&p, &clock, &done, 37, 128 * 1024);  // 1 MiB/s
+    std::vector<std::string> lines = screen_lines(out.take());
+    cr_assert_geq(lines.size(), 30u);
+    for (const std::string& line : lines) {
+      cr_assert_eq(code_points(line), code_points(lines.front()), "%d columns: \"%s\" after \"%s\"", columns,
+                   line.c_str(), lines.front().c_str());
+      cr_assert_eq(line.find(']'), lines.front().find(']'), "%d columns: \"%s\"", columns, line.c_str());
+    }
+    // The same state drawn again is the same line.
+    p.clear();
+    out.take();
+    p.tick();
+    cr_assert_eq(screen_lines(out.take()).back(), lines.back());
+  }
+}
+
+// A rate that hovers about 1 MiB/s reads "1023.9 KiB/s" and "1.0 MiB/s" in turn (as with
+// reactord --limit-rate 1M): the rate field has room for both, the bar does not move.
+Test(progress, a_rate_about_a_unit_does_not_jitter) {
+  FakeClock clock;
+  Capture out;
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, "dl1.bin", 100 * kMiB, 0, clock.fn());
+  p.set_columns(80);
+  uint64_t done = 0;
+  std::vector<size_t> bar_ends;
+  std::set<std::string> rates;
+  for (int i = 0; i < 200; ++i) {
+    clock.now += 0.125;
+    done += i % 2 == 0 ? 131000 : 131140;  // about 1023.9 KiB/s and 1.0 MiB/s
+    p.update(done);
+    p.tick();
+    std::string line = screen_lines(out.take()).back();
+    bar_ends.push_back(line.find(']'));
+    if (contains(line, "1023.")) rates.insert("KiB");
+    if (contains(line, " 1.0 MiB/s")) rates.insert("MiB");
+  }
+  cr_assert_eq(rates.size(), 2u, "the test should show both forms of the rate");
+  for (size_t i = 1; i < bar_ends.size(); ++i) {
+    cr_assert_eq(bar_ends[i], bar_ends[0], "the bar moved at redraw %zu", i);
+  }
+}
+
+// A value wider than a field usually gets (an ETA of a hundred hours) widens it once,
+// for the rest of the transfer: the line moves once, never back and forth.
+Test(progress, a_field_widened_once_stays_wide) {
+  FakeClock clock;
+  Capture out;
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, "f.bin", 1000 * kMiB, 0, clock.fn());
+  p.set_columns(100);
+  uint64_t done = 0;
+  drive(&p, &clock, &done, 16, 300);  // 2.4 KiB/s: an ETA past 100 h ("118h...")
+  std::string slow = screen_lines(out.take()).back();
+  cr_assert(contains(slow, "h"), "%s", slow.c_str());
+  drive(&p, &clock, &done, 32, 8 * kMiB);  // 64 MiB/s: an ETA in seconds
+  std::vector<std::string> lines = screen_lines(out.take());
+  for (const std::string& line : lines) {
+    cr_assert_eq(line.find(']'), slow.find(']'), "\"%s\" after \"%s\"", line.c_str(), slow.c_str());
+    cr_assert_eq(code_points(line), code_points(slow), "\"%s\" after \"%s\"", line.c_str(), slow.c_str());
   }
 }
 
@@ -608,25 +754,64 @@ Test(progress, a_stall_reads_stalled_until_bytes_come_again) {
   cr_assert(!contains(again, "stalled"), "%s", again.c_str());
 }
 
-Test(progress, a_long_label_is_elided_in_the_middle) {
+std::string first_line_of(const std::string& label, int columns) {
   FakeClock clock;
   Capture out;
-  Progress p(out.fd(), ProgressStyle::kBar, true, false,
-             "backups/2026/12/01/hosts/with/a/long/path/db-full.tar.zst", 100 * kMiB, 0, clock.fn());
-  p.set_columns(80);
+  Progress p(out.fd(), ProgressStyle::kBar, true, false, label, 100 * kMiB, 0, clock.fn());
+  p.set_columns(columns);
   p.update(kMiB);
   p.tick();
-  std::string line = screen_lines(out.take()).back();
+  return screen_lines(out.take()).back();
+}
+
+// A long local path gives up its directory first: the file name is what tells downloads
+// apart, and it is cut (in the middle) only when it does not fit whole without a bar.
+Test(progress, a_path_label_gives_up_its_directory_first) {
+  const std::string path = "backups/2026/12/01/hosts/with/a/long/path/db-full.tar.zst";
+  std::string line = first_line_of(path, 80);
   cr_assert_leq(code_points(line), 79u, "%s", line.c_str());
-  cr_assert(line.rfind("back", 0) == 0 && contains(line, "...") && contains(line, "db-full.tar.zst "),
-            "the start, an ellipsis, the file name: %s", line.c_str());
-  cr_assert(contains(line, "ETA"), "%s", line.c_str());
-  // With room to spare, the bar comes back beside the elided name.
-  p.set_columns(120);
-  clock.now += 0.125;
-  p.tick();
-  std::string wide = screen_lines(out.take()).back();
-  cr_assert(contains(wide, "db-full.tar.zst [") && contains(wide, "..."), "%s", wide.c_str());
+  cr_assert(line.rfind("db-full.tar.zst  ", 0) == 0, "the whole base name, no directory: %s", line.c_str());
+  cr_assert(contains(line, "1.0 MiB / 100.0 MiB") && contains(line, "ETA"), "%s", line.c_str());
+  // Room for a bar beside the base name, not beside the path: the directory goes first.
+  std::string wide = first_line_of(path, 110);
+  cr_assert(wide.rfind("db-full.tar.zst [", 0) == 0, "%s", wide.c_str());
+  std::string wider = first_line_of(path, 140);
+  cr_assert(wider.rfind(path + " [", 0) == 0, "%s", wider.c_str());
+
+  // A long file name in a long directory: its start, "...", its end; never the directory.
+  const std::string name = "database-dump-2026-12-01-full-nightly.tar.zst";  // 45 columns
+  std::string cut = first_line_of("/var/backups/hosts/" + name, 80);
+  cr_assert_leq(code_points(cut), 79u, "%s", cut.c_str());
+  cr_assert(cut.rfind("datab", 0) == 0 && contains(cut, "...") && contains(cut, "ly.tar.zst "), "%s", cut.c_str());
+  cr_assert_not(has_bar(cut), "no bar beside a cut name: %s", cut.c_str());
+  std::string whole = first_line_of("/var/backups/hosts/" + name, 120);
+  cr_assert(whole.rfind(name + " [", 0) == 0, "%s", whole.c_str());
+  for (int columns = 20; columns <= 200; ++columns) {
+    std::string any = first_line_of("/var/backups/hosts/" + name, columns);
+    if (has_bar(any)) cr_assert(contains(any, name + " ["), "%d columns: %s", columns, any.c_str());
+  }
+}
+
+// A count of files stands for itself: "12/40" where "12/40 files" does not fit, never
+// the "40 files" after its '/' as if it were a path, nor an elided "12/...s".
+Test(progress, a_compact_label_replaces_the_label) {
+  for (int columns : {30, 40, 60, 200}) {
+    FakeClock clock;
+    Capture out;
+    uint64_t done = 0;
+    Progress p(out.fd(), ProgressStyle::kBar, true, false, "0/0 files", 0, 0, clock.fn());
+    p.set_columns(columns);
+    p.set_label("12/40 files", "12/40");
+    p.set_total(100 * kMiB);
+    drive(&p, &clock, &done, 16, kMiB);
+    std::string line = screen_lines(out.take()).back();
+    cr_assert_leq(code_points(line), static_cast<size_t>(columns) - 1, "%s", line.c_str());
+    cr_assert(line.rfind(columns >= 200 ? "12/40 files [" : "12/40 ", 0) == 0, "%d columns: %s", columns,
+              line.c_str());
+    cr_assert(contains(line, "16%") && contains(line, "/s"), "%d columns: %s", columns, line.c_str());
+    p.finish_ok();
+    cr_assert(contains(out.take(), " 12/40 files  "), "the final line has the whole label");
+  }
 }
 
 Test(progress, ascii_mode_writes_no_byte_above_127) {
@@ -703,6 +888,62 @@ Test(progress, asks_the_terminal_for_its_width) {
   std::string line = screen_lines(text).back();
   cr_assert_leq(code_points(line), 49u, "%s", line.c_str());
   cr_assert_geq(code_points(line), 40u, "%s", line.c_str());
+  close(tty);
+  close(master);
+}
+
+// The width of the live line of a download with a name long enough to fill any line.
+size_t line_width_on(int fd, int read_fd) {
+  FakeClock clock;
+  Progress p(fd, ProgressStyle::kBar, true, false, std::string(300, 'b'), 100 * kMiB, 0, clock.fn());
+  p.update(10 * kMiB);
+  p.tick();
+  std::string text;
+  char buf[4096];
+  for (int i = 0; i < 200 && text.find("\x1b[K") == std::string::npos; ++i) {
+    ssize_t n = read(read_fd, buf, sizeof buf);
+    if (n > 0) text.append(buf, static_cast<size_t>(n));
+    if (n <= 0) usleep(5000);
+  }
+  return code_points(screen_lines(text).back());
+}
+
+// As GNU ls: when the terminal cannot tell its width, $COLUMNS can, if it is a positive
+// integer; anything else is ignored for the default 80.
+Test(progress, columns_from_the_environment_when_the_terminal_cannot_tell) {
+  Capture out;  // a pipe: TIOCGWINSZ fails
+  cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 79u, "80 columns without $COLUMNS");
+  setenv("COLUMNS", "40", 1);
+  cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 39u);
+  setenv("COLUMNS", "132", 1);
+  cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 131u);
+  for (const char* garbage : {"", "0", "-40", "+40", " 40", "40 ", "40x", "4O", "0x28", "65536",
+                              "99999999999999999999999"}) {
+    setenv("COLUMNS", garbage, 1);
+    cr_assert_eq(line_width_on(out.fd(), out.read_fd()), 79u, "COLUMNS=\"%s\" should be ignored", garbage);
+  }
+}
+
+Test(progress, columns_from_the_environment_when_the_terminal_says_0) {
+  int master = posix_openpt(O_RDWR | O_NOCTTY);
+  if (master < 0) cr_skip_test("no pseudo-terminal here");
+  cr_assert_eq(grantpt(master), 0);
+  cr_assert_eq(unlockpt(master), 0);
+  int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
+  cr_assert_geq(tty, 0);
+  struct termios mode;
+  cr_assert_eq(tcgetattr(tty, &mode), 0);
+  cfmakeraw(&mode);
+  cr_assert_eq(tcsetattr(tty, TCSANOW, &mode), 0);
+  cr_assert_eq(fcntl(master, F_SETFL, O_NONBLOCK), 0);
+  struct winsize size = {};  // 0 columns, as a serial line reports
+  cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
+  setenv("COLUMNS", "44", 1);
+  cr_assert_eq(line_width_on(tty, master), 43u);
+  // A terminal that knows its width has the last word.
+  size.ws_col = 50;
+  cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
+  cr_assert_eq(line_width_on(tty, master), 49u);
   close(tty);
   close(master);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -343,6 +344,15 @@ Test(resume, retry_resumes_a_download_cut_by_the_network) {
   assert_complete(s, "f.bin", "f.bin");
   ASSERT_CONTAINS(r.stderr_text, "retrying in 1 s (1/2)");
   ASSERT_CONTAINS(r.stderr_text, "resuming");
+  // The final line counts from the first attempt: past the 1 s pause, and not "resumed".
+  size_t in = r.stderr_text.find("/f.bin  ");
+  cr_assert_neq(in, std::string::npos, "%s", r.stderr_text.c_str());
+  in = r.stderr_text.find(" in ", in);
+  double seconds = 0.0;
+  cr_assert(in != std::string::npos && std::sscanf(r.stderr_text.c_str() + in, " in %lf s", &seconds) == 1,
+            "%s", r.stderr_text.c_str());
+  cr_assert_geq(seconds, 1.0, "the elapsed time restarted at the retry: %s", r.stderr_text.c_str());
+  ASSERT_NOT_CONTAINS(r.stderr_text, "resumed at");
   // The first get announced the whole file and was cut at 40 %; the resume's announce
   // the rest, within a chunk of it.
   uint64_t announced = body_bytes_sent(s.server.stderr_text(), mark);

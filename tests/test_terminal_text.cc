@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "apps/common/human_units.h"
 #include "apps/common/terminal_text.h"
@@ -215,6 +216,52 @@ Test(human_units, format_size_short_rounds_up_like_ls) {
   cr_assert(app::format_size_short(UINT64_MAX) == "16E");
 }
 
+Test(human_units, format_bytes_of_shares_the_unit_of_the_whole) {
+  using app::UnitStyle;
+  const uint64_t whole = 4 * 1048576 + 838861;  // 4.8 MiB
+  cr_assert_eq(app::format_bytes_of(4928307, whole, UnitStyle::kSpaced), "4.7 MiB / 4.8 MiB");
+  cr_assert_eq(app::format_bytes_of(4928307, whole, UnitStyle::kCompact), "4.7/4.8 MiB");
+  cr_assert_eq(app::format_bytes_of(4928307, whole, UnitStyle::kLetters), "4.7/4.8M");
+  cr_assert_eq(app::format_bytes_of(0, 3ull << 29, UnitStyle::kCompact), "0.00/1.50 GiB");
+  cr_assert_eq(app::format_bytes_of(512 << 10, 3ull << 29, UnitStyle::kSpaced), "0.00 GiB / 1.50 GiB");
+  cr_assert_eq(app::format_bytes_of(512, 1000, UnitStyle::kSpaced), "512 B / 1000 B");
+  cr_assert_eq(app::format_bytes_of(116ull << 20, 200ull << 20, UnitStyle::kLetters), "116/200M");
+  cr_assert_eq(app::format_bytes_of(512, 1000, UnitStyle::kCompact), "512/1000 B");
+  cr_assert_eq(app::format_bytes_of(512, 999, UnitStyle::kLetters), "512/999B");
+  // Never four digits: 1000 B is 0.98 KiB, and 1000 MiB 0.98 GiB.
+  cr_assert_eq(app::format_bytes_of(512, 1000, UnitStyle::kLetters), "0.5/1.0K");
+  cr_assert_eq(app::format_bytes_of(500ull << 20, 1000ull << 20, UnitStyle::kLetters), "0.5/1.0G");
+  cr_assert_eq(app::format_bytes_of(0, 0, UnitStyle::kLetters), "0/0B");
+  // 1023.96 KiB is shown as 1.0 MiB, and the part follows it into MiB.
+  cr_assert_eq(app::format_bytes_of(1024, 1048535, UnitStyle::kCompact), "0.0/1.0 MiB");
+  cr_assert_eq(app::format_bytes_of(1024, 1048535, UnitStyle::kLetters), "0.0/1.0M");
+  // 9.96 MiB rounds to 10: no decimal, as for any whole from 10 of its unit.
+  cr_assert_eq(app::format_bytes_of(5ull << 20, 10443817, UnitStyle::kLetters), "5/10M");
+  // Never wider than the whole's own text, whatever the part up to it.
+  for (uint64_t whole_size : {1000ull, 1048535ull, 4ull << 20, 200ull << 20, 3ull << 29, 10443817ull}) {
+    for (auto style : {UnitStyle::kSpaced, UnitStyle::kCompact, UnitStyle::kLetters}) {
+      const size_t widest = app::format_bytes_of(whole_size, whole_size, style).size();
+      for (uint64_t part = 0; part <= whole_size; part += whole_size / 97 + 1) {
+        size_t width = app::format_bytes_of(part, whole_size, style).size();
+        cr_assert_leq(width, widest, "%llu of %llu", static_cast<unsigned long long>(part),
+                      static_cast<unsigned long long>(whole_size));
+      }
+    }
+  }
+}
+
+Test(human_units, format_rate_letters) {
+  cr_assert_eq(app::format_rate_letters(1.2 * 1048576), "1.2M/s");
+  cr_assert_eq(app::format_rate_letters(112.4 * 1048576), "112M/s");
+  cr_assert_eq(app::format_rate_letters(512), "512B/s");
+  cr_assert_eq(app::format_rate_letters(1023.7), "1.0K/s");
+  cr_assert_eq(app::format_rate_letters(999.4 * 1024), "999K/s");
+  cr_assert_eq(app::format_rate_letters(999.5 * 1024), "1.0M/s");
+  cr_assert_eq(app::format_rate_letters(1023.7 * 1048576), "1.0G/s");
+  cr_assert_eq(app::format_rate_letters(-5), "0B/s");
+  cr_assert_eq(app::format_rate_letters(std::numeric_limits<double>::quiet_NaN()), "0B/s");
+}
+
 Test(human_units, format_rate) {
   expect_rate(112.4 * 1048576, "112.4 MiB/s");
   expect_rate(512, "512 B/s");
@@ -241,6 +288,22 @@ Test(human_units, format_duration) {
   expect_duration(-3, "0.00 s");
   expect_duration(std::numeric_limits<double>::infinity(), "--");
   expect_duration(std::numeric_limits<double>::quiet_NaN(), "--");
+}
+
+Test(human_units, format_duration_letters_fits_five_characters) {
+  const std::pair<double, const char*> cases[] = {
+      {0, "0.00s"},    {0.42, "0.42s"},  {9.996, "10.0s"}, {59.94, "59.9s"},  {59.96, "1m00s"},
+      {125, "2m05s"},  {599.4, "9m59s"}, {599.6, "10m"},   {1659, "28m"},     {3569, "59m"},
+      {3571, "1h00m"}, {3720, "1h02m"},  {35969, "9h59m"}, {35971, "10h"},    {100 * 3600 + 1800, "101h"},
+      {-3, "0.00s"},   {std::numeric_limits<double>::infinity(), "--"},
+  };
+  for (const auto& [seconds, want] : cases) {
+    std::string got = app::format_duration_letters(seconds);
+    cr_assert_str_eq(got.c_str(), want, "format_duration_letters(%g)", seconds);
+  }
+  for (double seconds = 0; seconds < 9990 * 3600.0; seconds = seconds * 1.01 + 0.37) {
+    cr_assert_leq(app::format_duration_letters(seconds).size(), 5u, "%g", seconds);
+  }
 }
 
 Test(human_units, parse_size_accepts) {

@@ -8,6 +8,7 @@ namespace app {
 namespace {
 
 constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+constexpr const char* kLetters[] = {"B", "K", "M", "G", "T", "P", "E"};
 constexpr int kLastUnit = 6;
 
 int decimals_for(int unit) { return unit >= 3 ? 2 : 1; }
@@ -17,13 +18,16 @@ bool rounds_to_1024(double value, int decimals) {
   return std::round(value * scale) / scale >= 1024.0;
 }
 
-// `value` >= 0 and finite; `exact` is used below 1024 so that byte counts print exactly.
-std::string format_iec(double value, uint64_t exact, const char* suffix) {
-  char buf[64];
-  if (value < 1023.5) {
-    std::snprintf(buf, sizeof buf, "%llu B%s", static_cast<unsigned long long>(exact), suffix);
-    return buf;
-  }
+// A value in the unit it is shown in: `unit` indexes kUnits (or kLetters).
+struct Scaled {
+  double value;
+  int unit;
+  int decimals;
+};
+
+// The unit and decimals format_bytes() uses for `value` (>= 0 and finite).
+Scaled scale_iec(double value) {
+  if (value < 1023.5) return Scaled{value, 0, 0};
   int unit = 0;
   while (value >= 1024.0 && unit < kLastUnit) {
     value /= 1024.0;
@@ -33,9 +37,35 @@ std::string format_iec(double value, uint64_t exact, const char* suffix) {
     value /= 1024.0;
     ++unit;
   }
-  std::snprintf(buf, sizeof buf, "%.*f %s%s", decimals_for(unit), value, kUnits[unit], suffix);
+  return Scaled{value, unit, decimals_for(unit)};
+}
+
+// As `ls -h` letters a size, but rounded to the nearest: one decimal below 10 of a
+// unit, none from there. Never four digits: from 999.5 of a unit on, the next one, as
+// 0.98 rounds to "1.0".
+Scaled scale_letters(double value) {
+  int unit = 0;
+  while (std::round(value) >= 1000.0 && unit < kLastUnit) {
+    value /= 1024.0;
+    ++unit;
+  }
+  int decimals = unit > 0 && std::round(value * 10.0) < 100.0 ? 1 : 0;
+  return Scaled{value, unit, decimals};
+}
+
+// `value` >= 0 and finite; `exact` is used below 1024 so that byte counts print exactly.
+std::string format_iec(double value, uint64_t exact, const char* suffix) {
+  char buf[64];
+  Scaled scaled = scale_iec(value);
+  if (scaled.unit == 0) {
+    std::snprintf(buf, sizeof buf, "%llu B%s", static_cast<unsigned long long>(exact), suffix);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%.*f %s%s", scaled.decimals, scaled.value, kUnits[scaled.unit], suffix);
   return buf;
 }
+
+double unit_size(int unit) { return std::ldexp(1.0, 10 * unit); }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -82,6 +112,30 @@ std::string format_rate(double bytes_per_second) {
   return format_iec(value, exact, "/s");
 }
 
+std::string format_bytes_of(uint64_t part, uint64_t whole, UnitStyle style) {
+  const bool letters = style == UnitStyle::kLetters;
+  Scaled scaled = letters ? scale_letters(static_cast<double>(whole)) : scale_iec(static_cast<double>(whole));
+  auto number = [&](uint64_t bytes) {
+    if (scaled.unit == 0) return std::to_string(bytes);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", scaled.decimals, static_cast<double>(bytes) / unit_size(scaled.unit));
+    return std::string(buf);
+  };
+  const std::string unit = letters ? kLetters[scaled.unit] : std::string(" ") + kUnits[scaled.unit];
+  if (style == UnitStyle::kSpaced) return number(part) + unit + " / " + number(whole) + unit;
+  return number(part) + "/" + number(whole) + unit;
+}
+
+std::string format_rate_letters(double bytes_per_second) {
+  double value = bytes_per_second;
+  if (!(value >= 0.0)) value = 0.0;
+  if (value > 1e30) value = 1e30;
+  Scaled scaled = scale_letters(value);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f%s/s", scaled.decimals, scaled.value, kLetters[scaled.unit]);
+  return buf;
+}
+
 std::string format_duration(double seconds) {
   if (std::isnan(seconds) || std::isinf(seconds)) return "--";
   if (seconds < 0.0) seconds = 0.0;
@@ -100,6 +154,29 @@ std::string format_duration(double seconds) {
       long long minutes = (total + 30) / 60;
       std::snprintf(buf, sizeof buf, "%lldh%02lldm", minutes / 60, minutes % 60);
     }
+  }
+  return buf;
+}
+
+std::string format_duration_letters(double seconds) {
+  if (std::isnan(seconds) || std::isinf(seconds)) return "--";
+  if (seconds < 0.0) seconds = 0.0;
+  if (seconds > 3.6e9) seconds = 3.6e9;
+  char buf[48];
+  if (std::llround(seconds * 10.0) < 600) {
+    std::snprintf(buf, sizeof buf, std::llround(seconds * 100.0) < 1000 ? "%.2fs" : "%.1fs", seconds);
+    return buf;
+  }
+  long long total = std::llround(seconds);
+  long long minutes = (total + 30) / 60;
+  if (total < 600) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", total / 60, total % 60);
+  } else if (minutes < 60) {
+    std::snprintf(buf, sizeof buf, "%lldm", minutes);
+  } else if (minutes < 600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", minutes / 60, minutes % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldh", (minutes + 30) / 60);
   }
   return buf;
 }

@@ -301,6 +301,7 @@ void CommandRunner::schedule_retry(const std::string& message) {
     progress_timer_ = 0;
   }
   if (progress_) {
+    if (!progress_origin_) progress_origin_ = progress_->origin();
     progress_->clear();
     progress_.reset();
   }
@@ -554,6 +555,7 @@ void CommandRunner::show_progress(const std::string& label, uint64_t total, uint
   bool tty = isatty(STDERR_FILENO) == 1;
   progress_ = std::make_unique<Progress>(STDERR_FILENO, options_.progress, tty, app::stream_wants_color(STDERR_FILENO),
                                          app::escape_for_terminal(label), total, start);
+  if (progress_origin_) progress_->continue_from(*progress_origin_);
   progress_->set_ascii(!app::locale_is_utf8());
   progress_->set_dumb_terminal(tty && app::terminal_is_dumb());
   if (tty && options_.progress != ProgressStyle::kNone) {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,9 @@ class CommandRunner final : public ConnectionListener, public GetObserver, publi
   bool done_ = false;
   reactor::EventLoop::Clock::time_point sent_at_{};
   std::unique_ptr<Progress> progress_;
+  // Where the first attempt's progress began, once a retry has cut it: the next
+  // attempts' lines count from there.
+  std::optional<Progress::Origin> progress_origin_;
   reactor::EventLoop::TimerId progress_timer_ = 0;
 };
 

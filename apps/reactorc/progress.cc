@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "apps/common/human_units.h"
@@ -32,13 +33,9 @@ constexpr std::string_view kEllipsis = "...";  // ASCII: "…" is two columns in
 constexpr std::size_t kDefaultColumns = 80;
 constexpr std::size_t kMinBar = 10;
 constexpr std::size_t kMaxBar = 40;
+// The fewest columns a name is elided to before numbers give way to it: "s...r.gz".
 constexpr std::size_t kMinLabel = 8;
-// A bar is drawn only if the label keeps this many columns beside it: a name cut to a
-// few characters says less than the numbers and the bar together.
-constexpr std::size_t kMinLabelBesideBar = 16;
-// Field widths the values usually stay within, so the bar does not jitter as they change.
-constexpr std::size_t kRateWidth = 11;  // "112.4 MiB/s"
-constexpr std::size_t kEtaWidth = 6;    // "12.3 s"
+constexpr std::string_view kEtaPrefix = "ETA ";
 // Long enough to smooth bursty reads, short enough to follow a change of speed.
 constexpr double kRateWindow = 2.0;
 
@@ -68,6 +65,26 @@ void append_padded(std::string* out, std::string_view text, std::size_t width) {
   out->append(text);
 }
 
+// $COLUMNS if it is a positive integer a terminal could report (at most 65535, as
+// winsize's ws_col), else 0: anything else is ignored, as by GNU ls.
+std::size_t columns_from_environment(const char* value) {
+  if (value == nullptr || *value == '\0') return 0;
+  std::size_t columns = 0;
+  for (const char* c = value; *c != '\0'; ++c) {
+    if (*c < '0' || *c > '9') return 0;
+    columns = columns * 10 + static_cast<std::size_t>(*c - '0');
+    if (columns > 65535) return 0;
+  }
+  return columns;
+}
+
+// Whether a field is shown when only `count` of them fit: elapsed time goes first, then
+// the ETA, the rate, the bytes; the percentage stays to the last.
+bool shown(std::size_t field, int count) {
+  static constexpr int kKeptUpTo[] = {1, 2, 3, 5, 4};  // percent, bytes, rate, elapsed, ETA
+  return kKeptUpTo[field] <= count;
+}
+
 }  // namespace
 
 bool parse_progress_style(std::string_view text, ProgressStyle* style) {
@@ -93,49 +110,45 @@ Progress::Progress(int fd, ProgressStyle style, bool is_terminal, bool color, st
       style_(style),
       live_(is_terminal && style != ProgressStyle::kNone && style != ProgressStyle::kJson),
       color_(is_terminal && color && style != ProgressStyle::kNone && style != ProgressStyle::kJson),
-      label_(make_safe(label)),
       total_(total),
       start_(start),
       done_(start),
       clock_(clock ? std::move(clock) : Clock(steady_seconds)),
       started_at_(clock_()),
       last_draw_(-std::numeric_limits<double>::infinity()) {
-  measure_label();
+  set_label(std::move(label));
   last_seen_ = start_;
   last_change_ = started_at_;
   record_sample(started_at_, start_);
-  if (live_) {
-    line_.reserve(256 + label_.size());
-    scratch_.reserve(128);
+  if (live_) line_.reserve(256 + label_.text.size());
+}
+
+void Progress::set_label(std::string label, std::string compact) {
+  label_.assign(make_safe(label));
+  if (!compact.empty()) {
+    short_label_.assign(make_safe(compact));
+    return;
   }
+  std::size_t slash = label_.text.rfind('/');
+  bool has_base = slash != std::string::npos && slash + 1 < label_.text.size();
+  short_label_.assign(has_base ? label_.text.substr(slash + 1) : label_.text);
 }
 
-void Progress::set_label(std::string label) {
-  label_ = make_safe(label);
-  measure_label();
-}
-
-void Progress::measure_label() {
-  label_starts_.clear();
-  label_columns_before_.clear();
-  basename_columns_ = 0;
-  // The label's width is the sum over its code points, the same sums append_label cuts at.
+void Progress::Label::assign(std::string value) {
+  text = std::move(value);
+  starts.clear();
+  columns_before.clear();
+  // The width is the sum over the code points, the same sums append_label cuts at.
   std::size_t before = 0;
-  for (std::size_t i = 0; i < label_.size();) {
+  for (std::size_t i = 0; i < text.size();) {
     std::size_t len = 1;
-    while (i + len < label_.size() && (static_cast<unsigned char>(label_[i + len]) & 0xc0) == 0x80) ++len;
-    label_starts_.push_back(i);
-    label_columns_before_.push_back(before);
-    before += app::display_width(std::string_view(label_).substr(i, len));
+    while (i + len < text.size() && (static_cast<unsigned char>(text[i + len]) & 0xc0) == 0x80) ++len;
+    starts.push_back(i);
+    columns_before.push_back(before);
+    before += app::display_width(std::string_view(text).substr(i, len));
     i += len;
   }
-  label_columns_ = before;
-  std::size_t slash = label_.rfind('/');
-  if (slash != std::string::npos) {
-    auto it = std::lower_bound(label_starts_.begin(), label_starts_.end(), slash + 1);
-    std::size_t index = static_cast<std::size_t>(it - label_starts_.begin());
-    basename_columns_ = index < label_columns_before_.size() ? label_columns_ - label_columns_before_[index] : 0;
-  }
+  columns = before;
 }
 
 Progress::~Progress() {
@@ -181,7 +194,9 @@ std::size_t Progress::columns() const {
   if (columns_override_ > 0) return static_cast<std::size_t>(columns_override_);
   struct winsize size {};
   if (ioctl(fd_, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
-  return kDefaultColumns;
+  // As GNU ls: where the terminal cannot tell (a serial line reports 0), the user can.
+  std::size_t from_environment = columns_from_environment(std::getenv("COLUMNS"));
+  return from_environment > 0 ? from_environment : kDefaultColumns;
 }
 
 void Progress::record_sample(double now, uint64_t bytes) {
@@ -236,30 +251,120 @@ void Progress::append_bar(std::size_t width, double fraction, bool complete) {
   line_.append(width - filled, ' ');
 }
 
-// The label in `room` columns: whole, or elided in the middle keeping the file name (or
-// at least twice as much of the end as of the start): "backups/...db-full.tar.zst".
+// The label in `room` columns: whole; else the short form (a path's base name, a count
+// without its noun); else that elided in the middle, keeping twice as much of its end,
+// where an extension is, as of its start: "some-...ame.tar.gz".
 void Progress::append_label(std::size_t room) {
-  if (label_columns_ <= room) {
-    line_ += label_;
+  if (label_.columns <= room) {
+    line_ += label_.text;
+    return;
+  }
+  const Label& label = short_label_;
+  if (label.columns <= room) {
+    line_ += label.text;
     return;
   }
   if (room <= kEllipsis.size()) {
-    line_ += app::truncate_to_width(label_, room);
+    line_ += app::truncate_to_width(label.text, room);
     return;
   }
   std::size_t keep = room - kEllipsis.size();
-  // Two thirds for the end, or the whole file name if it fits with a column to spare.
-  std::size_t tail_target = std::max(keep - keep / 3, std::min(basename_columns_, keep - 1));
-  std::string_view head = app::truncate_to_width(label_, keep - tail_target);
+  std::string_view head = app::truncate_to_width(label.text, keep / 3);
   line_ += head;
   line_ += kEllipsis;
   // The first code point from which the rest of the label fits in what is left.
   std::size_t tail_room = keep - app::display_width(head);
-  auto first = std::lower_bound(label_columns_before_.begin(), label_columns_before_.end(),
-                                label_columns_ - tail_room);
-  if (first != label_columns_before_.end()) {
-    line_ += std::string_view(label_).substr(label_starts_[static_cast<std::size_t>(first - label_columns_before_.begin())]);
+  auto first = std::lower_bound(label.columns_before.begin(), label.columns_before.end(), label.columns - tail_room);
+  if (first != label.columns_before.end()) {
+    line_ += std::string_view(label.text).substr(label.starts[static_cast<std::size_t>(first - label.columns_before.begin())]);
   }
+}
+
+void Progress::set_field(Form form, Field field, std::string value, std::size_t usual_width) {
+  std::size_t& width = widths_[form][field];
+  width = std::max({width, usual_width, value.size()});
+  values_[form][field] = std::move(value);
+}
+
+// The numbers in every form. Each field is padded to the widest it has been in this
+// transfer, and at least to the widest it usually gets, so that redraws of the same state
+// line up and the bar keeps its width as the values change.
+void Progress::format_fields(unsigned percent, double rate, bool complete, bool stalled, double elapsed) {
+  // No estimate while nothing arrives, nor before a rate is known.
+  double eta = std::numeric_limits<double>::quiet_NaN();
+  if (complete) {
+    eta = 0.0;
+  } else if (!stalled && rate > 0.0) {
+    eta = static_cast<double>(total_ - done_) / rate;
+  }
+  char percent_text[8];
+  std::snprintf(percent_text, sizeof percent_text, "%u%%", percent);
+  set_field(kFull, kPercent, percent_text, 4);
+  set_field(kCompact, kPercent, percent_text, 4);
+  // 100% comes with the last byte, just before the final line replaces this one.
+  set_field(kLetters, kPercent, percent_text, 3);
+
+  // In the unit of the total: as wide at any count as at the last byte.
+  constexpr app::UnitStyle kBytesStyle[] = {app::UnitStyle::kSpaced, app::UnitStyle::kCompact, app::UnitStyle::kLetters};
+  for (Form form : {kFull, kCompact, kLetters}) {
+    set_field(form, kBytes, app::format_bytes_of(done_, total_, kBytesStyle[form]),
+              app::format_bytes_of(total_, total_, kBytesStyle[form]).size());
+  }
+
+  std::string rate_text = stalled ? "stalled" : rate >= 0.0 ? app::format_rate(rate) : "-- B/s";
+  // "1023.9 KiB/s": a rate held about 1 MiB/s (--limit-rate 1M) takes four digits.
+  set_field(kFull, kRate, rate_text, 12);
+  set_field(kCompact, kRate, rate_text, 12);
+  set_field(kLetters, kRate, stalled ? "stalled" : rate >= 0.0 ? app::format_rate_letters(rate) : "--B/s", 7);
+
+  const std::string elapsed_text = app::format_duration(elapsed);
+  const std::string eta_text = app::format_duration(eta);
+  set_field(kFull, kElapsed, elapsed_text, 6);  // "12.3 s", "59m59s"
+  set_field(kCompact, kElapsed, elapsed_text, 6);
+  set_field(kLetters, kElapsed, app::format_duration_letters(elapsed), 5);
+  set_field(kFull, kEta, eta_text, 6);
+  set_field(kCompact, kEta, eta_text, 6);
+  set_field(kLetters, kEta, app::format_duration_letters(eta), 5);
+}
+
+std::size_t Progress::fields_width(Form form, int count) const {
+  std::size_t width = 0;
+  for (std::size_t field = 0; field < kFields; ++field) {
+    if (!shown(field, count)) continue;
+    width += 1 + widths_[form][field] + (field == kEta ? kEtaPrefix.size() : 0);
+  }
+  return width;
+}
+
+void Progress::append_fields(Form form, int count) {
+  for (std::size_t field = 0; field < kFields; ++field) {
+    if (!shown(field, count)) continue;
+    line_ += ' ';
+    if (field == kEta) line_ += kEtaPrefix;
+    append_padded(&line_, values_[form][field], widths_[form][field]);
+  }
+}
+
+// The first layout that fits, in the order things are given up: the bar shrinks to
+// kMinBar beside the whole label, then beside the short one; then it goes, and the
+// label may be elided down to kMinLabel; then the numbers take their shorter forms; then
+// they go one by one. `fields` 0: not even the percentage fits beside a short label.
+Progress::Layout Progress::choose_layout(std::size_t avail) const {
+  const std::size_t sep = label_.columns > 0 ? 1 : 0;
+  // Never a cut name beside a bar: the bar takes columns the name could have had.
+  for (const Label* label : {&label_, &short_label_}) {
+    if (label->columns + sep + 2 + kMinBar + fields_width(kFull, kFields) <= avail) {
+      return Layout{kFull, kFields, label};
+    }
+  }
+  const std::size_t label_min = std::min(short_label_.columns, kMinLabel);
+  for (Form form : {kFull, kCompact, kLetters}) {
+    if (label_min + fields_width(form, kFields) <= avail) return Layout{form, kFields, nullptr};
+  }
+  for (int count = kFields - 1; count > 0; --count) {
+    if (label_min + fields_width(kLetters, count) <= avail) return Layout{kLetters, count, nullptr};
+  }
+  return Layout{kLetters, 0, nullptr};
 }
 
 void Progress::redraw(double now) {
@@ -279,91 +384,33 @@ void Progress::redraw(double now) {
     last_change_ = now;
   }
   const bool stalled = !complete && now - last_change_ >= kStallSeconds;
+  format_fields(percent, rate, complete, stalled, std::max(0.0, now - started_at_));
 
-  char percent_text[8];
-  std::snprintf(percent_text, sizeof percent_text, "%3u%%", percent);
-  std::string total_text = app::format_bytes(total_);
-  std::string done_text = app::format_bytes(done_);
-  std::string rate_text = rate >= 0.0 ? app::format_rate(rate) : std::string("-- B/s");
-  std::string eta_text = "--";
-  if (stalled) {
-    rate_text = "stalled";
-  } else if (complete) {
-    eta_text = app::format_duration(0.0);
-  } else if (rate > 0.0) {
-    eta_text = app::format_duration(static_cast<double>(total_ - done_) / rate);
-  }
-  std::string elapsed_text = app::format_duration(std::max(0.0, now - started_at_));
-
-  // The numbers right of the bar. With fewer than all five, the least important go
-  // first: elapsed time, then ETA, rate and bytes; the percentage always stays.
-  auto build_fields = [&](int count) {
-    scratch_.assign(" ");
-    scratch_ += percent_text;
-    if (count > 1) {
-      scratch_ += ' ';
-      append_padded(&scratch_, done_text, total_text.size());
-      scratch_ += " / ";
-      scratch_ += total_text;
-    }
-    if (count > 2) {
-      scratch_ += ' ';
-      append_padded(&scratch_, rate_text, kRateWidth);
-    }
-    if (count > 4) {
-      scratch_ += ' ';
-      append_padded(&scratch_, elapsed_text, kEtaWidth);
-    }
-    if (count > 3) {
-      scratch_ += " ETA ";
-      append_padded(&scratch_, eta_text, kEtaWidth);
-    }
-  };
-
-  // The widest layout that fits, trying for each number of fields a bar of at least
-  // kMinBar and then no bar: the bar shrinks, then goes, before any number does.
   std::size_t cols = columns();
   const std::size_t avail = cols > 1 ? cols - 1 : 1;
-  const std::size_t label_sep = label_columns_ > 0 ? 1 : 0;
-  const std::size_t label_min = std::min(label_columns_, kMinLabel);
-  const std::size_t label_min_beside_bar = std::min(label_columns_, kMinLabelBesideBar);
-  bool with_bar = false;
-  bool fits = false;
-  for (int fields = 5; fields >= 1 && !fits; --fields) {
-    build_fields(fields);
-    if (label_min_beside_bar + label_sep + kMinBar + 2 + scratch_.size() <= avail) {
-      with_bar = fits = true;
-    } else if (label_min + scratch_.size() <= avail) {
-      fits = true;
-    }
-  }
-
+  const Layout layout = choose_layout(avail);
   line_.assign("\r");
-  if (with_bar) {
-    std::size_t room = avail - scratch_.size() - 2 - label_sep;  // label and bar
-    std::size_t bar = kMinBar;
-    std::size_t label_room = room - kMinBar;
-    if (label_columns_ + kMinBar <= room) {
-      bar = std::min(kMaxBar, room - label_columns_);
-      label_room = label_columns_;
-    }
-    append_label(label_room);
-    if (label_sep > 0) line_ += ' ';
+  if (layout.bar_label != nullptr) {
+    const std::size_t sep = label_.columns > 0 ? 1 : 0;
+    std::size_t room = avail - fields_width(kFull, kFields) - 2 - sep - layout.bar_label->columns;
+    line_ += layout.bar_label->text;
+    if (sep > 0) line_ += ' ';
     line_ += '[';
-    append_bar(bar, fraction, complete);
+    append_bar(std::min(kMaxBar, room), fraction, complete);
     line_ += ']';
-    line_ += scratch_;
-  } else if (fits) {
-    append_label(std::min(label_columns_, avail - scratch_.size()));
-    line_ += scratch_;
+    append_fields(kFull, kFields);
+  } else if (layout.fields > 0) {
+    append_label(avail - fields_width(layout.form, layout.fields));
+    append_fields(layout.form, layout.fields);
   } else {
     // Too narrow even for the percentage beside a short label: as much of the label as
-    // fits, then the percentage.
-    std::string_view percent_field(scratch_);
-    if (percent_field.size() > avail) percent_field = percent_field.substr(percent_field.size() - avail);
-    std::size_t room = avail - percent_field.size();
+    // fits, then as much of the percentage as fits, its '%' last.
+    std::string percent_field = " " + values_[kFull][kPercent];
+    std::string_view shown_part(percent_field);
+    if (shown_part.size() > avail) shown_part.remove_prefix(shown_part.size() - avail);
+    std::size_t room = avail - shown_part.size();
     if (room > 0) append_label(room);
-    line_ += percent_field;
+    line_ += shown_part;
   }
   append_erase();
   write_out(line_);
@@ -384,7 +431,7 @@ void Progress::finish_ok(std::string_view detail) {
   line_ += ascii_ ? std::string_view("OK") : kCheck;
   if (color_) line_ += kReset;
   line_ += ' ';
-  line_ += label_;
+  line_ += label_.text;
   line_ += "  ";
   line_ += app::format_bytes(done_);
   line_ += " in ";
@@ -419,7 +466,7 @@ void Progress::finish_failed(std::string_view reason) {
   if (color_) line_ += kRed;
   line_ += ascii_ ? std::string_view("FAILED") : kCross;
   line_ += ' ';
-  line_ += label_;
+  line_ += label_.text;
   line_ += ": ";
   line_ += make_safe(reason);
   line_ += " (";

@@ -90,8 +90,11 @@ void TreeReport::received(uint64_t bytes) {
 
 void TreeReport::update_bar() {
   if (!bar_) return;
-  bar_->set_label(std::to_string(done_ + unchanged_ + skipped_ + failed_) + "/" + std::to_string(files_total_) +
-                  " files");
+  // The count padded to the total's digits, so that the line does not shift as it grows.
+  std::string total = std::to_string(files_total_);
+  std::string count = std::to_string(done_ + unchanged_ + skipped_ + failed_);
+  if (count.size() < total.size()) count.insert(0, total.size() - count.size(), ' ');
+  bar_->set_label(count + "/" + total + " files", count + "/" + total);
   bar_->set_total(bytes_total_);
   bar_->update(bytes_done_ + bytes_received_);
 }
