@@ -269,12 +269,11 @@ void FramedStream::pump() {
     // Round again only if this one made room for queued input: a response finished, or
     // output that held input back has drained.
     if (room_for_input() && (was_producing || held_back)) continue;
-    if (out_.empty()) break;
-    // The pass's last write. It may finish a body (its tail and trailer go out), which
-    // makes room for queued input too: then round again.
-    bool producing = producer_ != nullptr;
-    if (!flush()) break;
-    if (!(producing && producer_ == nullptr && room_for_input())) break;
+    // The pass ends: small responses still queued go out together. Only when this round
+    // has not written already: one write budget per pass, or a stream being produced
+    // into the buffer (TLS, a first-time hash) would hold the loop twice as long.
+    if (!must_write && !out_.empty()) flush();
+    break;
   }
   --depth_;
   if (closed_) return;
