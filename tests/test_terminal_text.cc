@@ -389,11 +389,13 @@ Test(terminal_text, locale_is_utf8_reads_the_codeset) {
   }
 }
 
-Test(terminal_text, terminal_is_dumb_only_for_term_dumb) {
+Test(terminal_text, terminal_is_dumb_for_term_dumb_unset_or_empty) {
   setenv("TERM", "dumb", 1);
   cr_expect(app::terminal_is_dumb());
   setenv("TERM", "xterm-256color", 1);
   cr_expect(!app::terminal_is_dumb());
+  setenv("TERM", "", 1);
+  cr_expect(app::terminal_is_dumb());
   unsetenv("TERM");
-  cr_expect(!app::terminal_is_dumb());
+  cr_expect(app::terminal_is_dumb());
 }

@@ -204,8 +204,10 @@ std::string_view truncate_to_width(std::string_view text, std::size_t columns) {
 }
 
 bool terminal_is_dumb() {
+  // As GNU grep's --color=auto: a terminal that does not say what it is (TERM unset or
+  // empty) is not sent escape sequences either.
   const char* term = std::getenv("TERM");
-  return term != nullptr && std::strcmp(term, "dumb") == 0;
+  return term == nullptr || term[0] == '\0' || std::strcmp(term, "dumb") == 0;
 }
 
 bool stream_wants_color(int fd) {
