@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "apps/common/cli.h"
 #include "apps/common/human_units.h"
 #include "apps/common/terminal_text.h"
 
@@ -68,14 +69,9 @@ void append_padded(std::string* out, std::string_view text, std::size_t width) {
 // $COLUMNS if it is a positive integer a terminal could report (at most 65535, as
 // winsize's ws_col), else 0: anything else is ignored, as by GNU ls.
 std::size_t columns_from_environment(const char* value) {
-  if (value == nullptr || *value == '\0') return 0;
-  std::size_t columns = 0;
-  for (const char* c = value; *c != '\0'; ++c) {
-    if (*c < '0' || *c > '9') return 0;
-    columns = columns * 10 + static_cast<std::size_t>(*c - '0');
-    if (columns > 65535) return 0;
-  }
-  return columns;
+  uint64_t columns = 0;
+  if (value == nullptr || !app::parse_count(value, 1, 65535, &columns)) return 0;
+  return static_cast<std::size_t>(columns);
 }
 
 // Whether a field is shown when only `count` of them fit: elapsed time goes first, then
