@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -20,9 +21,12 @@
 
 #include "apps/common/terminal_text.h"
 #include "apps/reactorc/progress.h"
+#include "tests/support/pty.h"
 
 using client::Progress;
 using client::ProgressStyle;
+using testsupport::open_pty;
+using testsupport::Pty;
 
 namespace {
 
@@ -857,21 +861,14 @@ Test(progress, a_dumb_terminal_gets_no_escape_sequences) {
 }
 
 Test(progress, asks_the_terminal_for_its_width) {
-  int master = posix_openpt(O_RDWR | O_NOCTTY);
-  if (master < 0) cr_skip_test("no pseudo-terminal here");
-  cr_assert_eq(grantpt(master), 0);
-  cr_assert_eq(unlockpt(master), 0);
-  int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
-  cr_assert_geq(tty, 0);
-  struct termios mode;
-  cr_assert_eq(tcgetattr(tty, &mode), 0);
-  cfmakeraw(&mode);
-  cr_assert_eq(tcsetattr(tty, TCSANOW, &mode), 0);
+  std::optional<Pty> pty = open_pty(/*raw=*/true);
+  if (!pty) cr_skip_test("no pseudo-terminal here");
+  const int master = pty->master.get();
+  const int tty = pty->tty.get();
   struct winsize size = {};
   size.ws_col = 50;
   size.ws_row = 24;
   cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
-  cr_assert_eq(fcntl(master, F_SETFL, O_NONBLOCK), 0);
 
   FakeClock clock;
   Progress p(tty, ProgressStyle::kBar, true, false, std::string(300, 'b'), 100 * kMiB, 0,
@@ -888,8 +885,6 @@ Test(progress, asks_the_terminal_for_its_width) {
   std::string line = screen_lines(text).back();
   cr_assert_leq(code_points(line), 49u, "%s", line.c_str());
   cr_assert_geq(code_points(line), 40u, "%s", line.c_str());
-  close(tty);
-  close(master);
 }
 
 // The width of the live line of a download with a name long enough to fill any line.
@@ -925,17 +920,10 @@ Test(progress, columns_from_the_environment_when_the_terminal_cannot_tell) {
 }
 
 Test(progress, columns_from_the_environment_when_the_terminal_says_0) {
-  int master = posix_openpt(O_RDWR | O_NOCTTY);
-  if (master < 0) cr_skip_test("no pseudo-terminal here");
-  cr_assert_eq(grantpt(master), 0);
-  cr_assert_eq(unlockpt(master), 0);
-  int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
-  cr_assert_geq(tty, 0);
-  struct termios mode;
-  cr_assert_eq(tcgetattr(tty, &mode), 0);
-  cfmakeraw(&mode);
-  cr_assert_eq(tcsetattr(tty, TCSANOW, &mode), 0);
-  cr_assert_eq(fcntl(master, F_SETFL, O_NONBLOCK), 0);
+  std::optional<Pty> pty = open_pty(/*raw=*/true);
+  if (!pty) cr_skip_test("no pseudo-terminal here");
+  const int master = pty->master.get();
+  const int tty = pty->tty.get();
   struct winsize size = {};  // 0 columns, as a serial line reports
   cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
   setenv("COLUMNS", "44", 1);
@@ -944,8 +932,6 @@ Test(progress, columns_from_the_environment_when_the_terminal_says_0) {
   size.ws_col = 50;
   cr_assert_eq(ioctl(tty, TIOCSWINSZ, &size), 0);
   cr_assert_eq(line_width_on(tty, master), 49u);
-  close(tty);
-  close(master);
 }
 
 Test(progress, label_and_reason_cannot_inject_escapes) {

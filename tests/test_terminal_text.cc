@@ -9,12 +9,14 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "apps/common/human_units.h"
 #include "apps/common/terminal_text.h"
+#include "tests/support/pty.h"
 
 using namespace std::string_literals;
 
@@ -156,12 +158,9 @@ Test(terminal_text, color_never_on_a_pipe) {
 }
 
 Test(terminal_text, color_on_a_terminal_follows_no_color_and_term) {
-  int master = posix_openpt(O_RDWR | O_NOCTTY);
-  if (master < 0) cr_skip_test("no pseudo-terminal here");
-  cr_assert_eq(grantpt(master), 0);
-  cr_assert_eq(unlockpt(master), 0);
-  int tty = open(ptsname(master), O_RDWR | O_NOCTTY);
-  cr_assert_geq(tty, 0);
+  std::optional<testsupport::Pty> pty = testsupport::open_pty(/*raw=*/false);
+  if (!pty) cr_skip_test("no pseudo-terminal here");
+  const int tty = pty->tty.get();
 
   unsetenv("NO_COLOR");
   setenv("TERM", "xterm-256color", 1);
@@ -175,8 +174,6 @@ Test(terminal_text, color_on_a_terminal_follows_no_color_and_term) {
   unsetenv("NO_COLOR");
   setenv("TERM", "dumb", 1);
   cr_assert_not(app::stream_wants_color(tty));
-  close(tty);
-  close(master);
 }
 
 TestSuite(human_units, .timeout = 10);
