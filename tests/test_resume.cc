@@ -362,6 +362,28 @@ Test(resume, retry_resumes_a_download_cut_by_the_network) {
   stop_cleanly(s);
 }
 
+// A first attempt lost before any body byte has nothing to keep, and removes its empty
+// partial: the retry must make its own, not write into the unlinked one and fail at
+// the rename (seen under load as a handshake timeout, then "rename to ...: No such file").
+Test(resume, retry_after_a_connection_lost_before_the_body_downloads_into_a_partial_of_its_own) {
+  Served s = serve(options());
+  const uint64_t size = 3 * kChunk + 17;
+  make_pattern(s.in_root("f.bin"), size, 33);
+  FaultSpec f;
+  f.cut_after = 0;
+  f.only_connection = 0;
+  std::string err;
+  auto proxy = Proxy::start(s.server.plain_address(), f, &err);
+  cr_assert(proxy.has_value(), "%s", err.c_str());
+  ClientResult r = run_client(plain_args_via(s, proxy->address(), {"--retry", "1", "get", "f.bin", s.in_downloads("f.bin")}),
+                              Millis(60000));
+  cr_assert(r.exited_with(0), "%s", r.describe().c_str());
+  ASSERT_CONTAINS(r.stderr_text, "retrying in 1 s (1/1)");
+  cr_assert_eq(proxy->stats().accepted, 2u, "%s", r.stderr_text.c_str());
+  assert_complete(s, "f.bin", "f.bin");
+  stop_cleanly(s);
+}
+
 Test(resume, retry_gives_up_after_its_count_and_keeps_the_partial) {
   Served s = serve(options());
   const uint64_t size = 8 * kChunk;

@@ -333,6 +333,12 @@ void CommandRunner::retry() {
     if (!partial_.refresh(&err)) return report_failure(kExitLocal, err);
     resuming_ = partial_.held() > 0;
     if (!resuming_) {
+      // An attempt lost before its first body byte had nothing to keep and removed its
+      // partial; writing on into that unlinked file would end in a rename of nothing.
+      // The lock goes with the old one, so the name is free to take again.
+      partial_ = PartialDownload{};
+      if (!PartialDownload::open(dest_dir_.get(), dest_name_, dest_display_, &partial_, &err))
+        return report_failure(kExitLocal, err);
       std::unique_ptr<app::BodySink> sink = partial_sink({}, 0, &err);
       if (!sink) return report_failure(kExitLocal, err);
       submit_get(std::move(sink), 0);
